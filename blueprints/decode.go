@@ -1,0 +1,775 @@
+package blueprints
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+const badIdentifierDetail = "A name must start with a letter or underscore and may contain only letters, digits, underscores, and dashes."
+
+var fileSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "imports"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "input", LabelNames: []string{"name"}},
+		{Type: "output", LabelNames: []string{"name"}},
+		{Type: "node_type", LabelNames: []string{"name"}},
+		{Type: "node", LabelNames: []string{"name"}},
+		{Type: "workflow", LabelNames: []string{"name"}},
+		{Type: "policy_type", LabelNames: []string{"name"}},
+		{Type: "policy", LabelNames: []string{"name"}},
+	},
+}
+
+// Loader reads blueprint files. ReadFile defaults to os.ReadFile; a stored
+// blueprint is re-read by giving a ReadFile over its stored sources.
+type Loader struct {
+	ReadFile func(path string) ([]byte, error)
+	// Builtin are type files shipped by orch and its plugins (node_type and
+	// policy_type blocks only), keyed by a display name.
+	Builtin map[string][]byte
+}
+
+// Load parses the named files and everything they import into one Blueprint.
+// It decodes only; call Validate (or Resolve) for the semantic checks.
+func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
+	read := l.ReadFile
+	if read == nil {
+		read = os.ReadFile
+	}
+	bp := &Blueprint{Sources: map[string][]byte{}, Files: map[string]*hcl.File{}}
+	parser := hclparse.NewParser()
+	var diags hcl.Diagnostics
+
+	names := make([]string, 0, len(l.Builtin))
+	for name := range l.Builtin {
+		names = append(names, name)
+	}
+	sortStrings(names)
+	for _, name := range names {
+		f, d := parser.ParseHCL(l.Builtin[name], name)
+		diags = append(diags, d...)
+		if f != nil {
+			bp.Files[name] = f
+			diags = append(diags, decodeFile(bp, f, true)...)
+		}
+	}
+
+	type pending struct {
+		path string
+		from *hcl.Range
+	}
+	queue := make([]pending, 0, len(paths))
+	for _, p := range paths {
+		p = filepath.Clean(p)
+		bp.Main = append(bp.Main, p)
+		queue = append(queue, pending{path: p})
+	}
+	seen := map[string]bool{}
+	for len(queue) > 0 {
+		item := queue[0]
+		queue = queue[1:]
+		if seen[item.path] {
+			continue
+		}
+		seen[item.path] = true
+		src, err := read(item.path)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot read blueprint file",
+				Detail:   fmt.Sprintf("Reading %s: %s.", item.path, unwrapPathError(err)),
+				Subject:  item.from,
+			})
+			continue
+		}
+		bp.Sources[item.path] = src
+		f, d := parser.ParseHCL(src, item.path)
+		diags = append(diags, d...)
+		if f == nil || f.Body == nil {
+			continue
+		}
+		bp.Files[item.path] = f
+		imports, d := decodeImports(f)
+		diags = append(diags, d...)
+		for _, imp := range imports {
+			target := imp.path
+			if !filepath.IsAbs(target) {
+				target = filepath.Join(filepath.Dir(item.path), target)
+			}
+			r := imp.rng
+			queue = append(queue, pending{path: filepath.Clean(target), from: &r})
+		}
+		diags = append(diags, decodeFile(bp, f, false)...)
+	}
+	return bp, diags
+}
+
+// Parse is Load over in-memory sources (tests, fuzzing, stored blueprints).
+func Parse(sources map[string][]byte, builtin map[string][]byte, main ...string) (*Blueprint, hcl.Diagnostics) {
+	l := &Loader{
+		Builtin: builtin,
+		ReadFile: func(p string) ([]byte, error) {
+			if src, ok := sources[filepath.Clean(p)]; ok {
+				return src, nil
+			}
+			return nil, fmt.Errorf("open %s: %w", p, os.ErrNotExist)
+		},
+	}
+	return l.Load(main...)
+}
+
+func unwrapPathError(err error) string {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+type importRef struct {
+	path string
+	rng  hcl.Range
+}
+
+func decodeImports(f *hcl.File) ([]importRef, hcl.Diagnostics) {
+	content, _, diags := f.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "imports"}}})
+	attr, ok := content.Attributes["imports"]
+	if !ok {
+		return nil, diags
+	}
+	exprs, d := hcl.ExprList(attr.Expr)
+	if d.HasErrors() {
+		return nil, d
+	}
+	var out []importRef
+	for _, e := range exprs {
+		v, d := e.Value(nil)
+		if d.HasErrors() || v.Type() != cty.String || v.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Invalid import",
+				Detail:   "Each import must be a literal string: the path of a blueprint file, relative to this file.",
+				Subject:  e.Range().Ptr(),
+			})
+			continue
+		}
+		out = append(out, importRef{path: v.AsString(), rng: e.Range()})
+	}
+	return out, diags
+}
+
+func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
+	content, diags := f.Body.Content(fileSchema)
+	if builtin {
+		// Built-in type files define types only.
+		for _, block := range content.Blocks {
+			switch block.Type {
+			case "node_type":
+				nt, d := decodeNodeTypeBlock(block)
+				diags = append(diags, d...)
+				if nt != nil {
+					nt.Builtin = true
+					bp.NodeTypes = append(bp.NodeTypes, nt)
+				}
+			case "policy_type":
+				pt, d := decodePolicyTypeBlock(block)
+				diags = append(diags, d...)
+				if pt != nil {
+					pt.Builtin = true
+					bp.PolicyTypes = append(bp.PolicyTypes, pt)
+				}
+			}
+		}
+		return diags
+	}
+	for _, block := range content.Blocks {
+		switch block.Type {
+		case "input":
+			in, d := decodeInputBlock(block)
+			diags = append(diags, d...)
+			if in != nil {
+				bp.Inputs = append(bp.Inputs, in)
+			}
+		case "output":
+			out, d := decodeOutputBlock(block)
+			diags = append(diags, d...)
+			if out != nil {
+				bp.Outputs = append(bp.Outputs, out)
+			}
+		case "node_type":
+			nt, d := decodeNodeTypeBlock(block)
+			diags = append(diags, d...)
+			if nt != nil {
+				bp.NodeTypes = append(bp.NodeTypes, nt)
+			}
+		case "node":
+			n, d := decodeNodeBlock(block)
+			diags = append(diags, d...)
+			if n != nil {
+				bp.Nodes = append(bp.Nodes, n)
+			}
+		case "workflow":
+			w, d := decodeWorkflowBlock(block)
+			diags = append(diags, d...)
+			if w != nil {
+				bp.Workflows = append(bp.Workflows, w)
+			}
+		case "policy_type":
+			pt, d := decodePolicyTypeBlock(block)
+			diags = append(diags, d...)
+			if pt != nil {
+				bp.PolicyTypes = append(bp.PolicyTypes, pt)
+			}
+		case "policy":
+			p, d := decodePolicyBlock(block)
+			diags = append(diags, d...)
+			if p != nil {
+				bp.Policies = append(bp.Policies, p)
+			}
+		}
+	}
+	return diags
+}
+
+// checkName validates a block label used as a reference name.
+func checkName(block *hcl.Block, kind string) hcl.Diagnostics {
+	name := block.Labels[0]
+	if hclsyntax.ValidIdentifier(name) {
+		return nil
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("Invalid %s name", kind),
+		Detail:   badIdentifierDetail,
+		Subject:  &block.LabelRanges[0],
+	}}
+}
+
+// checkTypeName validates a type name: identifiers joined by dots ("kubernetes.cluster").
+func checkTypeName(block *hcl.Block, kind string) hcl.Diagnostics {
+	name := block.Labels[0]
+	for _, part := range strings.Split(name, ".") {
+		if !hclsyntax.ValidIdentifier(part) {
+			return hcl.Diagnostics{{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Invalid %s name", kind),
+				Detail:   "A type name is one or more names joined by dots, such as \"web\" or \"kubernetes.cluster\". " + badIdentifierDetail,
+				Subject:  &block.LabelRanges[0],
+			}}
+		}
+	}
+	return nil
+}
+
+var inputSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "type"}, {Name: "default"}, {Name: "description"}, {Name: "sensitive"},
+}}
+
+func decodeInputBlock(block *hcl.Block) (*Input, hcl.Diagnostics) {
+	diags := checkName(block, "input")
+	in := &Input{Name: block.Labels[0], Type: cty.DynamicPseudoType, DeclRange: block.DefRange}
+	content, d := block.Body.Content(inputSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["type"]; ok {
+		ty, d := typeexpr.TypeConstraint(attr.Expr)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			in.Type = ty
+		}
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &in.Description)...)
+	diags = append(diags, decodeStaticBool(content.Attributes["sensitive"], &in.Sensitive)...)
+	if attr, ok := content.Attributes["default"]; ok {
+		v, d := attr.Expr.Value(staticEvalContext())
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			cv, err := convert.Convert(v, in.Type)
+			if err != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Invalid default value for input",
+					Detail:   fmt.Sprintf("The default does not match the input's type %s: %s.", typeexpr.TypeString(in.Type), err),
+					Subject:  attr.Expr.Range().Ptr(),
+				})
+			} else {
+				in.Default, in.HasDefault = cv, true
+			}
+		}
+	}
+	return in, diags
+}
+
+var outputSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "value", Required: true}, {Name: "description"}, {Name: "sensitive"},
+}}
+
+func decodeOutputBlock(block *hcl.Block) (*Output, hcl.Diagnostics) {
+	diags := checkName(block, "output")
+	out := &Output{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(outputSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["value"]; ok {
+		out.Value = attr.Expr
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &out.Description)...)
+	diags = append(diags, decodeStaticBool(content.Attributes["sensitive"], &out.Sensitive)...)
+	return out, diags
+}
+
+var propertySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "type"}, {Name: "default"}, {Name: "required"}, {Name: "description"},
+}}
+
+// decodePropertyBlock decodes property and parameter blocks. Without a
+// default, a property is required unless it says `required = false`.
+func decodePropertyBlock(block *hcl.Block, kind string) (*Property, hcl.Diagnostics) {
+	diags := checkName(block, kind)
+	p := &Property{Name: block.Labels[0], Type: cty.DynamicPseudoType, DeclRange: block.DefRange}
+	content, d := block.Body.Content(propertySchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["type"]; ok {
+		ty, d := typeexpr.TypeConstraint(attr.Expr)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			p.Type = ty
+		}
+	}
+	if attr, ok := content.Attributes["default"]; ok {
+		p.Default = attr.Expr
+	}
+	p.Required = p.Default == nil
+	if attr, ok := content.Attributes["required"]; ok {
+		diags = append(diags, decodeStaticBool(attr, &p.Required)...)
+		if p.Required && p.Default != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Required %s with a default", kind),
+				Detail:   "A default makes a value optional; remove either `required = true` or the default.",
+				Subject:  attr.Expr.Range().Ptr(),
+			})
+		}
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &p.Description)...)
+	return p, diags
+}
+
+var operationSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "implementation", Required: true}, {Name: "inputs"}, {Name: "timeout"},
+	{Name: "max_retries"}, {Name: "retry_interval"},
+}}
+
+func decodeOperationBlock(block *hcl.Block) (*Operation, hcl.Diagnostics) {
+	diags := checkName(block, "operation")
+	op := &Operation{
+		Name:          block.Labels[0],
+		Timeout:       DefaultOperationTimeout,
+		MaxRetries:    DefaultMaxRetries,
+		RetryInterval: DefaultRetryInterval,
+		DeclRange:     block.DefRange,
+	}
+	content, d := block.Body.Content(operationSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["implementation"]; ok {
+		diags = append(diags, decodeStaticString(attr, &op.Implementation)...)
+		op.ImplRange = attr.Expr.Range()
+	}
+	if attr, ok := content.Attributes["inputs"]; ok {
+		op.Inputs = attr.Expr
+	}
+	diags = append(diags, decodeDuration(content.Attributes["timeout"], &op.Timeout)...)
+	diags = append(diags, decodeDuration(content.Attributes["retry_interval"], &op.RetryInterval)...)
+	if attr, ok := content.Attributes["max_retries"]; ok {
+		v, d := attr.Expr.Value(nil)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			var n int64
+			if cv, err := convert.Convert(v, cty.Number); err != nil || cv.IsNull() || !cv.AsBigFloat().IsInt() {
+				diags = append(diags, attrError(attr, "Invalid max_retries", "max_retries must be a whole number, 0 or more."))
+			} else if n, _ = cv.AsBigFloat().Int64(); n < 0 {
+				diags = append(diags, attrError(attr, "Invalid max_retries", "max_retries must be a whole number, 0 or more."))
+			} else {
+				op.MaxRetries = int(n)
+			}
+		}
+	}
+	return op, diags
+}
+
+var nodeTypeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "derived_from"}, {Name: "description"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "property", LabelNames: []string{"name"}},
+		{Type: "operation", LabelNames: []string{"name"}},
+	},
+}
+
+func decodeNodeTypeBlock(block *hcl.Block) (*NodeType, hcl.Diagnostics) {
+	diags := checkTypeName(block, "node type")
+	nt := &NodeType{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(nodeTypeSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["derived_from"]; ok {
+		diags = append(diags, decodeStaticString(attr, &nt.DerivedFrom)...)
+		nt.DerivedRange = attr.Expr.Range()
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &nt.Description)...)
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "property":
+			p, d := decodePropertyBlock(b, "property")
+			diags = append(diags, d...)
+			nt.Properties = append(nt.Properties, p)
+		case "operation":
+			op, d := decodeOperationBlock(b)
+			diags = append(diags, d...)
+			nt.Operations = append(nt.Operations, op)
+		}
+	}
+	diags = append(diags, duplicateLabels(content.Blocks, "property")...)
+	diags = append(diags, duplicateLabels(content.Blocks, "operation")...)
+	return nt, diags
+}
+
+var nodeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "type"}, {Name: "properties"},
+		{Name: ContainedIn}, {Name: ConnectedTo}, {Name: DependsOn},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "operation", LabelNames: []string{"name"}}},
+}
+
+// RootNodeType is the type of a node that declares none.
+const RootNodeType = "orch.Root"
+
+func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
+	diags := checkName(block, "node")
+	n := &Node{Name: block.Labels[0], Type: RootNodeType, TypeRange: block.DefRange, DeclRange: block.DefRange}
+	content, d := block.Body.Content(nodeSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["type"]; ok {
+		diags = append(diags, decodeStaticString(attr, &n.Type)...)
+		n.TypeRange = attr.Expr.Range()
+	}
+	if attr, ok := content.Attributes["properties"]; ok {
+		n.Properties = attr.Expr
+	}
+	if attr, ok := content.Attributes[ContainedIn]; ok {
+		name, rng, d := decodeRef(attr.Expr, "node")
+		diags = append(diags, d...)
+		if name != "" {
+			n.Relationships = append(n.Relationships, Relationship{Kind: ContainedIn, Target: name, Range: rng})
+		}
+	}
+	for _, kind := range []string{ConnectedTo, DependsOn} {
+		attr, ok := content.Attributes[kind]
+		if !ok {
+			continue
+		}
+		refs, d := decodeRefList(attr.Expr, "node")
+		diags = append(diags, d...)
+		for _, r := range refs {
+			n.Relationships = append(n.Relationships, Relationship{Kind: kind, Target: r.name, Range: r.rng})
+		}
+	}
+	for _, b := range content.Blocks {
+		op, d := decodeOperationBlock(b)
+		diags = append(diags, d...)
+		n.Operations = append(n.Operations, op)
+	}
+	diags = append(diags, duplicateLabels(content.Blocks, "operation")...)
+	return n, diags
+}
+
+var workflowSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "description"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "parameter", LabelNames: []string{"name"}}},
+}
+
+func decodeWorkflowBlock(block *hcl.Block) (*Workflow, hcl.Diagnostics) {
+	diags := checkName(block, "workflow")
+	w := &Workflow{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(workflowSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["uses"]; ok {
+		diags = append(diags, decodeStaticString(attr, &w.Uses)...)
+		w.UsesRange = attr.Expr.Range()
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &w.Description)...)
+	for _, b := range content.Blocks {
+		p, d := decodePropertyBlock(b, "parameter")
+		diags = append(diags, d...)
+		w.Parameters = append(w.Parameters, p)
+	}
+	diags = append(diags, duplicateLabels(content.Blocks, "parameter")...)
+	return w, diags
+}
+
+var policyTypeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "description"}, {Name: "uses"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "parameter", LabelNames: []string{"name"}},
+		{Type: "condition", LabelNames: []string{"name"}},
+	},
+}
+
+var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}}}
+
+func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
+	diags := checkTypeName(block, "policy type")
+	pt := &PolicyType{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(policyTypeSchema)
+	diags = append(diags, d...)
+	diags = append(diags, decodeStaticString(content.Attributes["description"], &pt.Description)...)
+	diags = append(diags, decodeStaticString(content.Attributes["uses"], &pt.Uses)...)
+	for _, b := range content.Blocks {
+		switch b.Type {
+		case "parameter":
+			p, d := decodePropertyBlock(b, "parameter")
+			diags = append(diags, d...)
+			pt.Parameters = append(pt.Parameters, p)
+		case "condition":
+			diags = append(diags, checkName(b, "condition")...)
+			c := &Condition{Name: b.Labels[0], DeclRange: b.DefRange}
+			cc, d := b.Body.Content(conditionSchema)
+			diags = append(diags, d...)
+			if attr, ok := cc.Attributes["when"]; ok {
+				c.When = attr.Expr
+			} else if pt.Uses == "" {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Missing condition expression",
+					Detail:   "A condition of a policy type written in HCL needs `when = <expression>`, for example `when = mean(window(\"cpu\", \"30s\")) > param.threshold`.",
+					Subject:  &b.DefRange,
+				})
+			}
+			diags = append(diags, decodeStaticString(cc.Attributes["description"], &c.Description)...)
+			pt.Conditions = append(pt.Conditions, c)
+		}
+	}
+	if len(pt.Conditions) == 0 {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Policy type without conditions",
+			Detail:   "A policy type needs at least one `condition \"name\" { when = ... }` block; policies trigger workflows by condition name.",
+			Subject:  &block.DefRange,
+		})
+	}
+	diags = append(diags, duplicateLabels(content.Blocks, "parameter")...)
+	diags = append(diags, duplicateLabels(content.Blocks, "condition")...)
+	return pt, diags
+}
+
+var policySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "type", Required: true}, {Name: "targets"}, {Name: "properties"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "trigger", LabelNames: []string{"condition"}}},
+}
+
+var triggerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "workflow", Required: true}, {Name: "parameters"},
+}}
+
+func decodePolicyBlock(block *hcl.Block) (*Policy, hcl.Diagnostics) {
+	diags := checkName(block, "policy")
+	p := &Policy{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(policySchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["type"]; ok {
+		p.TypeRange = attr.Expr.Range()
+		// Either policy_type.NAME or a string naming a built-in type.
+		if trav, d := hcl.AbsTraversalForExpr(attr.Expr); !d.HasErrors() {
+			name, _, d := refName(trav, "policy_type")
+			diags = append(diags, d...)
+			p.Type = name
+		} else {
+			diags = append(diags, decodeStaticString(attr, &p.Type)...)
+		}
+	}
+	if attr, ok := content.Attributes["targets"]; ok {
+		refs, d := decodeRefList(attr.Expr, "node")
+		diags = append(diags, d...)
+		for _, r := range refs {
+			p.Targets = append(p.Targets, r.name)
+		}
+	}
+	if attr, ok := content.Attributes["properties"]; ok {
+		p.Properties = attr.Expr
+	}
+	for _, b := range content.Blocks {
+		t := &Trigger{Condition: b.Labels[0], DeclRange: b.DefRange}
+		tc, d := b.Body.Content(triggerSchema)
+		diags = append(diags, d...)
+		if attr, ok := tc.Attributes["workflow"]; ok {
+			name, rng, d := decodeRef(attr.Expr, "workflow")
+			diags = append(diags, d...)
+			t.Workflow, t.WorkflowRange = name, rng
+		}
+		if attr, ok := tc.Attributes["parameters"]; ok {
+			t.Parameters = attr.Expr
+		}
+		p.Triggers = append(p.Triggers, t)
+	}
+	diags = append(diags, duplicateLabels(content.Blocks, "trigger")...)
+	return p, diags
+}
+
+type namedRef struct {
+	name string
+	rng  hcl.Range
+}
+
+// decodeRef decodes an expression that must be exactly `KIND.NAME`.
+func decodeRef(expr hcl.Expression, kind string) (string, hcl.Range, hcl.Diagnostics) {
+	trav, diags := hcl.AbsTraversalForExpr(expr)
+	if diags.HasErrors() {
+		return "", expr.Range(), hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid reference",
+			Detail:   fmt.Sprintf("Expected a reference of the form %s.NAME.", kind),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	return refName(trav, kind)
+}
+
+func refName(trav hcl.Traversal, kind string) (string, hcl.Range, hcl.Diagnostics) {
+	rng := trav.SourceRange()
+	bad := hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  "Invalid reference",
+		Detail:   fmt.Sprintf("Expected a reference of the form %s.NAME.", kind),
+		Subject:  rng.Ptr(),
+	}}
+	if len(trav) != 2 || trav.RootName() != kind {
+		return "", rng, bad
+	}
+	attr, ok := trav[1].(hcl.TraverseAttr)
+	if !ok {
+		return "", rng, bad
+	}
+	return attr.Name, rng, nil
+}
+
+func decodeRefList(expr hcl.Expression, kind string) ([]namedRef, hcl.Diagnostics) {
+	exprs, diags := hcl.ExprList(expr)
+	if diags.HasErrors() {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Invalid reference list",
+			Detail:   fmt.Sprintf("Expected a list of references, such as [%s.a, %s.b].", kind, kind),
+			Subject:  expr.Range().Ptr(),
+		}}
+	}
+	var out []namedRef
+	for _, e := range exprs {
+		name, rng, d := decodeRef(e, kind)
+		diags = append(diags, d...)
+		if name != "" {
+			out = append(out, namedRef{name, rng})
+		}
+	}
+	return out, diags
+}
+
+func duplicateLabels(blocks hcl.Blocks, typ string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := map[string]*hcl.Block{}
+	for _, b := range blocks {
+		if b.Type != typ || len(b.Labels) == 0 {
+			continue
+		}
+		if prev, ok := seen[b.Labels[0]]; ok {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Duplicate %s %q", typ, b.Labels[0]),
+				Detail:   fmt.Sprintf("A %s named %q was already declared at %s. Names must be unique.", typ, b.Labels[0], prev.DefRange),
+				Subject:  &b.LabelRanges[0],
+			})
+			continue
+		}
+		seen[b.Labels[0]] = b
+	}
+	return diags
+}
+
+func attrError(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail, Subject: attr.Expr.Range().Ptr()}
+}
+
+func decodeStaticString(attr *hcl.Attribute, target *string) hcl.Diagnostics {
+	if attr == nil {
+		return nil
+	}
+	v, diags := attr.Expr.Value(staticEvalContext())
+	if diags.HasErrors() {
+		return diags
+	}
+	v, err := convert.Convert(v, cty.String)
+	if err != nil || v.IsNull() || !v.IsKnown() {
+		return hcl.Diagnostics{attrError(attr, fmt.Sprintf("Invalid %s", attr.Name), fmt.Sprintf("%s must be a string.", attr.Name))}
+	}
+	*target = v.AsString()
+	return nil
+}
+
+func decodeStaticBool(attr *hcl.Attribute, target *bool) hcl.Diagnostics {
+	if attr == nil {
+		return nil
+	}
+	v, diags := attr.Expr.Value(staticEvalContext())
+	if diags.HasErrors() {
+		return diags
+	}
+	v, err := convert.Convert(v, cty.Bool)
+	if err != nil || v.IsNull() || !v.IsKnown() {
+		return hcl.Diagnostics{attrError(attr, fmt.Sprintf("Invalid %s", attr.Name), fmt.Sprintf("%s must be true or false.", attr.Name))}
+	}
+	*target = v.True()
+	return nil
+}
+
+// decodeDuration reads a duration string such as "30s" or "1m30s", with the
+// error on the attribute's range (not a bare time.ParseDuration error).
+func decodeDuration(attr *hcl.Attribute, target *time.Duration) hcl.Diagnostics {
+	if attr == nil {
+		return nil
+	}
+	var s string
+	if diags := decodeStaticString(attr, &s); diags.HasErrors() {
+		return diags
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return hcl.Diagnostics{attrError(attr, fmt.Sprintf("Invalid %s", attr.Name), err.Error())}
+	}
+	*target = d
+	return nil
+}
+
+// ParseDuration parses a positive Go duration ("30s", "1m30s", "250ms").
+func ParseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration; write a number with a unit, such as \"30s\", \"5m\" or \"1h30m\"", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q must be longer than zero", s)
+	}
+	return d, nil
+}
+
+func parseAny(filename string, src []byte) (*hcl.File, hcl.Diagnostics) {
+	p := hclparse.NewParser()
+	if strings.HasSuffix(filename, ".json") {
+		return p.ParseJSON(src, filename)
+	}
+	return p.ParseHCL(src, filename)
+}

@@ -1,0 +1,78 @@
+package blueprints
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// CoreTypes is the built-in type file every blueprint sees: the root node
+// type. Plugins add theirs through Loader.Builtin.
+var CoreTypes = map[string][]byte{
+	"<builtin>/core.hcl": []byte(`
+node_type "orch.Root" {
+  description = "The root of all node types; a node without a type is an orch.Root. Takes any properties."
+}
+`),
+}
+
+// WriteDiagnostics prints each diagnostic as `file:line:col: error: summary`,
+// then the source line with a marker under the problem, then the detail.
+func WriteDiagnostics(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) error {
+	var buf bytes.Buffer
+	for _, d := range diags {
+		sev := "error"
+		if d.Severity == hcl.DiagWarning {
+			sev = "warning"
+		}
+		if d.Subject == nil {
+			fmt.Fprintf(&buf, "%s: %s\n", sev, d.Summary)
+		} else {
+			s := d.Subject
+			fmt.Fprintf(&buf, "%s:%d:%d: %s: %s\n", s.Filename, s.Start.Line, s.Start.Column, sev, d.Summary)
+			if f := files[s.Filename]; f != nil {
+				writeSourceLine(&buf, f.Bytes, *s)
+			}
+		}
+		if d.Detail != "" {
+			for _, line := range strings.Split(d.Detail, "\n") {
+				fmt.Fprintf(&buf, "  %s\n", line)
+			}
+		}
+		buf.WriteByte('\n')
+	}
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func writeSourceLine(buf *bytes.Buffer, src []byte, rng hcl.Range) {
+	sc := bufio.NewScanner(bytes.NewReader(src))
+	sc.Buffer(make([]byte, 0, 64*1024), len(src)+1)
+	for line := 1; sc.Scan(); line++ {
+		if line != rng.Start.Line {
+			continue
+		}
+		text := strings.ReplaceAll(sc.Text(), "\t", " ")
+		fmt.Fprintf(buf, "%5d | %s\n", line, text)
+		start := rng.Start.Column - 1
+		if start > len(text) {
+			start = len(text)
+		}
+		width := 1
+		if rng.End.Line == rng.Start.Line && rng.End.Column > rng.Start.Column {
+			width = rng.End.Column - rng.Start.Column
+		}
+		if start+width > len(text)+1 {
+			width = len(text) + 1 - start
+		}
+		if width < 1 {
+			width = 1
+		}
+		fmt.Fprintf(buf, "      | %s%s\n", strings.Repeat(" ", start), strings.Repeat("^", width))
+		return
+	}
+}

@@ -1,0 +1,221 @@
+// Package blueprints is orch's blueprint language: it parses HCL blueprints into
+// structs, validates them (references, types, cycles, duplicates) and resolves a
+// blueprint with deployment inputs into a Plan. It knows no state and touches no
+// cluster.
+package blueprints
+
+import (
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Blueprint is a decoded (not yet resolved) blueprint, possibly spread over
+// several files and imports. Every element keeps its DeclRange so later
+// diagnostics can point at the source.
+type Blueprint struct {
+	// Main are the files the user named, in order.
+	Main []string
+	// Sources holds the text of every user file read (named files and imports),
+	// so a stored blueprint can always be parsed again.
+	Sources map[string][]byte
+	// Files are the parsed files, including built-in type files, for
+	// printing diagnostics with source lines.
+	Files map[string]*hcl.File
+
+	Inputs      []*Input
+	Outputs     []*Output
+	NodeTypes   []*NodeType
+	Nodes       []*Node
+	Workflows   []*Workflow
+	PolicyTypes []*PolicyType
+	Policies    []*Policy
+}
+
+// Input is an `input "name" {}` block.
+type Input struct {
+	Name        string
+	Description string
+	Type        cty.Type // cty.DynamicPseudoType when not declared
+	Default     cty.Value
+	HasDefault  bool
+	Sensitive   bool
+	DeclRange   hcl.Range
+}
+
+// Output is an `output "name" {}` block.
+type Output struct {
+	Name        string
+	Description string
+	Value       hcl.Expression
+	Sensitive   bool
+	DeclRange   hcl.Range
+}
+
+// NodeType is a `node_type "name" {}` block, or a built-in type a plugin ships.
+type NodeType struct {
+	Name         string
+	Description  string
+	DerivedFrom  string
+	DerivedRange hcl.Range
+	Properties   []*Property
+	Operations   []*Operation
+	Builtin      bool
+	DeclRange    hcl.Range
+}
+
+// Property is a `property "name" {}` block of a node type (also used for
+// workflow and policy type parameters).
+type Property struct {
+	Name        string
+	Description string
+	Type        cty.Type
+	Default     hcl.Expression // nil when absent
+	Required    bool
+	DeclRange   hcl.Range
+}
+
+// Relationship kinds between nodes.
+const (
+	ContainedIn = "contained_in"
+	ConnectedTo = "connected_to"
+	DependsOn   = "depends_on"
+)
+
+// Relationship is one edge from a node to another node.
+type Relationship struct {
+	Kind   string
+	Target string
+	Range  hcl.Range
+}
+
+// Node is a `node "name" {}` block.
+type Node struct {
+	Name          string
+	Type          string
+	TypeRange     hcl.Range
+	Properties    hcl.Expression // nil when absent
+	Relationships []Relationship
+	Operations    []*Operation
+	DeclRange     hcl.Range
+}
+
+// Operation is an `operation "name" {}` block of a node or node type.
+type Operation struct {
+	Name           string
+	Implementation string
+	ImplRange      hcl.Range
+	Inputs         hcl.Expression // nil when absent
+	Timeout        time.Duration
+	MaxRetries     int
+	RetryInterval  time.Duration
+	DeclRange      hcl.Range
+}
+
+// Operation defaults, as Cloudify's: a few retries for recoverable errors.
+const (
+	DefaultOperationTimeout = 5 * time.Minute
+	DefaultMaxRetries       = 3
+	DefaultRetryInterval    = time.Second
+)
+
+// Lifecycle operations run by install (in this order) and uninstall.
+var (
+	InstallOperations   = []string{"create", "configure", "start"}
+	UninstallOperations = []string{"stop", "delete"}
+)
+
+// Workflow is a `workflow "name" {}` block.
+type Workflow struct {
+	Name        string
+	Description string
+	Uses        string
+	UsesRange   hcl.Range
+	Parameters  []*Property
+	DeclRange   hcl.Range
+}
+
+// PolicyType is a `policy_type "name" {}` block: parameters and named
+// conditions over metric windows. A type with Uses set is implemented in Go
+// and its conditions need no `when`.
+type PolicyType struct {
+	Name        string
+	Description string
+	Uses        string
+	Parameters  []*Property
+	Conditions  []*Condition
+	Builtin     bool
+	DeclRange   hcl.Range
+}
+
+// Condition is a `condition "name" { when = ... }` block of a policy type.
+type Condition struct {
+	Name        string
+	Description string
+	When        hcl.Expression // nil for Go-implemented types
+	DeclRange   hcl.Range
+}
+
+// Policy is a `policy "name" {}` block.
+type Policy struct {
+	Name       string
+	Type       string
+	TypeRange  hcl.Range
+	Targets    []string
+	Properties hcl.Expression // nil when absent
+	Triggers   []*Trigger
+	DeclRange  hcl.Range
+}
+
+// Trigger is a `trigger "condition" {}` block of a policy: when the condition
+// fires, the workflow runs with the parameters.
+type Trigger struct {
+	Condition     string
+	Workflow      string
+	WorkflowRange hcl.Range
+	Parameters    hcl.Expression // nil when absent
+	DeclRange     hcl.Range
+}
+
+// Lookups by name. Blueprints are small enough that a linear scan would do,
+// but 1,000-node blueprints are validated in a hot loop, so maps are built once.
+type index struct {
+	inputs      map[string]*Input
+	outputs     map[string]*Output
+	nodeTypes   map[string]*NodeType
+	nodes       map[string]*Node
+	workflows   map[string]*Workflow
+	policyTypes map[string]*PolicyType
+	policies    map[string]*Policy
+}
+
+// Node returns the node named name, or nil.
+func (b *Blueprint) Node(name string) *Node {
+	for _, n := range b.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Workflow returns the workflow named name, or nil.
+func (b *Blueprint) Workflow(name string) *Workflow {
+	for _, w := range b.Workflows {
+		if w.Name == name {
+			return w
+		}
+	}
+	return nil
+}
+
+// Input returns the input named name, or nil.
+func (b *Blueprint) Input(name string) *Input {
+	for _, in := range b.Inputs {
+		if in.Name == name {
+			return in
+		}
+	}
+	return nil
+}

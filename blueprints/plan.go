@@ -1,0 +1,377 @@
+package blueprints
+
+import (
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// Plan is a blueprint resolved with its inputs: every value evaluated, every
+// reference checked. Deployments store it (redacted) and run workflows from it.
+type Plan struct {
+	Inputs    map[string]cty.Value
+	Nodes     []*PlanNode
+	Workflows map[string]*PlanWorkflow
+	Policies  []*PlanPolicy
+	Outputs   map[string]cty.Value
+}
+
+// PlanNode is a node with evaluated properties and its effective operations
+// (its own, then its type chain's).
+type PlanNode struct {
+	Name          string
+	Type          string
+	Types         []string // type chain, most derived first
+	Properties    cty.Value
+	Relationships []Relationship
+	Operations    map[string]*PlanOperation
+}
+
+// PlanOperation is an operation with evaluated inputs.
+type PlanOperation struct {
+	Name           string
+	Implementation string
+	Inputs         cty.Value
+	Timeout        time.Duration
+	MaxRetries     int
+	RetryInterval  time.Duration
+}
+
+// PlanWorkflow is a workflow with evaluated parameter defaults.
+type PlanWorkflow struct {
+	Name        string
+	Uses        string
+	Description string
+	Parameters  []*PlanParameter
+}
+
+// PlanParameter is a workflow parameter.
+type PlanParameter struct {
+	Name        string
+	Description string
+	Type        cty.Type
+	Default     cty.Value
+	HasDefault  bool
+}
+
+// PlanPolicy is a policy with its type resolved and properties conformed.
+type PlanPolicy struct {
+	Name       string
+	Type       *PolicyType
+	Targets    []string
+	Properties cty.Value
+	Triggers   []*Trigger
+}
+
+// Dependencies returns the names of the nodes n must be installed after.
+func (n *PlanNode) Dependencies() []string {
+	var out []string
+	for _, r := range n.Relationships {
+		if !contains(out, r.Target) {
+			out = append(out, r.Target)
+		}
+	}
+	return out
+}
+
+func (c *checker) planNode(n *Node) *PlanNode {
+	if c.nodes[n.Name] != n {
+		return nil // a duplicate, already reported
+	}
+	e := c.eff[n.Type]
+	pn := &PlanNode{
+		Name:          n.Name,
+		Type:          n.Type,
+		Properties:    c.nodeVals[n.Name].GetAttr("properties"),
+		Relationships: n.Relationships,
+		Operations:    map[string]*PlanOperation{},
+	}
+	ops := map[string]*Operation{}
+	if e != nil {
+		pn.Types = e.chain
+		for k, v := range e.ops {
+			ops[k] = v
+		}
+	}
+	own := map[string]bool{}
+	for _, op := range n.Operations {
+		ops[op.Name] = op
+		own[op.Name] = true
+	}
+	for _, name := range keysOf(ops) {
+		op := ops[name]
+		sc := scope{self: n}
+		if !own[name] {
+			sc = scope{self: n, selfType: true}
+		}
+		inputs := cty.EmptyObjectVal
+		if op.Inputs != nil {
+			v, ok := c.eval(op.Inputs, sc)
+			if !ok {
+				continue
+			}
+			if u, _ := v.Unmark(); !u.IsNull() && u.IsKnown() && !u.Type().IsObjectType() && !u.Type().IsMapType() {
+				c.errorf(op.Inputs.Range(), "Wrong type", "Operation inputs must be an object, such as { command = [\"true\"] }.")
+				continue
+			}
+			inputs = v
+		}
+		pn.Operations[name] = &PlanOperation{
+			Name:           name,
+			Implementation: op.Implementation,
+			Inputs:         inputs,
+			Timeout:        op.Timeout,
+			MaxRetries:     op.MaxRetries,
+			RetryInterval:  op.RetryInterval,
+		}
+	}
+	return pn
+}
+
+func (c *checker) planWorkflow(w *Workflow) *PlanWorkflow {
+	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description}
+	for _, p := range w.Parameters {
+		pp := &PlanParameter{Name: p.Name, Description: p.Description, Type: p.Type}
+		if p.Default != nil {
+			if v, ok := c.eval(p.Default, scope{}); ok {
+				pp.Default = c.convertTo(v, p.Type, p.Default.Range(), fmt.Sprintf("default of parameter %q", p.Name))
+				pp.HasDefault = true
+			}
+		}
+		pw.Parameters = append(pw.Parameters, pp)
+	}
+	return pw
+}
+
+func (c *checker) planPolicy(p *Policy) *PlanPolicy {
+	pt := c.policyTypes[p.Type]
+	if pt == nil {
+		c.errorf(p.TypeRange, "Unknown policy type", "Policy %q has type %q, which is neither declared in the blueprint nor built in.%s",
+			p.Name, p.Type, suggestion(p.Type, keysOf(c.policyTypes)))
+	}
+	for _, t := range p.Targets {
+		if _, ok := c.nodes[t]; !ok {
+			c.errorf(p.DeclRange, "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, keysOf(c.nodes)))
+		}
+	}
+	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers}
+	raw := cty.EmptyObjectVal
+	ok := true
+	if p.Properties != nil {
+		raw, ok = c.eval(p.Properties, scope{})
+	}
+	if ok && pt != nil {
+		pp.Properties = c.conform(raw, p.Properties, p.DeclRange, nonNil(pt.Parameters), fmt.Sprintf("policy %q", p.Name), "property")
+	}
+	for _, t := range p.Triggers {
+		if pt != nil {
+			var conds []string
+			for _, cd := range pt.Conditions {
+				conds = append(conds, cd.Name)
+			}
+			if !contains(conds, t.Condition) {
+				c.errorf(t.DeclRange, "Unknown condition", "Policy type %q has no condition named %q.%s Its conditions: %s.",
+					pt.Name, t.Condition, suggestion(t.Condition, conds), strings.Join(conds, ", "))
+			}
+		}
+		w := c.workflows[t.Workflow]
+		if w == nil {
+			if t.Workflow != "" {
+				c.errorf(t.WorkflowRange, "Reference to undeclared workflow", "There is no workflow named %q.%s", t.Workflow, suggestion(t.Workflow, keysOf(c.workflows)))
+			}
+			continue
+		}
+		raw := cty.EmptyObjectVal
+		ok := true
+		if t.Parameters != nil {
+			raw, ok = c.eval(t.Parameters, scope{event: true})
+		}
+		if !ok {
+			continue
+		}
+		// Parameters with a default need not be given: conform against a
+		// schema where every defaulted parameter is optional.
+		schema := make([]*Property, len(w.Parameters))
+		for i, wp := range w.Parameters {
+			cp := *wp
+			if cp.Default != nil {
+				cp.Default, cp.Required = nil, false
+			}
+			schema[i] = &cp
+		}
+		c.conform(raw, t.Parameters, t.DeclRange, nonNil(schema), fmt.Sprintf("workflow %q", w.Name), "parameter")
+	}
+	return pp
+}
+
+// nonNil turns a nil schema into an empty one: "no keys allowed", not "anything".
+func nonNil(props []*Property) []*Property {
+	if props == nil {
+		return []*Property{}
+	}
+	return props
+}
+
+// Bind turns user-given parameters (strings, as on the command line) and
+// defaults into the workflow's parameter values.
+func (w *PlanWorkflow) Bind(given map[string]string) (map[string]cty.Value, error) {
+	out := map[string]cty.Value{}
+	var names []string
+	for _, p := range w.Parameters {
+		names = append(names, p.Name)
+	}
+	for k := range given {
+		if !contains(names, k) {
+			return nil, fmt.Errorf("workflow %q has no parameter %q.%s", w.Name, k, suggestion(k, names))
+		}
+	}
+	for _, p := range w.Parameters {
+		if raw, ok := given[p.Name]; ok {
+			v, err := ParseValue(raw, p.Type)
+			if err != nil {
+				return nil, fmt.Errorf("parameter %q: %w", p.Name, err)
+			}
+			out[p.Name] = v
+			continue
+		}
+		if !p.HasDefault {
+			return nil, fmt.Errorf("workflow %q needs parameter %q (%s); give it with -p %s=VALUE", w.Name, p.Name, typeexpr.TypeString(p.Type), p.Name)
+		}
+		out[p.Name] = p.Default
+	}
+	return out, nil
+}
+
+// ParseValue converts a command-line string to ty: strings stay as they are
+// ("+1" is a string, not a number), numbers and bools are converted, and
+// collections are read as JSON.
+func ParseValue(raw string, ty cty.Type) (cty.Value, error) {
+	if ty == cty.DynamicPseudoType || ty == cty.String {
+		return cty.StringVal(raw), nil
+	}
+	if ty.IsPrimitiveType() {
+		v, err := convert.Convert(cty.StringVal(raw), ty)
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("%q is not a valid %s", raw, typeexpr.TypeString(ty))
+		}
+		return v, nil
+	}
+	v, err := ctyjson.Unmarshal([]byte(raw), ty)
+	if err != nil {
+		return cty.NilVal, fmt.Errorf("%q is not valid JSON for %s: %v", raw, typeexpr.TypeString(ty), err)
+	}
+	return v, nil
+}
+
+// Redacted is the text shown in place of a sensitive value.
+const Redacted = "(sensitive)"
+
+// GoValue converts a cty value to plain Go values (string, float64, int64,
+// bool, []any, map[string]any, nil) for plugins and JSON. With redact,
+// values marked sensitive become "(sensitive)"; without, they are unmarked.
+func GoValue(v cty.Value, redact bool) any {
+	if v == cty.NilVal {
+		return nil
+	}
+	if v.IsMarked() {
+		if redact && v.HasMark(SensitiveMark) {
+			return Redacted
+		}
+		v, _ = v.Unmark()
+	}
+	if v.IsNull() || !v.IsKnown() {
+		return nil
+	}
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return v.AsString()
+	case ty == cty.Bool:
+		return v.True()
+	case ty == cty.Number:
+		bf := v.AsBigFloat()
+		if bf.IsInt() {
+			if i, acc := bf.Int64(); acc == big.Exact {
+				return i
+			}
+		}
+		f, _ := bf.Float64()
+		return f
+	case ty.IsListType() || ty.IsSetType() || ty.IsTupleType():
+		out := make([]any, 0, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, GoValue(e, redact))
+		}
+		return out
+	case ty.IsMapType() || ty.IsObjectType():
+		out := make(map[string]any, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			out[k.AsString()] = GoValue(e, redact)
+		}
+		return out
+	case ty.IsCapsuleType():
+		return fmt.Sprintf("%v", v.EncapsulatedValue())
+	}
+	return nil
+}
+
+// GoMap is GoValue for an object, always returning a map.
+func GoMap(v cty.Value, redact bool) map[string]any {
+	if m, ok := GoValue(v, redact).(map[string]any); ok {
+		return m
+	}
+	return map[string]any{}
+}
+
+// SortedNames returns the keys of a cty-valued map, sorted.
+func SortedNames(m map[string]cty.Value) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// InputValue converts a command-line string for the blueprint's input name.
+func InputValue(bp *Blueprint, name, raw string) (cty.Value, error) {
+	in := bp.Input(name)
+	if in == nil {
+		var names []string
+		for _, i := range bp.Inputs {
+			names = append(names, i.Name)
+		}
+		return cty.NilVal, fmt.Errorf("the blueprint declares no input %q.%s", name, suggestion(name, names))
+	}
+	return ParseValue(raw, in.Type)
+}
+
+// ReadInputsFile reads input values from an HCL or JSON file of attributes
+// (`name = value`), as Terraform's .tfvars.
+func ReadInputsFile(filename string, src []byte) (map[string]cty.Value, *hcl.File, hcl.Diagnostics) {
+	f, diags := parseAny(filename, src)
+	if diags.HasErrors() {
+		return nil, f, diags
+	}
+	attrs, d := f.Body.JustAttributes()
+	diags = append(diags, d...)
+	out := map[string]cty.Value{}
+	for name, attr := range attrs {
+		v, d := attr.Expr.Value(staticEvalContext())
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			out[name] = v
+		}
+	}
+	return out, f, diags
+}
