@@ -61,10 +61,10 @@ type checker struct {
 }
 
 type effectiveType struct {
-	chain []string // most derived first
-	props []*Property
+	chain  []string // most derived first
+	props  []*Property
 	byName map[string]*Property
-	ops   map[string]*Operation
+	ops    map[string]*Operation
 }
 
 func (c *checker) add(d ...*hcl.Diagnostic) { c.diags = append(c.diags, d...) }

@@ -1,0 +1,193 @@
+// Package plugins is how orch acts on the outside world: operations run on
+// nodes, workflow implementations, node types, and the registry that names
+// them. Plugins know nothing of policies or the orchestrator.
+package plugins
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Operation runs one lifecycle or custom operation of a node instance.
+type Operation interface {
+	Run(ctx context.Context, op *OperationContext) error
+}
+
+// OperationFunc adapts a function to Operation.
+type OperationFunc func(ctx context.Context, op *OperationContext) error
+
+// Run calls f.
+func (f OperationFunc) Run(ctx context.Context, op *OperationContext) error { return f(ctx, op) }
+
+// OperationContext is what an operation sees of its node.
+type OperationContext struct {
+	Deployment string
+	Node       string
+	Instance   string
+	Types      []string // the node's type chain, most derived first
+	Operation  string
+	Attempt    int
+	// Dir is the blueprint's directory; relative paths resolve against it.
+	Dir        string
+	Properties map[string]any
+	Inputs     map[string]any
+	// Runtime holds the instance's runtime properties; an operation may
+	// change it and orch stores it when the operation succeeds.
+	Runtime map[string]any
+	// Log records a progress event of the execution.
+	Log func(level, msg string)
+}
+
+// Workflow is a named workflow implementation (blueprint `uses`).
+type Workflow interface {
+	Run(ctx context.Context, wc WorkflowContext) error
+}
+
+// WorkflowFunc adapts a function to Workflow.
+type WorkflowFunc func(ctx context.Context, wc WorkflowContext) error
+
+// Run calls f.
+func (f WorkflowFunc) Run(ctx context.Context, wc WorkflowContext) error { return f(ctx, wc) }
+
+// Resumable is implemented by workflows that can safely run again after orch
+// stopped in the middle of them; others are failed with a clear reason.
+type Resumable interface {
+	Resumable() bool
+}
+
+// NodeInfo is a node of the deployment as a workflow sees it.
+type NodeInfo struct {
+	Name       string
+	Types      []string
+	Properties map[string]any
+	Runtime    map[string]any
+}
+
+// WorkflowContext is what a workflow implementation sees of its execution.
+type WorkflowContext interface {
+	Deployment() string
+	Execution() string
+	Parameters() map[string]any
+	DryRun() bool
+	Nodes() []NodeInfo
+	// Event records a progress event ("info", "warning", "error").
+	Event(level, msg string)
+}
+
+// RecoverableError marks an error worth retrying (a busy API server, a
+// connection refused); orch retries it with backoff up to the operation's
+// max_retries.
+type RecoverableError struct {
+	Err        error
+	RetryAfter time.Duration // 0: orch's backoff decides
+}
+
+func (e *RecoverableError) Error() string { return e.Err.Error() }
+func (e *RecoverableError) Unwrap() error { return e.Err }
+
+// Recoverable marks err as worth retrying.
+func Recoverable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &RecoverableError{Err: err}
+}
+
+// IsRecoverable reports whether err (or one it wraps) is recoverable, and
+// the delay the plugin asked for.
+func IsRecoverable(err error) (bool, time.Duration) {
+	var re *RecoverableError
+	if errors.As(err, &re) {
+		return true, re.RetryAfter
+	}
+	return false, 0
+}
+
+// Registry names the operations, workflows and type files plugins provide.
+type Registry struct {
+	operations map[string]Operation
+	workflows  map[string]Workflow
+	types      map[string][]byte
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{operations: map[string]Operation{}, workflows: map[string]Workflow{}, types: map[string][]byte{}}
+}
+
+// Plugin registers what it provides.
+type Plugin interface {
+	Register(r *Registry) error
+}
+
+// Add registers plugins in order.
+func (r *Registry) Add(ps ...Plugin) error {
+	for _, p := range ps {
+		if err := p.Register(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RegisterOperation names an operation implementation ("script").
+func (r *Registry) RegisterOperation(name string, op Operation) error {
+	if _, dup := r.operations[name]; dup {
+		return fmt.Errorf("operation implementation %q registered twice", name)
+	}
+	r.operations[name] = op
+	return nil
+}
+
+// RegisterWorkflow names a workflow implementation ("kubernetes.burst").
+func (r *Registry) RegisterWorkflow(name string, w Workflow) error {
+	if _, dup := r.workflows[name]; dup {
+		return fmt.Errorf("workflow implementation %q registered twice", name)
+	}
+	r.workflows[name] = w
+	return nil
+}
+
+// RegisterTypes adds a type file (node_type and policy_type blocks in HCL).
+func (r *Registry) RegisterTypes(name string, src []byte) {
+	r.types[name] = src
+}
+
+// Operation returns the named operation implementation.
+func (r *Registry) Operation(name string) (Operation, bool) {
+	op, ok := r.operations[name]
+	return op, ok
+}
+
+// Workflow returns the named workflow implementation.
+func (r *Registry) Workflow(name string) (Workflow, bool) {
+	w, ok := r.workflows[name]
+	return w, ok
+}
+
+// Types returns the registered type files.
+func (r *Registry) Types() map[string][]byte {
+	out := make(map[string][]byte, len(r.types))
+	for k, v := range r.types {
+		out[k] = v
+	}
+	return out
+}
+
+// OperationNames lists the operation implementations, sorted.
+func (r *Registry) OperationNames() []string { return sortedKeys(r.operations) }
+
+// WorkflowNames lists the workflow implementations, sorted.
+func (r *Registry) WorkflowNames() []string { return sortedKeys(r.workflows) }
+
+func sortedKeys[T any](m map[string]T) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,479 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/plugins"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Built-in workflows every deployment has.
+const (
+	Install   = "install"
+	Uninstall = "uninstall"
+)
+
+// MaxBackoff caps the delay between retries of a recoverable error.
+const MaxBackoff = 30 * time.Second
+
+// Request asks for a workflow to run on a deployment.
+type Request struct {
+	Deployment string
+	Workflow   string
+	Parameters map[string]string // as given on the command line
+	DryRun     bool
+}
+
+// Engine runs executions: one at a time per deployment, the others queued
+// in submission order.
+type Engine struct {
+	store    Store
+	registry *plugins.Registry
+	log      *slog.Logger
+	events   *eventLog
+	// Parallel bounds the tasks of one execution running at once (0: no bound).
+	Parallel int
+
+	mu      sync.Mutex
+	active  map[string]string             // deployment -> running execution
+	cancels map[string]context.CancelFunc // execution -> cancel
+	waiters map[string][]chan struct{}    // execution -> closed when it ends
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// WithEventObserver calls fn for every event as it is emitted (before it is
+// stored): the CLI prints progress with it.
+func WithEventObserver(fn func(Event)) Option {
+	return func(e *Engine) { e.events.observers = append(e.events.observers, fn) }
+}
+
+// New returns an engine over store, running plugins from registry.
+func New(store Store, registry *plugins.Registry, opts ...Option) *Engine {
+	e := &Engine{
+		store:    store,
+		registry: registry,
+		log:      slog.Default(),
+		active:   map[string]string{},
+		cancels:  map[string]context.CancelFunc{},
+		waiters:  map[string][]chan struct{}{},
+	}
+	e.events = newEventLog(store)
+	for _, o := range opts {
+		o(e)
+	}
+	e.events.log = e.log
+	e.events.start()
+	return e
+}
+
+// Recover fixes what a crash left behind: executions left started are
+// queued again when their workflow can resume (install, uninstall, and
+// plugin workflows that say so), otherwise failed with the reason;
+// cancelling ones become cancelled. It runs nothing; Resume does.
+func (e *Engine) Recover(ctx context.Context) error {
+	all, err := e.store.Executions(ctx, "")
+	if err != nil {
+		return fmt.Errorf("recover executions: %w", err)
+	}
+	now := time.Now().UTC()
+	for _, x := range all {
+		switch x.Status {
+		case Cancelling:
+			x.Status, x.EndedAt = Cancelled, &now
+			x.Error = "orch stopped while the execution was being cancelled"
+			e.emit(x, "warning", EventWorkflowCancelled, "", "", x.Error)
+		case Started:
+			if e.resumable(x.Workflow, x.Deployment, ctx) {
+				x.Status = Queued
+				x.Resumes++
+				e.emit(x, "warning", EventWorkflowResumed, "", "",
+					fmt.Sprintf("orch stopped while this execution was running (started %s); it will resume, skipping the operations that completed", x.StartedAt.Format(time.RFC3339)))
+			} else {
+				x.Status, x.EndedAt = Failed, &now
+				x.Error = fmt.Sprintf("orch stopped while this execution was running (started %s); workflow %q cannot resume safely, run it again", x.StartedAt.Format(time.RFC3339), x.Workflow)
+				e.emit(x, "error", EventWorkflowFailed, "", "", x.Error)
+			}
+		case Pending:
+			x.Status = Queued
+		default:
+			continue
+		}
+		if err := e.store.PutExecution(ctx, x); err != nil {
+			return fmt.Errorf("recover execution %s: %w", x.ID, err)
+		}
+	}
+	return e.events.Flush(ctx)
+}
+
+func (e *Engine) resumable(workflow, deployment string, ctx context.Context) bool {
+	if workflow == Install || workflow == Uninstall {
+		return true
+	}
+	t, err := e.store.Target(ctx, deployment)
+	if err != nil {
+		return false
+	}
+	pw := t.Plan.Workflows[workflow]
+	if pw == nil {
+		return false
+	}
+	impl, ok := e.registry.Workflow(pw.Uses)
+	if !ok {
+		return false
+	}
+	r, ok := impl.(plugins.Resumable)
+	return ok && r.Resumable()
+}
+
+// Resume starts the queued executions of every deployment.
+func (e *Engine) Resume(ctx context.Context) error {
+	all, err := e.store.Executions(ctx, "")
+	if err != nil {
+		return err
+	}
+	deps := map[string]bool{}
+	for _, x := range all {
+		if x.Status == Queued || x.Status == Pending {
+			deps[x.Deployment] = true
+		}
+	}
+	for d := range deps {
+		e.schedule(ctx, d)
+	}
+	return nil
+}
+
+// Workflows lists the workflows a deployment can run: install, uninstall
+// and those its blueprint declares.
+func Workflows(t *Target) []string {
+	out := []string{Install, Uninstall}
+	var names []string
+	for n := range t.Plan.Workflows {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return append(out, names...)
+}
+
+// Submit validates the request, stores a new execution and runs it now or
+// queues it behind the deployment's running one.
+func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
+	t, err := e.store.Target(ctx, req.Deployment)
+	if err != nil {
+		return nil, err
+	}
+	params, err := e.bind(t, req.Workflow, req.Parameters)
+	if err != nil {
+		return nil, err
+	}
+	x := &Execution{
+		ID:         NewID(),
+		Deployment: req.Deployment,
+		Workflow:   req.Workflow,
+		Parameters: goParams(params, true),
+		Args:       req.Parameters,
+		DryRun:     req.DryRun,
+		Status:     Pending,
+		CreatedAt:  time.Now().UTC(),
+	}
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, errors.New("engine is shutting down")
+	}
+	if err := e.store.PutExecution(ctx, x); err != nil {
+		return nil, fmt.Errorf("store execution: %w", err)
+	}
+	e.schedule(ctx, req.Deployment)
+	return e.store.Execution(ctx, x.ID)
+}
+
+// bind checks the workflow exists and binds its parameters.
+func (e *Engine) bind(t *Target, workflow string, given map[string]string) (map[string]cty.Value, error) {
+	if workflow == Install || workflow == Uninstall {
+		if len(given) > 0 {
+			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
+		}
+		return map[string]cty.Value{}, nil
+	}
+	pw := t.Plan.Workflows[workflow]
+	if pw == nil {
+		return nil, fmt.Errorf("deployment %s has no workflow %q (it has: %s)", t.Deployment, workflow, strings.Join(Workflows(t), ", "))
+	}
+	if _, ok := e.registry.Workflow(pw.Uses); !ok {
+		return nil, fmt.Errorf("workflow %q uses %q, which no plugin provides", workflow, pw.Uses)
+	}
+	return pw.Bind(given)
+}
+
+// schedule starts the oldest queued execution of a deployment if none runs.
+func (e *Engine) schedule(ctx context.Context, deployment string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
+	running := e.active[deployment]
+	list, err := e.store.Executions(ctx, deployment)
+	if err != nil {
+		e.log.Error("schedule", "deployment", deployment, "err", err)
+		return
+	}
+	for _, x := range list {
+		if x.Status != Pending && x.Status != Queued {
+			continue
+		}
+		if running != "" {
+			if x.Status == Pending {
+				x.Status = Queued
+				if err := e.store.PutExecution(ctx, x); err != nil {
+					e.log.Error("queue execution", "execution", x.ID, "err", err)
+				}
+				e.emit(x, "info", EventWorkflowQueued, "", "", fmt.Sprintf("queued behind execution %s", running))
+			}
+			continue
+		}
+		running = x.ID
+		e.active[deployment] = x.ID
+		runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		e.cancels[x.ID] = cancel
+		e.wg.Add(1)
+		go e.run(runCtx, x)
+	}
+}
+
+func (e *Engine) run(ctx context.Context, x *Execution) {
+	defer e.wg.Done()
+	now := time.Now().UTC()
+	x.Status, x.StartedAt = Started, &now
+	if err := e.store.PutExecution(ctx, x); err != nil {
+		e.log.Error("start execution", "execution", x.ID, "err", err)
+	}
+	mode := ""
+	if x.DryRun {
+		mode = " (dry run)"
+	}
+	e.emit(x, "info", EventWorkflowStarted, "", "", fmt.Sprintf("starting %s on deployment %s%s", x.Workflow, x.Deployment, mode))
+
+	err := e.execute(ctx, x)
+
+	e.mu.Lock()
+	cancel := e.cancels[x.ID]
+	delete(e.cancels, x.ID)
+	e.mu.Unlock()
+	// Read back: Cancel may have marked it cancelling meanwhile.
+	stored, gerr := e.store.Execution(context.WithoutCancel(ctx), x.ID)
+	if gerr == nil {
+		x.Status = stored.Status
+	}
+	end := time.Now().UTC()
+	x.EndedAt = &end
+	switch {
+	case x.Status == Cancelling || (err != nil && ctx.Err() != nil):
+		x.Status = Cancelled
+		x.Error = "cancelled"
+		e.emit(x, "warning", EventWorkflowCancelled, "", "", fmt.Sprintf("%s cancelled", x.Workflow))
+	case err != nil:
+		x.Status = Failed
+		x.Error = err.Error()
+		e.emit(x, "error", EventWorkflowFailed, "", "", fmt.Sprintf("%s failed: %s", x.Workflow, err))
+	default:
+		x.Status = Succeeded
+		e.emit(x, "info", EventWorkflowSucceeded, "", "", fmt.Sprintf("%s succeeded in %s", x.Workflow, end.Sub(*x.StartedAt).Round(time.Millisecond)))
+	}
+	cancel()
+	bg := context.WithoutCancel(ctx)
+	if err := e.events.Flush(bg); err != nil {
+		e.log.Error("flush events", "execution", x.ID, "err", err)
+	}
+	if err := e.store.PutExecution(bg, x); err != nil {
+		e.log.Error("end execution", "execution", x.ID, "err", err)
+	}
+	e.mu.Lock()
+	delete(e.active, x.Deployment)
+	for _, ch := range e.waiters[x.ID] {
+		close(ch)
+	}
+	delete(e.waiters, x.ID)
+	e.mu.Unlock()
+	e.schedule(bg, x.Deployment)
+}
+
+func (e *Engine) execute(ctx context.Context, x *Execution) error {
+	t, err := e.store.Target(ctx, x.Deployment)
+	if err != nil {
+		return err
+	}
+	switch x.Workflow {
+	case Install:
+		return e.lifecycle(ctx, x, t, false)
+	case Uninstall:
+		return e.lifecycle(ctx, x, t, true)
+	}
+	params, err := e.bind(t, x.Workflow, x.Args)
+	if err != nil {
+		return err
+	}
+	pw := t.Plan.Workflows[x.Workflow]
+	impl, _ := e.registry.Workflow(pw.Uses)
+	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false)}
+	return impl.Run(ctx, wc)
+}
+
+// Cancel cancels a queued execution at once, or asks a running one to stop.
+func (e *Engine) Cancel(ctx context.Context, id string) (*Execution, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x, err := e.store.Execution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch x.Status {
+	case Pending, Queued:
+		now := time.Now().UTC()
+		x.Status, x.EndedAt, x.Error = Cancelled, &now, "cancelled before it started"
+		e.emit(x, "warning", EventWorkflowCancelled, "", "", "cancelled before it started")
+	case Started:
+		cancel, here := e.cancels[id]
+		if !here {
+			return nil, fmt.Errorf("execution %s runs in another orch process; cancel it there", id)
+		}
+		x.Status = Cancelling
+		e.emit(x, "warning", EventLog, "", "", "cancel requested")
+		defer cancel()
+	default:
+		return x, fmt.Errorf("execution %s has already ended (%s)", id, x.Status)
+	}
+	if err := e.store.PutExecution(ctx, x); err != nil {
+		return nil, err
+	}
+	return x, e.events.Flush(ctx)
+}
+
+// Wait blocks until the execution has ended and returns it.
+func (e *Engine) Wait(ctx context.Context, id string) (*Execution, error) {
+	for {
+		e.mu.Lock()
+		x, err := e.store.Execution(ctx, id)
+		if err != nil {
+			e.mu.Unlock()
+			return nil, err
+		}
+		if x.Status.Ended() {
+			e.mu.Unlock()
+			return x, nil
+		}
+		ch := make(chan struct{})
+		e.waiters[id] = append(e.waiters[id], ch)
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+			// Ended elsewhere (cancelled while queued): look again.
+		}
+	}
+}
+
+// CancelAll cancels every execution running in this process.
+func (e *Engine) CancelAll(ctx context.Context) {
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.cancels))
+	for id := range e.cancels {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	for _, id := range ids {
+		if _, err := e.Cancel(ctx, id); err != nil {
+			e.log.Warn("cancel", "execution", id, "err", err)
+		}
+	}
+}
+
+// Close stops scheduling, waits for running executions to end and flushes
+// the event log.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("engine close: executions still running: %w", ctx.Err())
+	}
+	return e.events.Close(ctx)
+}
+
+// FlushEvents writes buffered events to the store.
+func (e *Engine) FlushEvents(ctx context.Context) error { return e.events.Flush(ctx) }
+
+func (e *Engine) emit(x *Execution, level, typ, node, op, msg string) {
+	e.events.Emit(Event{
+		Time: time.Now().UTC(), Execution: x.ID, Level: level, Type: typ,
+		Node: node, Operation: op, Message: msg,
+	})
+}
+
+// goParams converts bound parameters to plain values; redact for storing
+// and showing, not for the workflow itself.
+func goParams(params map[string]cty.Value, redact bool) map[string]any {
+	out := make(map[string]any, len(params))
+	for k, v := range params {
+		out[k] = blueprints.GoValue(v, redact)
+	}
+	return out
+}
+
+// workflowContext is what plugin workflows see.
+type workflowContext struct {
+	e      *Engine
+	x      *Execution
+	t      *Target
+	params map[string]any
+}
+
+func (w *workflowContext) Deployment() string         { return w.x.Deployment }
+func (w *workflowContext) Execution() string          { return w.x.ID }
+func (w *workflowContext) Parameters() map[string]any { return w.params }
+func (w *workflowContext) DryRun() bool               { return w.x.DryRun }
+func (w *workflowContext) Event(level, msg string) {
+	w.e.emit(w.x, level, EventLog, "", "", msg)
+}
+func (w *workflowContext) Nodes() []plugins.NodeInfo {
+	out := make([]plugins.NodeInfo, 0, len(w.t.Plan.Nodes))
+	for _, n := range w.t.Plan.Nodes {
+		info := plugins.NodeInfo{Name: n.Name, Types: n.Types, Properties: blueprints.GoMap(n.Properties, false)}
+		if inst := w.t.Instances[n.Name]; inst != nil {
+			info.Runtime = copyMap(inst.Runtime)
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,160 @@
+// Package workflows is orch's execution engine: executions of named
+// workflows on deployments, one running per deployment and the rest queued,
+// task graphs run in dependency order with timeouts, retries and cancel,
+// and the built-in install and uninstall workflows.
+package workflows
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// Status of an execution.
+type Status string
+
+// Execution statuses, as Cloudify's.
+const (
+	Pending    Status = "pending"
+	Queued     Status = "queued"
+	Started    Status = "started"
+	Succeeded  Status = "succeeded"
+	Failed     Status = "failed"
+	Cancelling Status = "cancelling"
+	Cancelled  Status = "cancelled"
+)
+
+// Ended reports whether s is final.
+func (s Status) Ended() bool { return s == Succeeded || s == Failed || s == Cancelled }
+
+// Execution is one run of a workflow on a deployment.
+type Execution struct {
+	ID         string         `json:"id"`
+	Deployment string         `json:"deployment"`
+	Workflow   string         `json:"workflow"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	// Args are the parameters as given (defaults are re-read from the
+	// blueprint when the execution runs, so sensitive values are not stored).
+	Args      map[string]string `json:"args,omitempty"`
+	DryRun    bool              `json:"dry_run,omitempty"`
+	Status    Status            `json:"status"`
+	Error     string            `json:"error,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	StartedAt *time.Time        `json:"started_at,omitempty"`
+	EndedAt   *time.Time        `json:"ended_at,omitempty"`
+	// Resumes counts how often the execution was resumed after a restart.
+	Resumes int `json:"resumes,omitempty"`
+}
+
+// Event is one entry of an execution's append-only event log.
+type Event struct {
+	Seq       uint64    `json:"seq,omitempty"`
+	Time      time.Time `json:"time"`
+	Execution string    `json:"execution"`
+	Level     string    `json:"level"`
+	Type      string    `json:"type"`
+	Node      string    `json:"node,omitempty"`
+	Operation string    `json:"operation,omitempty"`
+	Message   string    `json:"message"`
+}
+
+// Event types.
+const (
+	EventWorkflowStarted    = "workflow_started"
+	EventWorkflowSucceeded  = "workflow_succeeded"
+	EventWorkflowFailed     = "workflow_failed"
+	EventWorkflowCancelled  = "workflow_cancelled"
+	EventWorkflowQueued     = "workflow_queued"
+	EventWorkflowResumed    = "workflow_resumed"
+	EventOperationStarted   = "operation_started"
+	EventOperationSucceeded = "operation_succeeded"
+	EventOperationFailed    = "operation_failed"
+	EventOperationRetrying  = "operation_retrying"
+	EventOperationSkipped   = "operation_skipped"
+	EventLog                = "log"
+)
+
+// Node instance states, as Cloudify's lifecycle.
+const (
+	StateUninitialized = "uninitialized"
+	StateCreated       = "created"
+	StateConfigured    = "configured"
+	StateStarted       = "started"
+	StateStopped       = "stopped"
+	StateDeleted       = "deleted"
+)
+
+// stateAfter is the state a node instance reaches when an operation
+// succeeds (or is absent).
+var stateAfter = map[string]string{
+	"create": StateCreated, "configure": StateConfigured, "start": StateStarted,
+	"stop": StateStopped, "delete": StateDeleted,
+}
+
+// stateRank orders install states, so install skips what is done.
+var stateRank = map[string]int{
+	StateUninitialized: 0, StateCreated: 1, StateConfigured: 2, StateStarted: 3,
+	StateStopped: 4, StateDeleted: 5,
+}
+
+// NodeInstance is the runtime side of a node.
+type NodeInstance struct {
+	ID      string         `json:"id"`
+	Node    string         `json:"node"`
+	State   string         `json:"state"`
+	Runtime map[string]any `json:"runtime_properties,omitempty"`
+}
+
+// Target is a deployment as the engine acts on it: its resolved plan and
+// node instances.
+type Target struct {
+	Deployment string
+	Dir        string // the blueprint's directory
+	Plan       *blueprints.Plan
+	Instances  map[string]*NodeInstance // by node name
+}
+
+// Store is what the engine needs of persistence. orchestrator implements it
+// with bbolt.
+type Store interface {
+	PutExecution(ctx context.Context, x *Execution) error
+	Execution(ctx context.Context, id string) (*Execution, error)
+	Executions(ctx context.Context, deployment string) ([]*Execution, error)
+	// AppendEvents adds events to executions' logs, assigning Seq.
+	AppendEvents(ctx context.Context, evs []Event) error
+	Target(ctx context.Context, deployment string) (*Target, error)
+	PutInstance(ctx context.Context, deployment string, inst *NodeInstance) error
+}
+
+const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
+
+var idMu sync.Mutex
+var lastID string
+
+// NewID returns a time-ordered id: 10 characters of milliseconds and 6
+// random ones, Crockford base32, so ids sort in creation order.
+func NewID() string {
+	idMu.Lock()
+	defer idMu.Unlock()
+	for {
+		ms := uint64(time.Now().UnixMilli())
+		var b strings.Builder
+		for i := 9; i >= 0; i-- {
+			b.WriteByte(crockford[(ms>>(5*uint(i)))&31])
+		}
+		var r [6]byte
+		_, _ = rand.Read(r[:])
+		for _, x := range r {
+			b.WriteByte(crockford[x&31])
+		}
+		id := b.String()
+		if id > lastID {
+			lastID = id
+			return id
+		}
+	}
+}
