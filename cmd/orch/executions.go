@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchhq/orch/workflows"
+)
+
+func newExecutionsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "executions",
+		Aliases: []string{"execution", "exec"},
+		Short:   "List, show and cancel executions",
+	}
+	var dep string
+	list := &cobra.Command{
+		Use:   "list [-d DEPLOYMENT]",
+		Short: "List executions, oldest first",
+		Example: `  orch executions list
+  orch executions list -d files -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := g.readStore()
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			xs, err := store.Executions(cmd.Context(), dep)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				if xs == nil {
+					xs = []*workflows.Execution{}
+				}
+				return g.printJSON(xs)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tDEPLOYMENT\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+			for _, x := range xs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Deployment, x.Workflow, x.Status,
+					x.CreatedAt.Local().Format("2006-01-02 15:04:05"), duration(x), truncate(x.Error, 60))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVarP(&dep, "deployment", "d", "", "only this deployment's executions")
+	show := &cobra.Command{
+		Use:     "show ID",
+		Short:   "Show an execution (an unambiguous id prefix is enough)",
+		Example: `  orch executions show 01jd2k`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.readStore()
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			x, err := store.Execution(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(x)
+			}
+			fmt.Fprintf(g.stdout, "Execution:  %s\nDeployment: %s\nWorkflow:   %s\nStatus:     %s\nCreated:    %s\nDuration:   %s\n",
+				x.ID, x.Deployment, x.Workflow, x.Status, x.CreatedAt.Local().Format(time.RFC3339), duration(x))
+			if x.DryRun {
+				fmt.Fprintln(g.stdout, "Dry run:    yes")
+			}
+			if x.Resumes > 0 {
+				fmt.Fprintf(g.stdout, "Resumed:    %d time(s) after a restart\n", x.Resumes)
+			}
+			for _, k := range sortedKeys(x.Parameters) {
+				fmt.Fprintf(g.stdout, "Parameter:  %s = %v\n", k, x.Parameters[k])
+			}
+			if x.Error != "" {
+				fmt.Fprintf(g.stdout, "Error:      %s\n", x.Error)
+			}
+			return nil
+		},
+	}
+	cancel := &cobra.Command{
+		Use:   "cancel ID",
+		Short: "Cancel a queued execution",
+		Long: `Cancel an execution that is queued or pending. A running execution is
+cancelled by the process running it: Ctrl-C on the orch command that runs it.`,
+		Example: `  orch executions cancel 01jd2k`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			svc, closeFn, err := g.service(false)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			x, err := svc.Engine.Cancel(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(x)
+			}
+			fmt.Fprintf(g.stdout, "Execution %s: %s\n", x.ID, x.Status)
+			return nil
+		},
+	}
+	cmd.AddCommand(list, show, cancel)
+	return cmd
+}
+
+func duration(x *workflows.Execution) string {
+	if x.StartedAt == nil {
+		return "-"
+	}
+	end := time.Now()
+	if x.EndedAt != nil {
+		end = *x.EndedAt
+	}
+	return end.Sub(*x.StartedAt).Round(time.Millisecond).String()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

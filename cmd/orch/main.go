@@ -1,0 +1,221 @@
+// Command orch is the CLI of orch: validate and deploy blueprints, run
+// workflows, and look at deployments, executions and events.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/plugins"
+	"github.com/orchhq/orch/plugins/script"
+	"github.com/orchhq/orch/workflows"
+)
+
+// exitError carries an exit code without printing anything more.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+type globals struct {
+	state       string
+	lockTimeout time.Duration
+	output      string
+	verbose     bool
+	stdout      io.Writer
+	stderr      io.Writer
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	var de *orchestrator.DiagnosticsError
+	if errors.As(err, &de) {
+		fmt.Fprintln(stderr, de.Error())
+		return 1
+	}
+	fmt.Fprintln(stderr, "Error:", err)
+	return 1
+}
+
+func defaultStatePath() string {
+	if p := os.Getenv("ORCH_STATE"); p != "" {
+		return p
+	}
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "orch-state.db"
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "orch", "state.db")
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "orch",
+		Short: "Event-driven workflows for Kubernetes, declared in HCL",
+		Long: `orch deploys HCL blueprints (nodes, workflows, policy types and policies),
+runs their workflows (install, uninstall, kube_scale, burst, ...) and keeps
+every execution and its events in a bbolt state file.`,
+		Example: `  orch validate examples/files/blueprint.hcl
+  orch deploy examples/files/blueprint.hcl -d files -i greeting=hi
+  orch executions list -d files
+  orch undeploy files`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.state, "state", defaultStatePath(), "state file (env ORCH_STATE)")
+	root.PersistentFlags().DurationVar(&g.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for a state file held by another orch process")
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "debug logs on stderr")
+	root.AddCommand(
+		newValidateCmd(g),
+		newDeployCmd(g),
+		newUndeployCmd(g),
+		newDeploymentsCmd(g),
+		newWorkflowCmd(g),
+		newExecutionsCmd(g),
+		newEventsCmd(g),
+	)
+	return root
+}
+
+func (g *globals) logger() *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func registry() (*plugins.Registry, error) {
+	r := plugins.NewRegistry()
+	if err := r.Add(script.Plugin{}); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// service opens the state file and builds the service. progress prints
+// events as they happen.
+func (g *globals) service(progress bool) (*orchestrator.Service, func(), error) {
+	reg, err := registry()
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts []workflows.Option
+	if progress {
+		opts = append(opts, workflows.WithEventObserver(g.printEvent))
+	}
+	svc := orchestrator.NewService(store, reg, g.logger(), opts...)
+	if err := svc.Engine.Recover(context.Background()); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	closeFn := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := svc.Engine.Close(ctx); err != nil {
+			fmt.Fprintln(g.stderr, "Warning:", err)
+		}
+		store.Close()
+	}
+	return svc, closeFn, nil
+}
+
+// readStore opens the state file for reading.
+func (g *globals) readStore() (*orchestrator.Store, error) {
+	return orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout, ReadOnly: true})
+}
+
+func (g *globals) printEvent(ev workflows.Event) {
+	if g.output == "json" {
+		_ = json.NewEncoder(g.stdout).Encode(ev)
+		return
+	}
+	fmt.Fprintln(g.stdout, formatEvent(ev))
+}
+
+func formatEvent(ev workflows.Event) string {
+	where := ""
+	if ev.Node != "" {
+		where = ev.Node
+		if ev.Operation != "" {
+			where += "." + ev.Operation
+		}
+		where = " [" + where + "]"
+	}
+	return fmt.Sprintf("%s %-7s%s %s", ev.Time.Local().Format("15:04:05.000"), ev.Level, where, ev.Message)
+}
+
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// runAndWait submits a workflow, prints progress and waits; Ctrl-C cancels
+// it. The exit code is non-zero unless it succeeded.
+func (g *globals) waitExecution(ctx context.Context, svc *orchestrator.Service, x *workflows.Execution) error {
+	waitCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(g.stderr, "Interrupted: cancelling execution", x.ID)
+			if _, err := svc.Engine.Cancel(context.Background(), x.ID); err != nil {
+				fmt.Fprintln(g.stderr, "Warning:", err)
+			}
+		case <-waitCtx.Done():
+		}
+	}()
+	end, err := svc.Engine.Wait(waitCtx, x.ID)
+	if err != nil {
+		return err
+	}
+	if err := svc.Engine.FlushEvents(context.Background()); err != nil {
+		return err
+	}
+	if g.output != "json" {
+		fmt.Fprintf(g.stdout, "Execution %s (%s on %s): %s\n", end.ID, end.Workflow, end.Deployment, end.Status)
+	}
+	if end.Status != workflows.Succeeded {
+		return exitError{code: 1}
+	}
+	return nil
+}

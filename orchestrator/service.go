@@ -1,0 +1,384 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+
+	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/plugins"
+	"github.com/orchhq/orch/workflows"
+)
+
+// DiagnosticsError carries blueprint diagnostics with the files they point
+// into, so they can be printed with source lines.
+type DiagnosticsError struct {
+	Files map[string]*hcl.File
+	Diags hcl.Diagnostics
+}
+
+func (e *DiagnosticsError) Error() string {
+	var b bytes.Buffer
+	_ = blueprints.WriteDiagnostics(&b, e.Files, e.Diags)
+	return strings.TrimSpace(b.String())
+}
+
+// Service is orch's core: the state file, the plugins and the engine.
+type Service struct {
+	Store    *Store
+	Registry *plugins.Registry
+	Engine   *workflows.Engine
+	Catalog  *blueprints.Catalog
+	builtin  map[string][]byte
+	log      *slog.Logger
+}
+
+// NewService builds a service over an open store. Engine options (an event
+// observer, a logger) pass through.
+func NewService(store *Store, registry *plugins.Registry, log *slog.Logger, opts ...workflows.Option) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	builtin, catalog := languageOf(registry)
+	svc := &Service{
+		Store:    store,
+		Registry: registry,
+		Catalog:  catalog,
+		builtin:  builtin,
+		log:      log,
+	}
+	svc.Engine = workflows.New(engineStore{store, svc}, registry, append([]workflows.Option{workflows.WithLogger(log)}, opts...)...)
+	return svc
+}
+
+// languageOf returns the built-in type files and the catalog of
+// implementations that the plugins of registry give the blueprint language.
+func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Catalog) {
+	builtin := map[string][]byte{}
+	for k, v := range blueprints.CoreTypes {
+		builtin[k] = v
+	}
+	for k, v := range registry.Types() {
+		builtin[k] = v
+	}
+	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames()}
+}
+
+// Validate parses and validates blueprint files against the plugins of
+// registry, without a state file.
+func Validate(registry *plugins.Registry, paths ...string) (*blueprints.Blueprint, error) {
+	builtin, catalog := languageOf(registry)
+	return load(builtin, catalog, paths...)
+}
+
+func load(builtin map[string][]byte, catalog *blueprints.Catalog, paths ...string) (*blueprints.Blueprint, error) {
+	l := &blueprints.Loader{Builtin: builtin}
+	bp, diags := l.Load(paths...)
+	if !diags.HasErrors() {
+		diags = append(diags, blueprints.Validate(bp, catalog)...)
+	}
+	if diags.HasErrors() {
+		return bp, &DiagnosticsError{Files: bp.Files, Diags: diags}
+	}
+	return bp, nil
+}
+
+// engineStore is the store as the engine sees it: deployments resolve to
+// targets through the service.
+type engineStore struct {
+	*Store
+	svc *Service
+}
+
+func (e engineStore) Target(ctx context.Context, deployment string) (*workflows.Target, error) {
+	return e.svc.Target(ctx, deployment)
+}
+
+// Load parses and validates blueprint files.
+func (s *Service) Load(paths ...string) (*blueprints.Blueprint, error) {
+	return load(s.builtin, s.Catalog, paths...)
+}
+
+// DeployRequest asks for a blueprint to be deployed.
+type DeployRequest struct {
+	Paths  []string
+	ID     string            // default: the first file's name without extension
+	Inputs map[string]string // -i name=value
+	// InputValues are already typed values (from an inputs file).
+	InputValues map[string]cty.Value
+	InputFiles  map[string]*hcl.File
+}
+
+// Deploy validates and resolves the blueprint, stores it and its deployment
+// in one transaction, and submits install.
+func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
+	if len(req.Paths) == 0 {
+		return nil, nil, errors.New("deploy: no blueprint file given")
+	}
+	abs := make([]string, len(req.Paths))
+	for i, p := range req.Paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		abs[i] = a
+	}
+	bp, err := s.Load(abs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	inputs := map[string]cty.Value{}
+	for k, v := range req.InputValues {
+		inputs[k] = v
+	}
+	for k, raw := range req.Inputs {
+		v, err := blueprints.InputValue(bp, k, raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("input %s: %w", k, err)
+		}
+		inputs[k] = v
+	}
+	for _, in := range bp.Inputs {
+		if _, ok := inputs[in.Name]; !ok && in.Sensitive {
+			if raw, ok := os.LookupEnv(sensitiveEnv(in.Name)); ok {
+				v, err := blueprints.ParseValue(raw, in.Type)
+				if err != nil {
+					return nil, nil, fmt.Errorf("input %s from %s: %w", in.Name, sensitiveEnv(in.Name), err)
+				}
+				inputs[in.Name] = v
+			}
+		}
+	}
+	plan, diags := blueprints.Resolve(bp, s.Catalog, inputs)
+	if diags.HasErrors() {
+		files := bp.Files
+		for k, f := range req.InputFiles {
+			files[k] = f
+		}
+		return nil, nil, &DiagnosticsError{Files: files, Diags: diags}
+	}
+	id := req.ID
+	if id == "" {
+		base := filepath.Base(req.Paths[0])
+		id = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	if err := ValidID(id); err != nil {
+		return nil, nil, err
+	}
+	rec := blueprintRecord(bp)
+	d := &Deployment{
+		ID:        id,
+		Blueprint: rec.ID,
+		Dir:       filepath.Dir(abs[0]),
+		Inputs:    map[string]json.RawMessage{},
+		Instances: map[string]*workflows.NodeInstance{},
+		CreatedAt: time.Now().UTC(),
+	}
+	for _, in := range bp.Inputs {
+		v, ok := inputs[in.Name]
+		if in.Sensitive {
+			d.SensitiveInputs = append(d.SensitiveInputs, in.Name)
+			continue
+		}
+		if !ok {
+			continue // its default is re-read from the blueprint
+		}
+		data, err := json.Marshal(blueprints.GoValue(v, true))
+		if err != nil {
+			return nil, nil, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		d.Inputs[in.Name] = data
+	}
+	fillDeployment(d, plan)
+	for _, n := range plan.Nodes {
+		d.Instances[n.Name] = &workflows.NodeInstance{ID: n.Name + "_" + randomSuffix(), Node: n.Name, State: workflows.StateUninitialized}
+	}
+	if err := s.Store.CreateDeployment(ctx, rec, d); err != nil {
+		return nil, nil, err
+	}
+	// Keep the resolved target: sensitive inputs given now are not stored.
+	s.Store.mu.Lock()
+	s.Store.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
+	s.Store.mu.Unlock()
+	x, err := s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Install})
+	if err != nil {
+		return d, nil, fmt.Errorf("deployment %s created, but install could not start: %w", id, err)
+	}
+	return d, x, nil
+}
+
+// fillDeployment records the resolved (redacted) values for display.
+func fillDeployment(d *Deployment, plan *blueprints.Plan) {
+	d.Properties = map[string]map[string]any{}
+	for _, n := range plan.Nodes {
+		d.Properties[n.Name] = blueprints.GoMap(n.Properties, true)
+	}
+	d.Outputs = map[string]any{}
+	for k, v := range plan.Outputs {
+		d.Outputs[k] = blueprints.GoValue(v, true)
+	}
+}
+
+func sensitiveEnv(name string) string { return "ORCH_INPUT_" + strings.ToUpper(name) }
+
+// ValidID checks a deployment id: letters, digits, '-', '_' and '.', at most 63.
+func ValidID(id string) error {
+	if id == "" || len(id) > 63 {
+		return fmt.Errorf("deployment id %q must be 1 to 63 characters", id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("deployment id %q may contain only letters, digits, '-', '_' and '.'", id)
+		}
+	}
+	return nil
+}
+
+func randomSuffix() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// blueprintRecord stores every user source; its id is a hash of them, so
+// the same blueprint deployed twice is stored once.
+func blueprintRecord(bp *blueprints.Blueprint) *BlueprintRecord {
+	names := make([]string, 0, len(bp.Sources))
+	for k := range bp.Sources {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	rec := &BlueprintRecord{Main: bp.Main, Sources: map[string]string{}, CreatedAt: time.Now().UTC()}
+	for _, k := range names {
+		fmt.Fprintf(h, "%s\x00%s\x00", k, bp.Sources[k])
+		rec.Sources[k] = string(bp.Sources[k])
+	}
+	rec.ID = hex.EncodeToString(h.Sum(nil))[:16]
+	return rec
+}
+
+// Target resolves a stored deployment: its blueprint parsed again from the
+// stored sources, with the stored inputs (sensitive ones from the
+// environment), and its node instances.
+func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, error) {
+	s.Store.mu.Lock()
+	if t, ok := s.Store.targets[id]; ok {
+		s.Store.mu.Unlock()
+		return t, nil
+	}
+	s.Store.mu.Unlock()
+	d, err := s.Store.Deployment(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.Store.Blueprint(ctx, d.Blueprint)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", id, err)
+	}
+	sources := make(map[string][]byte, len(rec.Sources))
+	for k, v := range rec.Sources {
+		sources[k] = []byte(v)
+	}
+	bp, diags := blueprints.Parse(sources, s.builtin, rec.Main...)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("deployment %s: stored blueprint: %w", id, &DiagnosticsError{Files: bp.Files, Diags: diags})
+	}
+	inputs := map[string]cty.Value{}
+	for _, in := range bp.Inputs {
+		if raw, ok := d.Inputs[in.Name]; ok {
+			ty := in.Type
+			if ty == cty.DynamicPseudoType {
+				if ty, err = ctyjson.ImpliedType(raw); err != nil {
+					return nil, fmt.Errorf("deployment %s: input %s: %w", id, in.Name, err)
+				}
+			}
+			v, err := ctyjson.Unmarshal(raw, ty)
+			if err != nil {
+				return nil, fmt.Errorf("deployment %s: input %s: %w", id, in.Name, err)
+			}
+			inputs[in.Name] = v
+		}
+		if in.Sensitive {
+			raw, ok := os.LookupEnv(sensitiveEnv(in.Name))
+			if !ok {
+				if in.HasDefault {
+					continue
+				}
+				return nil, fmt.Errorf("deployment %s: input %q is sensitive and not kept in the state file; set %s", id, in.Name, sensitiveEnv(in.Name))
+			}
+			v, err := blueprints.ParseValue(raw, in.Type)
+			if err != nil {
+				return nil, fmt.Errorf("deployment %s: input %s from %s: %w", id, in.Name, sensitiveEnv(in.Name), err)
+			}
+			inputs[in.Name] = v
+		}
+	}
+	plan, diags := blueprints.Resolve(bp, s.Catalog, inputs)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("deployment %s: %w", id, &DiagnosticsError{Files: bp.Files, Diags: diags})
+	}
+	t := &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
+	for _, n := range plan.Nodes {
+		if t.Instances[n.Name] == nil {
+			t.Instances[n.Name] = &workflows.NodeInstance{ID: n.Name + "_" + randomSuffix(), Node: n.Name, State: workflows.StateUninitialized}
+		}
+	}
+	s.Store.mu.Lock()
+	s.Store.targets[id] = t
+	s.Store.mu.Unlock()
+	return t, nil
+}
+
+// Run submits a workflow and waits for it to end.
+func (s *Service) Run(ctx context.Context, req workflows.Request) (*workflows.Execution, error) {
+	x, err := s.Engine.Submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.Engine.Wait(ctx, x.ID)
+}
+
+// StartUndeploy submits uninstall for a deployment; FinishUndeploy deletes
+// the deployment once it has succeeded.
+func (s *Service) StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error) {
+	if _, err := s.Store.Deployment(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Uninstall})
+}
+
+// FinishUndeploy deletes the deployment if its uninstall x succeeded.
+func (s *Service) FinishUndeploy(ctx context.Context, x *workflows.Execution) error {
+	if x.Status != workflows.Succeeded {
+		return fmt.Errorf("uninstall of %s %s: %s; the deployment is kept, run undeploy again", x.Deployment, x.Status, x.Error)
+	}
+	return s.Store.DeleteDeployment(ctx, x.Deployment)
+}
+
+// Undeploy runs uninstall, waits, and deletes the deployment if it succeeded.
+func (s *Service) Undeploy(ctx context.Context, id string) (*workflows.Execution, error) {
+	x, err := s.StartUndeploy(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if x, err = s.Engine.Wait(ctx, x.ID); err != nil {
+		return nil, err
+	}
+	return x, s.FinishUndeploy(ctx, x)
+}

@@ -1,0 +1,438 @@
+// Package orchestrator ties orch together: blueprints stored with their
+// source, deployments and their node instances, executions and their event
+// logs in a bbolt state file, and the service that runs workflows on them.
+package orchestrator
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/orchhq/orch/workflows"
+)
+
+// SchemaVersion is the layout of the state file this orch writes.
+const SchemaVersion = 1
+
+const stateFormat = "orch-state"
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketBlueprints  = []byte("blueprints")
+	bucketDeployments = []byte("deployments")
+	bucketExecutions  = []byte("executions")
+	bucketEvents      = []byte("events") // one sub-bucket per execution
+	bucketPolicies    = []byte("policies")
+
+	keyFormat = []byte("format")
+	keySchema = []byte("schema")
+
+	allBuckets = [][]byte{bucketMeta, bucketBlueprints, bucketDeployments, bucketExecutions, bucketEvents, bucketPolicies}
+)
+
+// ErrLocked means another orch process holds the state file.
+var ErrLocked = errors.New("state file is in use by another orch process")
+
+// ErrNotFound is returned for a missing record.
+var ErrNotFound = errors.New("not found")
+
+// Store is orch's state in one bbolt file.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	mu      sync.Mutex
+	targets map[string]*workflows.Target // resolved deployments, by id
+	resolve func(ctx context.Context, d *Deployment, bp *BlueprintRecord) (*workflows.Target, error)
+}
+
+// OpenOptions configure Open.
+type OpenOptions struct {
+	// LockTimeout is how long to wait for another process to release the
+	// file (default 1s).
+	LockTimeout time.Duration
+	ReadOnly    bool
+}
+
+// Open opens (creating if needed) the state file at path.
+func Open(path string, opts OpenOptions) (*Store, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = time.Second
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("state file %s: %w", path, err)
+		}
+	} else if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
+			return nil, fmt.Errorf("%w: %s is locked (is `orch serve` or another orch command running? stop it, or use the API of orch serve)", ErrLocked, path)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+			return nil, fmt.Errorf("state file %s is not an orch state file or is corrupted: %v", path, err)
+		}
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}}
+	if err := s.init(opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init checks the format and schema version, creating them in a new file.
+func (s *Store) init(readOnly bool) error {
+	check := func(tx *bolt.Tx) (fresh bool, err error) {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return false, fmt.Errorf("state file %s is a bbolt database but not orch's (no meta bucket); refusing to touch it", s.path)
+			}
+			return true, nil
+		}
+		if f := meta.Get(keyFormat); string(f) != stateFormat {
+			return false, fmt.Errorf("state file %s is not an orch state file (format %q)", s.path, f)
+		}
+		v, err := strconv.Atoi(string(meta.Get(keySchema)))
+		if err != nil {
+			return false, fmt.Errorf("state file %s: bad schema version %q", s.path, meta.Get(keySchema))
+		}
+		if v > SchemaVersion {
+			return false, fmt.Errorf("state file %s has schema version %d, written by a newer orch (this one knows %d); upgrade orch", s.path, v, SchemaVersion)
+		}
+		return false, nil
+	}
+	if readOnly {
+		return s.db.View(func(tx *bolt.Tx) error {
+			fresh, err := check(tx)
+			if fresh {
+				return fmt.Errorf("state file %s is empty", s.path)
+			}
+			return err
+		})
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		fresh, err := check(tx)
+		if err != nil {
+			return err
+		}
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if fresh {
+			meta := tx.Bucket(bucketMeta)
+			if err := meta.Put(keyFormat, []byte(stateFormat)); err != nil {
+				return err
+			}
+			return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		return nil
+	})
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the state file's path.
+func (s *Store) Path() string { return s.path }
+
+func put(b *bolt.Bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	return b.Put([]byte(key), data)
+}
+
+func get(b *bolt.Bucket, key string, v any) error {
+	data := b.Get([]byte(key))
+	if data == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decode %s: %w", key, err)
+	}
+	return nil
+}
+
+// BlueprintRecord is a blueprint as stored: every source file, so a
+// deployment can always be parsed again.
+type BlueprintRecord struct {
+	ID        string            `json:"id"`
+	Main      []string          `json:"main"`
+	Sources   map[string]string `json:"sources"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Deployment is a deployed blueprint.
+type Deployment struct {
+	ID        string `json:"id"`
+	Blueprint string `json:"blueprint"`
+	// Dir is the blueprint's directory, for relative paths of scripts.
+	Dir string `json:"dir"`
+	// Inputs holds input values as given; sensitive inputs are absent
+	// (see SensitiveInputs) and must come from the environment.
+	Inputs          map[string]json.RawMessage         `json:"inputs,omitempty"`
+	SensitiveInputs []string                           `json:"sensitive_inputs,omitempty"`
+	Instances       map[string]*workflows.NodeInstance `json:"instances"`
+	// Properties are the resolved node properties, redacted, for display.
+	Properties map[string]map[string]any `json:"properties,omitempty"`
+	Outputs    map[string]any            `json:"outputs,omitempty"`
+	CreatedAt  time.Time                 `json:"created_at"`
+}
+
+// CreateDeployment stores a blueprint (if new) and a deployment in one
+// transaction. It fails if the deployment exists.
+func (s *Store) CreateDeployment(ctx context.Context, bp *BlueprintRecord, d *Deployment) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		if deps.Get([]byte(d.ID)) != nil {
+			return fmt.Errorf("deployment %q already exists (undeploy it first, or pick another id with -d)", d.ID)
+		}
+		bps := tx.Bucket(bucketBlueprints)
+		if bps.Get([]byte(bp.ID)) == nil {
+			if err := put(bps, bp.ID, bp); err != nil {
+				return err
+			}
+		}
+		return put(deps, d.ID, d)
+	})
+}
+
+// Deployment reads a deployment.
+func (s *Store) Deployment(ctx context.Context, id string) (*Deployment, error) {
+	var d Deployment
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketDeployments), id, &d) })
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+	}
+	return &d, err
+}
+
+// Deployments lists all deployments, by id.
+func (s *Store) Deployments(ctx context.Context) ([]*Deployment, error) {
+	var out []*Deployment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeployments).ForEach(func(k, v []byte) error {
+			var d Deployment
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("decode deployment %s: %w", k, err)
+			}
+			out = append(out, &d)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Blueprint reads a stored blueprint.
+func (s *Store) Blueprint(ctx context.Context, id string) (*BlueprintRecord, error) {
+	var bp BlueprintRecord
+	err := s.db.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketBlueprints), id, &bp) })
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("blueprint %q: %w", id, ErrNotFound)
+	}
+	return &bp, err
+}
+
+// DeleteDeployment removes a deployment, and its blueprint if no other
+// deployment uses it, in one transaction. Executions and events stay as
+// history.
+func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
+	s.mu.Lock()
+	delete(s.targets, id)
+	s.mu.Unlock()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		var d Deployment
+		if err := get(deps, id, &d); err != nil {
+			return fmt.Errorf("deployment %q: %w", id, err)
+		}
+		if err := deps.Delete([]byte(id)); err != nil {
+			return err
+		}
+		used := false
+		_ = deps.ForEach(func(k, v []byte) error {
+			var other Deployment
+			if json.Unmarshal(v, &other) == nil && other.Blueprint == d.Blueprint {
+				used = true
+			}
+			return nil
+		})
+		if !used {
+			return tx.Bucket(bucketBlueprints).Delete([]byte(d.Blueprint))
+		}
+		return nil
+	})
+}
+
+// PutInstance stores a node instance's state and runtime properties.
+func (s *Store) PutInstance(ctx context.Context, deployment string, inst *workflows.NodeInstance) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		var d Deployment
+		if err := get(deps, deployment, &d); err != nil {
+			return fmt.Errorf("deployment %q: %w", deployment, err)
+		}
+		cp := *inst
+		cp.Runtime = copyAny(inst.Runtime)
+		d.Instances[inst.Node] = &cp
+		return put(deps, deployment, &d)
+	})
+}
+
+func copyAny(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// PutExecution creates or updates an execution.
+func (s *Store) PutExecution(ctx context.Context, x *workflows.Execution) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketExecutions), x.ID, x) })
+}
+
+// Execution reads an execution by id or unique id prefix.
+func (s *Store) Execution(ctx context.Context, id string) (*workflows.Execution, error) {
+	var x workflows.Execution
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketExecutions)
+		if v := b.Get([]byte(id)); v != nil {
+			return json.Unmarshal(v, &x)
+		}
+		if id == "" {
+			return ErrNotFound
+		}
+		c := b.Cursor()
+		var match []byte
+		for k, v := c.Seek([]byte(id)); k != nil && len(k) >= len(id) && string(k[:len(id)]) == id; k, v = c.Next() {
+			if match != nil {
+				return fmt.Errorf("execution id prefix %q is ambiguous", id)
+			}
+			match = v
+		}
+		if match == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(match, &x)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("execution %q: %w", id, ErrNotFound)
+	}
+	return &x, err
+}
+
+// Executions lists executions in creation order, of one deployment or
+// (with "") of all.
+func (s *Store) Executions(ctx context.Context, deployment string) ([]*workflows.Execution, error) {
+	var out []*workflows.Execution
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketExecutions).ForEach(func(k, v []byte) error {
+			var x workflows.Execution
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("decode execution %s: %w", k, err)
+			}
+			if deployment == "" || x.Deployment == deployment {
+				out = append(out, &x)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// AppendEvents appends events to their executions' logs in one transaction.
+func (s *Store) AppendEvents(ctx context.Context, evs []workflows.Event) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		root := tx.Bucket(bucketEvents)
+		var b *bolt.Bucket
+		var cur string
+		for i := range evs {
+			ev := &evs[i]
+			if b == nil || ev.Execution != cur {
+				var err error
+				if b, err = root.CreateBucketIfNotExists([]byte(ev.Execution)); err != nil {
+					return fmt.Errorf("events of %s: %w", ev.Execution, err)
+				}
+				cur = ev.Execution
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return err
+			}
+			ev.Seq = seq
+			data, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			var key [8]byte
+			binary.BigEndian.PutUint64(key[:], seq)
+			if err := b.Put(key[:], data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Events returns the events of an execution with Seq > after, in order.
+func (s *Store) Events(ctx context.Context, execution string, after uint64) ([]workflows.Event, error) {
+	var out []workflows.Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEvents).Bucket([]byte(execution))
+		if b == nil {
+			return nil
+		}
+		var start [8]byte
+		binary.BigEndian.PutUint64(start[:], after+1)
+		c := b.Cursor()
+		for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
+			var ev workflows.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("decode event %d of %s: %w", binary.BigEndian.Uint64(k), execution, err)
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PolicyState reads a policy's state value (room for the policy runner).
+func (s *Store) PolicyState(ctx context.Context, key string, v any) error {
+	return s.db.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketPolicies), key, v) })
+}
+
+// PutPolicyState stores a policy's state value.
+func (s *Store) PutPolicyState(ctx context.Context, key string, v any) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketPolicies), key, v) })
+}
+
+// sortedExecutions orders executions by id (creation order).
+func sortedExecutions(xs []*workflows.Execution) {
+	sort.Slice(xs, func(i, j int) bool { return xs[i].ID < xs[j].ID })
+}
