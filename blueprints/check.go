@@ -169,26 +169,16 @@ func (c *checker) resolveNodeTypes() {
 			return e
 		}
 		nt := c.nodeTypes[name]
-		if nt == nil {
+		if nt == nil || visiting[name] {
 			return nil
 		}
+		visiting[name] = true
+		defer delete(visiting, name)
 		e := &effectiveType{byName: map[string]*Property{}, ops: map[string]*Operation{}}
 		if nt.DerivedFrom != "" {
-			if visiting[name] {
-				c.errorf(nt.DerivedRange, "Node type inheritance cycle",
-					"Node type %q derives from itself through %s. Break the cycle by removing one derived_from.", name, strings.Join(keysOf(visiting), ", "))
-				c.eff[name] = e
-				return e
-			}
-			visiting[name] = true
 			parent := resolve(nt.DerivedFrom, visiting)
-			delete(visiting, name)
-			if parent == nil {
-				if _, ok := c.nodeTypes[nt.DerivedFrom]; !ok {
-					c.errorf(nt.DerivedRange, "Unknown node type",
-						"Node type %q derives from %q, which is not declared.%s", name, nt.DerivedFrom, suggestion(nt.DerivedFrom, keysOf(c.nodeTypes)))
-				}
-			} else {
+			switch {
+			case parent != nil:
 				e.chain = append(e.chain, parent.chain...)
 				e.props = append(e.props, parent.props...)
 				for k, v := range parent.byName {
@@ -197,6 +187,12 @@ func (c *checker) resolveNodeTypes() {
 				for k, v := range parent.ops {
 					e.ops[k] = v
 				}
+			case c.nodeTypes[nt.DerivedFrom] == nil:
+				c.errorf(nt.DerivedRange, "Unknown node type",
+					"Node type %q derives from %q, which is not declared.%s", name, nt.DerivedFrom, suggestion(nt.DerivedFrom, keysOf(c.nodeTypes)))
+			default:
+				c.errorf(nt.DerivedRange, "Node type inheritance cycle",
+					"Node type %q derives, directly or through other types, from itself. Remove one derived_from.", name)
 			}
 		}
 		e.chain = append([]string{name}, e.chain...)
@@ -221,10 +217,7 @@ func (c *checker) resolveNodeTypes() {
 		return e
 	}
 	for _, nt := range c.bp.NodeTypes {
-		resolve(nt.Name, map[string]bool{nt.Name: true})
-		if nt.DerivedFrom != "" {
-			continue
-		}
+		resolve(nt.Name, map[string]bool{})
 	}
 	// Property defaults of node types must be static and of the right type.
 	for _, nt := range c.bp.NodeTypes {

@@ -6,11 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/hashicorp/hcl/v2/hclparse"
-	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 )
@@ -243,7 +243,7 @@ func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
 // checkName validates a block label used as a reference name.
 func checkName(block *hcl.Block, kind string) hcl.Diagnostics {
 	name := block.Labels[0]
-	if hclsyntax.ValidIdentifier(name) {
+	if validIdentifier(name) {
 		return nil
 	}
 	return hcl.Diagnostics{{
@@ -258,7 +258,7 @@ func checkName(block *hcl.Block, kind string) hcl.Diagnostics {
 func checkTypeName(block *hcl.Block, kind string) hcl.Diagnostics {
 	name := block.Labels[0]
 	for _, part := range strings.Split(name, ".") {
-		if !hclsyntax.ValidIdentifier(part) {
+		if !validIdentifier(part) {
 			return hcl.Diagnostics{{
 				Severity: hcl.DiagError,
 				Summary:  fmt.Sprintf("Invalid %s name", kind),
@@ -598,6 +598,7 @@ func decodePolicyBlock(block *hcl.Block) (*Policy, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		for _, r := range refs {
 			p.Targets = append(p.Targets, r.name)
+			p.TargetRanges = append(p.TargetRanges, r.rng)
 		}
 	}
 	if attr, ok := content.Attributes["properties"]; ok {
@@ -772,4 +773,22 @@ func parseAny(filename string, src []byte) (*hcl.File, hcl.Diagnostics) {
 		return p.ParseJSON(src, filename)
 	}
 	return p.ParseHCL(src, filename)
+}
+
+// validIdentifier is hclsyntax.ValidIdentifier without running the lexer:
+// a letter or underscore, then letters, digits, underscores and dashes.
+func validIdentifier(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		letter := r == '_' || unicode.IsLetter(r)
+		if i == 0 && !letter {
+			return false
+		}
+		if !letter && r != '-' && !unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -13,74 +13,74 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
 
-// Functions are HCL's standard functions, available in every expression of a
-// blueprint.
-func Functions() map[string]function.Function {
-	return map[string]function.Function{
-		"abs":        stdlib.AbsoluteFunc,
-		"ceil":       stdlib.CeilFunc,
-		"floor":      stdlib.FloorFunc,
-		"max":        stdlib.MaxFunc,
-		"min":        stdlib.MinFunc,
-		"pow":        stdlib.PowFunc,
-		"parseint":   stdlib.ParseIntFunc,
-		"signum":     stdlib.SignumFunc,
-		"chomp":      stdlib.ChompFunc,
-		"format":     stdlib.FormatFunc,
-		"formatlist": stdlib.FormatListFunc,
-		"indent":     stdlib.IndentFunc,
-		"join":       stdlib.JoinFunc,
-		"lower":      stdlib.LowerFunc,
-		"upper":      stdlib.UpperFunc,
-		"title":      stdlib.TitleFunc,
-		"regex":      stdlib.RegexFunc,
-		"regexall":   stdlib.RegexAllFunc,
-		"replace":    stdlib.ReplaceFunc,
-		"split":      stdlib.SplitFunc,
-		"strrev":     stdlib.ReverseFunc,
-		"substr":     stdlib.SubstrFunc,
-		"trim":       stdlib.TrimFunc,
-		"trimprefix": stdlib.TrimPrefixFunc,
-		"trimsuffix": stdlib.TrimSuffixFunc,
-		"trimspace":  stdlib.TrimSpaceFunc,
-		"chunklist":  stdlib.ChunklistFunc,
-		"coalesce":   stdlib.CoalesceFunc,
-		"compact":    stdlib.CompactFunc,
-		"concat":     stdlib.ConcatFunc,
-		"contains":   stdlib.ContainsFunc,
-		"distinct":   stdlib.DistinctFunc,
-		"element":    stdlib.ElementFunc,
-		"flatten":    stdlib.FlattenFunc,
-		"keys":       stdlib.KeysFunc,
-		"length":     stdlib.LengthFunc,
-		"lookup":     stdlib.LookupFunc,
-		"merge":      stdlib.MergeFunc,
-		"range":      stdlib.RangeFunc,
-		"reverse":    stdlib.ReverseListFunc,
-		"setunion":   stdlib.SetUnionFunc,
-		"slice":      stdlib.SliceFunc,
-		"sort":       stdlib.SortFunc,
-		"values":     stdlib.ValuesFunc,
-		"zipmap":     stdlib.ZipmapFunc,
-		"jsonencode": stdlib.JSONEncodeFunc,
-		"jsondecode": stdlib.JSONDecodeFunc,
-		"csvdecode":  stdlib.CSVDecodeFunc,
-		"tostring":   stdlib.MakeToFunc(cty.String),
-		"tonumber":   stdlib.MakeToFunc(cty.Number),
-		"tobool":     stdlib.MakeToFunc(cty.Bool),
-		"tolist":     stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
-		"tomap":      stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
-		"toset":      stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
-		"try":        tryfunc.TryFunc,
-		"can":        tryfunc.CanFunc,
-	}
+// Functions returns HCL's standard functions, available in every expression
+// of a blueprint. The map is shared: copy it before adding to it.
+func Functions() map[string]function.Function { return stdFunctions }
+
+var stdFunctions = map[string]function.Function{
+	"abs":        stdlib.AbsoluteFunc,
+	"ceil":       stdlib.CeilFunc,
+	"floor":      stdlib.FloorFunc,
+	"max":        stdlib.MaxFunc,
+	"min":        stdlib.MinFunc,
+	"pow":        stdlib.PowFunc,
+	"parseint":   stdlib.ParseIntFunc,
+	"signum":     stdlib.SignumFunc,
+	"chomp":      stdlib.ChompFunc,
+	"format":     stdlib.FormatFunc,
+	"formatlist": stdlib.FormatListFunc,
+	"indent":     stdlib.IndentFunc,
+	"join":       stdlib.JoinFunc,
+	"lower":      stdlib.LowerFunc,
+	"upper":      stdlib.UpperFunc,
+	"title":      stdlib.TitleFunc,
+	"regex":      stdlib.RegexFunc,
+	"regexall":   stdlib.RegexAllFunc,
+	"replace":    stdlib.ReplaceFunc,
+	"split":      stdlib.SplitFunc,
+	"strrev":     stdlib.ReverseFunc,
+	"substr":     stdlib.SubstrFunc,
+	"trim":       stdlib.TrimFunc,
+	"trimprefix": stdlib.TrimPrefixFunc,
+	"trimsuffix": stdlib.TrimSuffixFunc,
+	"trimspace":  stdlib.TrimSpaceFunc,
+	"chunklist":  stdlib.ChunklistFunc,
+	"coalesce":   stdlib.CoalesceFunc,
+	"compact":    stdlib.CompactFunc,
+	"concat":     stdlib.ConcatFunc,
+	"contains":   stdlib.ContainsFunc,
+	"distinct":   stdlib.DistinctFunc,
+	"element":    stdlib.ElementFunc,
+	"flatten":    stdlib.FlattenFunc,
+	"keys":       stdlib.KeysFunc,
+	"length":     stdlib.LengthFunc,
+	"lookup":     stdlib.LookupFunc,
+	"merge":      stdlib.MergeFunc,
+	"range":      stdlib.RangeFunc,
+	"reverse":    stdlib.ReverseListFunc,
+	"setunion":   stdlib.SetUnionFunc,
+	"slice":      stdlib.SliceFunc,
+	"sort":       stdlib.SortFunc,
+	"values":     stdlib.ValuesFunc,
+	"zipmap":     stdlib.ZipmapFunc,
+	"jsonencode": stdlib.JSONEncodeFunc,
+	"jsondecode": stdlib.JSONDecodeFunc,
+	"csvdecode":  stdlib.CSVDecodeFunc,
+	"tostring":   stdlib.MakeToFunc(cty.String),
+	"tonumber":   stdlib.MakeToFunc(cty.Number),
+	"tobool":     stdlib.MakeToFunc(cty.Bool),
+	"tolist":     stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
+	"tomap":      stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
+	"toset":      stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
+	"try":        tryfunc.TryFunc,
+	"can":        tryfunc.CanFunc,
 }
 
 // staticEvalContext allows functions but no references: for defaults of
 // inputs and other values known before anything is resolved.
-func staticEvalContext() *hcl.EvalContext {
-	return &hcl.EvalContext{Functions: Functions()}
-}
+func staticEvalContext() *hcl.EvalContext { return staticCtx }
+
+var staticCtx = &hcl.EvalContext{Functions: stdFunctions}
 
 // WindowType is the type of `window(metric, duration)` in policy-type
 // conditions: a moving time window of one metric. Window functions (mean, min,
@@ -111,7 +111,10 @@ type WindowEvaluator interface {
 // conditions: the standard ones, window(metric, duration), and the window
 // reductions. min and max accept either a window or numbers.
 func ConditionFunctions(ev WindowEvaluator) map[string]function.Function {
-	fns := Functions()
+	fns := make(map[string]function.Function, len(stdFunctions)+len(WindowReducers)+1)
+	for k, v := range stdFunctions {
+		fns[k] = v
+	}
 	fns["window"] = function.New(&function.Spec{
 		Description: "A moving window of one metric over the last duration.",
 		Params: []function.Parameter{

@@ -159,13 +159,14 @@ type Condition struct {
 
 // Policy is a `policy "name" {}` block.
 type Policy struct {
-	Name       string
-	Type       string
-	TypeRange  hcl.Range
-	Targets    []string
-	Properties hcl.Expression // nil when absent
-	Triggers   []*Trigger
-	DeclRange  hcl.Range
+	Name         string
+	Type         string
+	TypeRange    hcl.Range
+	Targets      []string
+	TargetRanges []hcl.Range
+	Properties   hcl.Expression // nil when absent
+	Triggers     []*Trigger
+	DeclRange    hcl.Range
 }
 
 // Trigger is a `trigger "condition" {}` block of a policy: when the condition

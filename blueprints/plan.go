@@ -157,9 +157,9 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		c.errorf(p.TypeRange, "Unknown policy type", "Policy %q has type %q, which is neither declared in the blueprint nor built in.%s",
 			p.Name, p.Type, suggestion(p.Type, keysOf(c.policyTypes)))
 	}
-	for _, t := range p.Targets {
+	for i, t := range p.Targets {
 		if _, ok := c.nodes[t]; !ok {
-			c.errorf(p.DeclRange, "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, keysOf(c.nodes)))
+			c.errorf(p.TargetRanges[i], "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, keysOf(c.nodes)))
 		}
 	}
 	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers}

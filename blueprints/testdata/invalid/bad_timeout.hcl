@@ -1,0 +1,6 @@
+node "web" {
+  operation "create" {
+    implementation = "script"
+    timeout        = "30 s"
+  }
+}

@@ -1,0 +1,3 @@
+input "replicas" {
+  type = integer
+}

@@ -1,0 +1,3 @@
+policy_type "threshold" {
+  condition "high" { when = mean(window("cpu", "thirty seconds")) > 1 }
+}

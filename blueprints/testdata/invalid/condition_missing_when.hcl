@@ -1,0 +1,3 @@
+policy_type "threshold" {
+  condition "high" {}
+}

@@ -1,0 +1,3 @@
+policy_type "threshold" {
+  condition "high" { when = mean(window("cpu", "30s")) }
+}

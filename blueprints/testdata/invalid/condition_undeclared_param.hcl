@@ -1,0 +1,4 @@
+policy_type "threshold" {
+  parameter "limit" { type = number }
+  condition "high" { when = mean(window("cpu", "30s")) > param.limt }
+}

@@ -1,0 +1,3 @@
+node "web" {
+  contained_in = node.host
+}

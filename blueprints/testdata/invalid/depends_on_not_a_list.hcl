@@ -1,0 +1,4 @@
+node "a" {}
+node "web" {
+  depends_on = "a"
+}

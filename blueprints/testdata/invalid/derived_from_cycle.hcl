@@ -1,0 +1,6 @@
+node_type "a" {
+  derived_from = "b"
+}
+node_type "b" {
+  derived_from = "a"
+}

@@ -1,0 +1,2 @@
+input "size" { default = 1 }
+input "size" { default = 2 }

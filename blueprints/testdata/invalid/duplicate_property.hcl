@@ -1,0 +1,4 @@
+node_type "web" {
+  property "port" { type = number }
+  property "port" { type = string }
+}

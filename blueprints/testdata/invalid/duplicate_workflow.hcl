@@ -1,0 +1,2 @@
+workflow "scale" { uses = "script.workflow" }
+workflow "scale" { uses = "script.workflow" }

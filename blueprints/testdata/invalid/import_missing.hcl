@@ -1,0 +1,2 @@
+imports = ["does-not-exist.hcl"]
+node "web" {}

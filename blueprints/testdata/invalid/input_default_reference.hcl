@@ -1,0 +1,2 @@
+input "a" { default = 1 }
+input "b" { default = input.a }

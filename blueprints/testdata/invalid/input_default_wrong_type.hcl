@@ -1,0 +1,4 @@
+input "replicas" {
+  type    = number
+  default = "many"
+}

@@ -1,0 +1,6 @@
+node_type "db" {
+  property "port" { type = number }
+}
+node "database" {
+  type = "db"
+}

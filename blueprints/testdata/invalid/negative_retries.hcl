@@ -1,0 +1,6 @@
+node "web" {
+  operation "create" {
+    implementation = "script"
+    max_retries    = -1
+  }
+}

@@ -1,0 +1,4 @@
+node "web" {}
+output "url" {
+  value = node.wbe.properties.url
+}

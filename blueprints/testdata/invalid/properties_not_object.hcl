@@ -1,0 +1,3 @@
+node "database" {
+  properties = ["port", 5432]
+}

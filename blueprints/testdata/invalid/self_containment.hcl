@@ -1,0 +1,3 @@
+node "a" {
+  contained_in = node.a
+}

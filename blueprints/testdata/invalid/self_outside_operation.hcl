@@ -1,0 +1,3 @@
+node "web" {
+  properties = { name = self.name }
+}

@@ -1,0 +1,3 @@
+node "web" {
+  properties = { a = 1
+}

@@ -1,0 +1,4 @@
+input "replicas" { default = 2 }
+node "web" {
+  properties = { count = input.replica }
+}

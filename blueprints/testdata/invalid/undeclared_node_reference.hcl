@@ -1,0 +1,4 @@
+node "database" {}
+node "web" {
+  properties = { db = node.databse.name }
+}

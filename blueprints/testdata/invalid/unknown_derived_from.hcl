@@ -1,0 +1,4 @@
+node_type "base" {}
+node_type "web" {
+  derived_from = "bsae"
+}

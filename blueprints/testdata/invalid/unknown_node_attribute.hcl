@@ -1,0 +1,3 @@
+node "web" {
+  typ = "orch.Root"
+}

@@ -1,0 +1,4 @@
+node_type "web_server" {}
+node "web" {
+  type = "web_servr"
+}

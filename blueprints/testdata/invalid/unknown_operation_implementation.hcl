@@ -1,0 +1,5 @@
+node "web" {
+  operation "create" {
+    implementation = "scrpit"
+  }
+}

@@ -1,0 +1,3 @@
+workflow "scale" {
+  uses = "script.workflw"
+}

@@ -1,0 +1,3 @@
+workflow "scale" {
+  description = "no implementation"
+}

@@ -1,0 +1,7 @@
+node_type "db" {
+  property "port" { type = number }
+}
+node "database" {
+  type       = "db"
+  properties = { port = "fifty" }
+}
