@@ -477,3 +477,8 @@ func copyMap(m map[string]any) map[string]any {
 	}
 	return out
 }
+
+// Emit records an event in an execution's log through the batching writer,
+// as the engine's own events are (for other components' notes on an
+// execution, and the state file's append benchmark).
+func (e *Engine) Emit(ev Event) { e.events.Emit(ev) }

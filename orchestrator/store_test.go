@@ -1,0 +1,208 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/orchhq/orch/workflows"
+)
+
+func openTemp(t testing.TB) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, path
+}
+
+func TestStateSurvivesReopen(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	bp := &BlueprintRecord{ID: "bp1", Main: []string{"/x/main.hcl"}, Sources: map[string]string{"/x/main.hcl": `node "a" {}`}}
+	d := &Deployment{ID: "d1", Blueprint: "bp1", Instances: map[string]*workflows.NodeInstance{"a": {ID: "a_1", Node: "a", State: "uninitialized"}}}
+	if err := s.CreateDeployment(ctx, bp, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateDeployment(ctx, bp, d); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second create: %v", err)
+	}
+	must(t, s.PutInstance(ctx, "d1", &workflows.NodeInstance{ID: "a_1", Node: "a", State: "started", Runtime: map[string]any{"ip": "10.0.0.1"}}))
+	x := &workflows.Execution{ID: workflows.NewID(), Deployment: "d1", Workflow: "install", Status: workflows.Succeeded}
+	must(t, s.PutExecution(ctx, x))
+	must(t, s.AppendEvents(ctx, []workflows.Event{{Execution: x.ID, Message: "one"}, {Execution: x.ID, Message: "two"}}))
+	must(t, s.PutPolicyState(ctx, "d1/p", map[string]string{"cooldown_until": "later"}))
+	must(t, s.Close())
+
+	s, err := Open(path, OpenOptions{})
+	must(t, err)
+	defer s.Close()
+	got, err := s.Deployment(ctx, "d1")
+	must(t, err)
+	if got.Instances["a"].State != "started" || got.Instances["a"].Runtime["ip"] != "10.0.0.1" {
+		t.Errorf("instance = %+v", got.Instances["a"])
+	}
+	b, err := s.Blueprint(ctx, "bp1")
+	must(t, err)
+	if b.Sources["/x/main.hcl"] != `node "a" {}` {
+		t.Errorf("blueprint source lost: %v", b.Sources)
+	}
+	evs, err := s.Events(ctx, x.ID, 0)
+	must(t, err)
+	if len(evs) != 2 || evs[0].Seq != 1 || evs[1].Message != "two" {
+		t.Errorf("events = %+v", evs)
+	}
+	if evs, _ := s.Events(ctx, x.ID, 1); len(evs) != 1 || evs[0].Seq != 2 {
+		t.Errorf("events after 1 = %+v", evs)
+	}
+	if gx, err := s.Execution(ctx, x.ID[:12]); err != nil || gx.ID != x.ID {
+		t.Errorf("execution by prefix: %v %v", gx, err)
+	}
+	var ps map[string]string
+	must(t, s.PolicyState(ctx, "d1/p", &ps))
+	if ps["cooldown_until"] != "later" {
+		t.Errorf("policy state = %v", ps)
+	}
+	must(t, s.DeleteDeployment(ctx, "d1"))
+	if _, err := s.Blueprint(ctx, "bp1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unused blueprint kept: %v", err)
+	}
+	if _, err := s.Execution(ctx, x.ID); err != nil {
+		t.Errorf("execution history lost with the deployment: %v", err)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenRefusesBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	must(t, os.WriteFile(garbage, []byte(strings.Repeat("not a database\n", 1000)), 0o600))
+
+	foreign := filepath.Join(dir, "foreign.db")
+	db, err := bolt.Open(foreign, 0o600, nil)
+	must(t, err)
+	must(t, db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("someone-elses")); return err }))
+	must(t, db.Close())
+
+	newer := filepath.Join(dir, "newer.db")
+	s, err := Open(newer, OpenOptions{})
+	must(t, err)
+	must(t, s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("99")) }))
+	must(t, s.Close())
+
+	truncated := filepath.Join(dir, "truncated.db")
+	s, err = Open(truncated, OpenOptions{})
+	must(t, err)
+	must(t, s.Close())
+	data, _ := os.ReadFile(truncated)
+	// bbolt keeps two meta pages and survives one bad one: corrupt both.
+	pageSize := os.Getpagesize()
+	for _, page := range []int{0, pageSize} {
+		for i := page + 16; i < page+80 && i < len(data); i++ {
+			data[i] ^= 0xff
+		}
+	}
+	must(t, os.WriteFile(truncated, data, 0o600))
+
+	tests := []struct {
+		path, want string
+	}{
+		{garbage, "not an orch state file or is corrupted"},
+		{foreign, "not orch's"},
+		{newer, "newer orch"},
+		{truncated, "not an orch state file or is corrupted"},
+	}
+	for _, tt := range tests {
+		t.Run(filepath.Base(tt.path), func(t *testing.T) {
+			before, _ := os.ReadFile(tt.path)
+			_, err := Open(tt.path, OpenOptions{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.path) {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			if after, _ := os.ReadFile(tt.path); string(after) != string(before) {
+				t.Errorf("a refused file was modified")
+			}
+		})
+	}
+}
+
+func TestOpenLockedFileSaysWho(t *testing.T) {
+	s, path := openTemp(t)
+	defer s.Close()
+	start := time.Now()
+	_, err := Open(path, OpenOptions{LockTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "orch serve") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("lock timeout not honoured")
+	}
+}
+
+// BenchmarkAppendEvents measures sustained event appends through the
+// engine's batching writer into the state file (target: 20,000 events/s).
+// Eight executions emit concurrently, as a busy orch serve would.
+func BenchmarkAppendEvents(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	svc := NewService(s, registryForBench(), nil)
+	ctx := context.Background()
+	const writers = 8
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			exec := fmt.Sprintf("exec-%d", w)
+			for i := w; i < b.N; i += writers {
+				svc.Engine.Emit(workflows.Event{Execution: exec, Level: "info", Type: workflows.EventLog, Message: "operation progress line of a typical length"})
+			}
+		}(w)
+	}
+	wg.Wait()
+	must(b, svc.Engine.FlushEvents(ctx))
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.StopTimer()
+	n := 0
+	for w := 0; w < writers; w++ {
+		evs, err := s.Events(ctx, fmt.Sprintf("exec-%d", w), 0)
+		must(b, err)
+		n += len(evs)
+	}
+	if n != b.N {
+		b.Fatalf("stored %d events, want %d", n, b.N)
+	}
+}
+
+// BenchmarkAppendEventsUnbatched is the baseline: one transaction per event.
+func BenchmarkAppendEventsUnbatched(b *testing.B) {
+	s, _ := openTemp(b)
+	defer s.Close()
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		must(b, s.AppendEvents(ctx, []workflows.Event{{Execution: "x", Level: "info", Message: "operation progress line of a typical length"}}))
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
