@@ -1,7 +1,7 @@
 # orch: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build demo test unit check bench fuzz clean
+.PHONY: build demo test unit check bench fuzz clean env-up env-down env-status
 
 build: ## build bin/orch
 	$(GO) build -o bin/orch ./cmd/orch
@@ -9,15 +9,25 @@ build: ## build bin/orch
 demo: build ## the main job: deploy the files example, show it, undeploy it
 	hack/demo.sh
 
-test: check ## every test (vet, gofmt, unit, integration, fuzz seed corpus)
-	$(GO) test -count=1 ./...
+test: check ## every test: brings the environment up (and down, if it started it)
+	hack/test.sh
 
-unit: ## fast tests only
+unit: ## unit tests only, no environment needed
 	$(GO) test -short ./...
 
-check: ## gofmt and go vet
+check: ## gofmt and go vet, both modules
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
+	cd hack/testenv && $(GO) vet ./...
+
+env-up: ## start RabbitMQ, two Kubernetes control planes and sshd (idempotent)
+	cd hack/testenv && $(GO) run ./cmd/testenv up
+
+env-down: ## stop everything env-up started
+	cd hack/testenv && $(GO) run ./cmd/testenv down
+
+env-status: ## exit 0 when the environment runs; prints its env file
+	cd hack/testenv && $(GO) run ./cmd/testenv status
 
 bench: ## benchmarks (not part of test)
 	$(GO) test -run XXX -bench . -benchmem ./blueprints ./orchestrator

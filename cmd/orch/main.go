@@ -19,6 +19,7 @@ import (
 
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/plugins"
+	"github.com/orchhq/orch/plugins/kubernetes"
 	"github.com/orchhq/orch/plugins/script"
 	"github.com/orchhq/orch/workflows"
 )
@@ -121,7 +122,7 @@ func (g *globals) logger() *slog.Logger {
 
 func registry() (*plugins.Registry, error) {
 	r := plugins.NewRegistry()
-	if err := r.Add(script.Plugin{}); err != nil {
+	if err := r.Add(script.Plugin{}, kubernetes.New()); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -1,0 +1,282 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/orchhq/orch/plugins"
+)
+
+// Types are the node types this plugin gives blueprints.
+const Types = `
+node_type "kubernetes.cluster" {
+  description = "A Kubernetes cluster, reached through a kubeconfig and context exactly as kubectl reaches it (KUBECONFIG, exec credentials and tokens included)."
+  property "kubeconfig" {
+    type        = string
+    default     = ""
+    description = "Path of the kubeconfig; empty: $KUBECONFIG, then ~/.kube/config."
+  }
+  property "context" {
+    type        = string
+    default     = ""
+    description = "Context in the kubeconfig; empty: the current context."
+  }
+}
+
+node_type "kubernetes.master" {
+  description = "A host (the Kubernetes master, or a proxy) on which kubectl runs over SSH."
+  property "host" { type = string }
+  property "port" {
+    type    = number
+    default = 22
+  }
+  property "ssh_user" {
+    type    = string
+    default = ""
+  }
+  property "ssh_keyfilename" {
+    type        = string
+    default     = ""
+    description = "Private key file; empty: the ssh-agent at SSH_AUTH_SOCK."
+  }
+  property "known_hosts" {
+    type        = string
+    default     = ""
+    description = "known_hosts to verify the host key with; empty: ~/.ssh/known_hosts."
+  }
+  property "kubectl" {
+    type    = string
+    default = "kubectl"
+  }
+}
+
+node_type "kubernetes.app" {
+  description = "An application in a cluster: its Deployments and Services, found by the label app=<app>."
+  property "namespace" {
+    type    = string
+    default = "default"
+  }
+  property "app" { type = string }
+}
+`
+
+// Plugin is the Kubernetes plugin. Clients and SSH connections are kept per
+// cluster and host for the life of the process.
+type Plugin struct {
+	mu      sync.Mutex
+	clients map[string]kubernetes.Interface
+	ssh     map[SSHTarget]*SSH
+}
+
+// New returns the plugin.
+func New() *Plugin {
+	return &Plugin{clients: map[string]kubernetes.Interface{}, ssh: map[SSHTarget]*SSH{}}
+}
+
+// Register adds the node types and the kubernetes.scale workflow.
+func (p *Plugin) Register(r *plugins.Registry) error {
+	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
+	return r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow))
+}
+
+// RESTConfig loads a kubeconfig and context as kubectl does: an empty path
+// follows $KUBECONFIG and ~/.kube/config; an empty context is the current one.
+func RESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %q context %q: %w", kubeconfig, kubeContext, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return cfg, nil
+}
+
+// Client returns the (shared) client of a cluster.
+func (p *Plugin) Client(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+	key := kubeconfig + "\x00" + kubeContext
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.clients[key]; ok {
+		return c, nil
+	}
+	cfg, err := RESTConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.clients[key] = c
+	return c, nil
+}
+
+// SSH returns the (shared) runner of a host.
+func (p *Plugin) SSH(t SSHTarget) *SSH {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.ssh[t]; ok {
+		return s
+	}
+	s := NewSSH(t)
+	p.ssh[t] = s
+	return s
+}
+
+// Close closes the SSH connections.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.ssh {
+		s.Close()
+	}
+	p.ssh = map[SSHTarget]*SSH{}
+	return nil
+}
+
+// nodeProps reads the properties of a node-valued parameter ({name, type,
+// properties}); a plain string is returned as the "host" property.
+func nodeProps(v any) (map[string]any, bool) {
+	switch n := v.(type) {
+	case map[string]any:
+		if props, ok := n["properties"].(map[string]any); ok {
+			return props, true
+		}
+		return n, true
+	case string:
+		if n != "" {
+			return map[string]any{"host": n}, true
+		}
+	}
+	return nil, false
+}
+
+func str(m map[string]any, k string) string {
+	if s, ok := m[k].(string); ok {
+		return s
+	}
+	if v, ok := m[k]; ok && v != nil {
+		return fmt.Sprint(v)
+	}
+	return ""
+}
+
+func num(m map[string]any, k string) (int32, error) {
+	switch v := m[k].(type) {
+	case nil:
+		return 0, nil
+	case int64:
+		return int32(v), nil
+	case float64:
+		return int32(v), nil
+	case string:
+		if v == "" {
+			return 0, nil
+		}
+		var n int32
+		if _, err := fmt.Sscan(v, &n); err != nil {
+			return 0, fmt.Errorf("%s %q is not a number", k, v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%s: not a number", k)
+}
+
+// ScaleRequest is kube_scale's parameters, decoded.
+type ScaleRequest struct {
+	Namespace, Name string
+	Amount          Amount
+	Limits          Limits
+	Transport       string // "client-go" or "ssh"
+	scaler          Scaler
+}
+
+// scaleRequest decodes the workflow parameters: the seed's master,
+// ssh_user, ssh_keyfilename, name, amount, plus namespace, min, max and
+// either cluster (client-go) or master (ssh).
+func (p *Plugin) scaleRequest(params map[string]any) (*ScaleRequest, error) {
+	r := &ScaleRequest{Namespace: str(params, "namespace"), Name: str(params, "name")}
+	if r.Namespace == "" {
+		r.Namespace = "default"
+	}
+	amount := str(params, "amount")
+	if amount == "" {
+		amount = "+0"
+	}
+	var err error
+	if r.Amount, err = ParseAmount(amount); err != nil {
+		return nil, err
+	}
+	if r.Limits.Min, err = num(params, "min"); err != nil {
+		return nil, err
+	}
+	if r.Limits.Max, err = num(params, "max"); err != nil {
+		return nil, err
+	}
+	if r.Limits.Max > 0 && r.Limits.Min > r.Limits.Max {
+		return nil, fmt.Errorf("min %d is above max %d", r.Limits.Min, r.Limits.Max)
+	}
+	if err := ValidateTarget(r.Namespace, r.Name); err != nil {
+		return nil, err
+	}
+	if master, ok := nodeProps(params["master"]); ok {
+		t := SSHTarget{Host: str(master, "host"), User: str(params, "ssh_user"), KeyFile: str(params, "ssh_keyfilename"), KnownHosts: str(params, "known_hosts")}
+		if t.User == "" {
+			t.User = str(master, "ssh_user")
+		}
+		if t.KeyFile == "" {
+			t.KeyFile = str(master, "ssh_keyfilename")
+		}
+		if t.KnownHosts == "" {
+			t.KnownHosts = str(master, "known_hosts")
+		}
+		port, err := num(master, "port")
+		if err != nil {
+			return nil, err
+		}
+		t.Port = int(port)
+		kubectl := str(master, "kubectl")
+		r.Transport, r.scaler = "ssh", KubectlScaler{Runner: p.SSH(t), Kubectl: kubectl}
+		return r, nil
+	}
+	cluster, ok := nodeProps(params["cluster"])
+	if !ok {
+		return nil, fmt.Errorf("kube_scale needs either a master (kubectl over ssh) or a cluster (client-go) parameter")
+	}
+	client, err := p.Client(str(cluster, "kubeconfig"), str(cluster, "context"))
+	if err != nil {
+		return nil, err
+	}
+	r.Transport, r.scaler = "client-go", ClientScaler{Client: client}
+	return r, nil
+}
+
+func (p *Plugin) scaleWorkflow(ctx context.Context, wc plugins.WorkflowContext) error {
+	r, err := p.scaleRequest(wc.Parameters())
+	if err != nil {
+		return fmt.Errorf("kube_scale: %w", err)
+	}
+	if wc.DryRun() {
+		wc.Event("info", fmt.Sprintf("would scale deployment %s/%s by %s (min %d, max %d) via %s", r.Namespace, r.Name, r.Amount, r.Limits.Min, r.Limits.Max, r.Transport))
+		return nil
+	}
+	wc.Event("info", fmt.Sprintf("scaling deployment %s/%s by %s via %s", r.Namespace, r.Name, r.Amount, r.Transport))
+	from, to, err := r.scaler.Scale(ctx, r.Namespace, r.Name, r.Amount, r.Limits)
+	if err != nil {
+		return err
+	}
+	if from == to {
+		wc.Event("info", fmt.Sprintf("deployment %s/%s stays at %d replicas", r.Namespace, r.Name, from))
+	} else {
+		wc.Event("info", fmt.Sprintf("scaled deployment %s/%s from %d to %d replicas", r.Namespace, r.Name, from, to))
+	}
+	return nil
+}
