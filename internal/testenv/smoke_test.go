@@ -2,9 +2,9 @@ package testenv
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
-	"context"
 	"errors"
 	"fmt"
 	"os"
