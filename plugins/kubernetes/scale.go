@@ -126,8 +126,10 @@ func (s KubectlScaler) Scale(ctx context.Context, namespace, name string, a Amou
 
 func isConflict(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "the object has been modified") || strings.Contains(s, "Conflict") ||
-		strings.Contains(s, "precondition failed")
+	// kubectl scale --resource-version reports a lost race as "Expected
+	// resource version to be X, was Y"; the API server as a Conflict.
+	return strings.Contains(s, "Expected resource version") || strings.Contains(s, "the object has been modified") ||
+		strings.Contains(s, "Conflict") || strings.Contains(s, "precondition failed")
 }
 
 // ShellQuote quotes one argument for a POSIX shell: the remote side of SSH
