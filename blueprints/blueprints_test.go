@@ -2,7 +2,6 @@ package blueprints
 
 import (
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -333,19 +332,6 @@ func TestConditionFunctionsTypeCheck(t *testing.T) {
 		diags = append(diags, Validate(bp, testCatalog)...)
 		if diags.HasErrors() {
 			t.Errorf("%s: %s", expr, diags)
-		}
-	}
-}
-
-func TestExampleBlueprintsValidate(t *testing.T) {
-	files, _ := filepath.Glob("../examples/*/blueprint.hcl")
-	if len(files) == 0 {
-		t.Fatal("no example blueprints found")
-	}
-	for _, f := range files {
-		_, diags := loadAndValidate(f)
-		if diags.HasErrors() {
-			t.Errorf("%s: %s", f, diags)
 		}
 	}
 }

@@ -263,8 +263,8 @@ func (c *checker) checkImplementation(op *Operation) {
 		}
 	}
 	c.errorf(op.ImplRange, "Unknown operation implementation",
-		"No plugin provides the operation implementation %q.%s Known implementations: %s.",
-		op.Implementation, suggestion(op.Implementation, c.cat.Operations), strings.Join(c.cat.Operations, ", "))
+		"No plugin provides the operation implementation %q.%s%s",
+		op.Implementation, suggestion(op.Implementation, c.cat.Operations), known(c.cat.Operations))
 }
 
 func (c *checker) checkNodes() {
@@ -341,10 +341,18 @@ func (c *checker) checkWorkflows() {
 		}
 		if !contains(c.cat.Workflows, w.Uses) {
 			c.errorf(w.UsesRange, "Unknown workflow implementation",
-				"Workflow %q uses %q, which no plugin provides.%s Known implementations: %s.",
-				w.Name, w.Uses, suggestion(w.Uses, c.cat.Workflows), strings.Join(c.cat.Workflows, ", "))
+				"Workflow %q uses %q, which no plugin provides.%s%s",
+				w.Name, w.Uses, suggestion(w.Uses, c.cat.Workflows), known(c.cat.Workflows))
 		}
 	}
+}
+
+// known lists the implementations there are, for an error's detail.
+func known(impls []string) string {
+	if len(impls) == 0 {
+		return " No plugin provides any."
+	}
+	return " Known implementations: " + strings.Join(impls, ", ") + "."
 }
 
 func contains(list []string, s string) bool {
