@@ -25,7 +25,7 @@ import (
 
 // fixture creates a namespace with a 2-replica Deployment in the primary
 // cluster and returns the namespace.
-func fixture(t *testing.T, e *testenv.Env, name string) string {
+func fixture(t testing.TB, e *testenv.Env, name string) string {
 	t.Helper()
 	cs := e.Clientset(t, testenv.Primary)
 	ns := "scale-" + rand.String(6)
@@ -53,7 +53,7 @@ func fixture(t *testing.T, e *testenv.Env, name string) string {
 	return ns
 }
 
-func replicas(t *testing.T, e *testenv.Env, ns, name string) int32 {
+func replicas(t testing.TB, e *testenv.Env, ns, name string) int32 {
 	t.Helper()
 	d, err := e.Clientset(t, testenv.Primary).AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {
@@ -177,12 +177,12 @@ func TestHostileNamesAreRefusedBeforeAnythingRuns(t *testing.T) {
 
 func TestShellQuote(t *testing.T) {
 	tests := map[string]string{
-		"kubectl":                "kubectl",
-		"--replicas=3":           "--replicas=3",
-		"x; rm -rf /":            `'x; rm -rf /'`,
-		"$(id)":                  `'$(id)'`,
-		"it's":                   `'it'\''s'`,
-		"":                       `''`,
+		"kubectl":               "kubectl",
+		"--replicas=3":          "--replicas=3",
+		"x; rm -rf /":           `'x; rm -rf /'`,
+		"$(id)":                 `'$(id)'`,
+		"it's":                  `'it'\''s'`,
+		"":                      `''`,
 		"{.spec.replicas} {.x}": `'{.spec.replicas} {.x}'`,
 	}
 	for in, want := range tests {
