@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -81,7 +83,95 @@ func New() *Plugin {
 // Register adds the node types and the kubernetes.scale workflow.
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
-	return r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow))
+	if err := r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow)); err != nil {
+		return err
+	}
+	if err := r.RegisterWorkflow("kubernetes.burst", resumable(p.burstWorkflow)); err != nil {
+		return err
+	}
+	return r.RegisterWorkflow("kubernetes.reconcile", resumable(p.reconcileWorkflow))
+}
+
+// resumable marks a level-triggered workflow: running it again after a
+// crash converges to the same state, so orch may resume it.
+type resumable plugins.WorkflowFunc
+
+func (f resumable) Run(ctx context.Context, wc plugins.WorkflowContext) error { return f(ctx, wc) }
+func (resumable) Resumable() bool                                             { return true }
+
+// burstRequest decodes burst/reconcile parameters: app, namespace, from and
+// to (kubernetes.cluster nodes), weight, replica_suffix, timeout, traffic.
+func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
+	params := wc.Parameters()
+	b := &Burst{App: str(params, "app"), Namespace: str(params, "namespace"), Suffix: str(params, "replica_suffix"),
+		Traffic: str(params, "traffic"), DryRun: wc.DryRun(), Log: func(msg string) { wc.Event("info", msg) }}
+	if b.Namespace == "" {
+		b.Namespace = "default"
+	}
+	weight := int32(25)
+	if _, ok := params["weight"]; ok {
+		w, err := num(params, "weight")
+		if err != nil {
+			return nil, err
+		}
+		weight = w
+	}
+	b.Weight = int(weight)
+	if t := str(params, "timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("timeout %q: want a duration such as \"60s\"", t)
+		}
+		b.Timeout = d
+	}
+	from, ok := nodeProps(params["from"])
+	if !ok {
+		return nil, fmt.Errorf("parameter from (the source cluster node) is required")
+	}
+	to, ok := nodeProps(params["to"])
+	if !ok {
+		return nil, fmt.Errorf("parameter to (the target cluster node) is required")
+	}
+	var err error
+	if b.Source, err = p.Client(str(from, "kubeconfig"), str(from, "context")); err != nil {
+		return nil, err
+	}
+	if b.Target, err = p.Client(str(to, "kubeconfig"), str(to, "context")); err != nil {
+		return nil, err
+	}
+	if b.SourceDynamic, err = p.Dynamic(str(from, "kubeconfig"), str(from, "context")); err != nil {
+		return nil, err
+	}
+	b.SourceName = str(from, "context")
+	if b.SourceName == "" {
+		b.SourceName = "source"
+	}
+	return b, nil
+}
+
+func (p *Plugin) burstWorkflow(ctx context.Context, wc plugins.WorkflowContext) error {
+	b, err := p.burstRequest(wc)
+	if err != nil {
+		return fmt.Errorf("burst: %w", err)
+	}
+	return b.Run(ctx)
+}
+
+func (p *Plugin) reconcileWorkflow(ctx context.Context, wc plugins.WorkflowContext) error {
+	b, err := p.burstRequest(wc)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	return b.Reconcile(ctx)
+}
+
+// Dynamic returns a dynamic client of a cluster.
+func (p *Plugin) Dynamic(kubeconfig, kubeContext string) (dynamic.Interface, error) {
+	cfg, err := RESTConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
 }
 
 // RESTConfig loads a kubeconfig and context as kubectl does: an empty path

@@ -1,0 +1,277 @@
+package kubernetes_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/orchhq/orch/internal/testenv"
+	k8s "github.com/orchhq/orch/plugins/kubernetes"
+)
+
+// sourceApp creates, in a new namespace of the primary cluster, n
+// Deployments labelled app=<app> (2 replicas each, using a ConfigMap and a
+// Secret) and a Service for the app.
+func sourceApp(t testing.TB, cs kubernetes.Interface, app string, n int, nodeSelector map[string]string) string {
+	t.Helper()
+	ctx := context.Background()
+	ns := "burst-" + rand.String(6)
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: app + "-config"}, Data: map[string]string{"MODE": "burst"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: app + "-creds"}, StringData: map[string]string{"token": "t0k3n"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	two := int32(2)
+	for i := 0; i < n; i++ {
+		name := app
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", app, i)
+		}
+		labels := map[string]string{"app": app, "component": name}
+		_, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: &two,
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{
+						NodeSelector: nodeSelector,
+						Containers: []corev1.Container{{
+							Name: "app", Image: "registry.local/" + app + ":1",
+							EnvFrom: []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: app + "-config"}}}},
+						}},
+						Volumes: []corev1.Volume{{Name: "creds", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: app + "-creds"}}}},
+					},
+				},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: app, Labels: map[string]string{"app": app}},
+		Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": app}, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns
+}
+
+func newBurst(t testing.TB, e *testenv.Env, app, ns string) *k8s.Burst {
+	return &k8s.Burst{
+		App: app, Namespace: ns, Weight: 25, Suffix: "-repl", Timeout: 30 * time.Second,
+		Source: e.Clientset(t, testenv.Primary), Target: e.Clientset(t, testenv.Peer),
+		SourceDynamic: e.Dynamic(t, testenv.Primary), SourceName: testenv.Primary,
+		Log: func(msg string) { t.Log(msg) },
+	}
+}
+
+// peerSnapshot lists what exists in the peer: namespaces, and the objects
+// of ns.
+func peerSnapshot(t *testing.T, cs kubernetes.Interface, ns string) string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nss.Items {
+		out = append(out, "namespace/"+n.Name)
+	}
+	if deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, d := range deps.Items {
+			out = append(out, "deployment/"+d.Name)
+		}
+	}
+	if svcs, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, s := range svcs.Items {
+			out = append(out, "service/"+s.Name)
+		}
+	}
+	if cms, err := cs.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, c := range cms.Items {
+			out = append(out, "configmap/"+c.Name)
+		}
+	}
+	if ss, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, s := range ss.Items {
+			out = append(out, "secret/"+s.Name)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	var last string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		ok, detail := cond()
+		last = detail
+		return ok, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", what, err, last)
+	}
+}
+
+func TestBurstThenReconcileLeavesThePeerAsBefore(t *testing.T) {
+	e := testenv.Get(t)
+	primary, peer := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
+	ns := sourceApp(t, primary, "bookings", 1, nil)
+	before := peerSnapshot(t, peer, ns)
+	ctx := context.Background()
+	b := newBurst(t, e, "bookings", ns)
+
+	for round := 1; round <= 2; round++ { // burst twice: one copy
+		if err := b.Run(ctx); err != nil {
+			t.Fatalf("burst %d: %v", round, err)
+		}
+	}
+	deps, err := peer.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items) != 1 || deps.Items[0].Labels[k8s.LabelManagedBy] != "orch" || deps.Items[0].ResourceVersion == "" {
+		t.Fatalf("peer deployments after two bursts: %+v", deps.Items)
+	}
+	if src := deps.Items[0].Annotations[k8s.AnnotationSource]; src != "primary/"+ns+"/bookings" {
+		t.Errorf("source annotation = %q", src)
+	}
+	for _, obj := range []string{"service/bookings-repl", "configmap/bookings-config", "secret/bookings-creds"} {
+		if !strings.Contains(peerSnapshot(t, peer, ns), obj) {
+			t.Errorf("peer lacks %s", obj)
+		}
+	}
+	vs, err := e.Dynamic(t, testenv.Primary).Resource(k8s.VirtualServices).Namespace(ns).Get(ctx, "orch-burst-bookings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, _, _ := unstructuredSlice(vs.Object, "spec", "http")
+	route := routes[0].(map[string]any)["route"].([]any)
+	got := fmt.Sprintf("%v/%v %v/%v",
+		route[0].(map[string]any)["destination"].(map[string]any)["host"], route[0].(map[string]any)["weight"],
+		route[1].(map[string]any)["destination"].(map[string]any)["host"], route[1].(map[string]any)["weight"])
+	if got != "bookings/75 bookings-repl/25" {
+		t.Errorf("virtual service routes = %s", got)
+	}
+
+	for round := 1; round <= 2; round++ { // reconcile twice: both succeed
+		if err := b.Reconcile(ctx); err != nil {
+			t.Fatalf("reconcile %d: %v", round, err)
+		}
+	}
+	if _, err := e.Dynamic(t, testenv.Primary).Resource(k8s.VirtualServices).Namespace(ns).Get(ctx, "orch-burst-bookings", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("traffic split still there: %v", err)
+	}
+	eventually(t, "peer back to its state before the burst", func() (bool, string) {
+		now := peerSnapshot(t, peer, ns)
+		return now == before, "before:\n" + before + "\nnow:\n" + now
+	})
+}
+
+func TestReconcileKeepsWhatIsNotOrchs(t *testing.T) {
+	e := testenv.Get(t)
+	primary, peer := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
+	ns := sourceApp(t, primary, "search", 1, nil)
+	ctx := context.Background()
+	// The namespace already exists in the peer, with a config of the same
+	// name as the one burst would copy, and another app.
+	if _, err := peer.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = peer.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	if _, err := peer.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "search-config"}, Data: map[string]string{"MODE": "local"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBurst(t, e, "search", ns)
+	err := b.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not orch's copy") {
+		t.Fatalf("burst over another owner's configmap: %v", err)
+	}
+	cm, err := peer.CoreV1().ConfigMaps(ns).Get(ctx, "search-config", metav1.GetOptions{})
+	if err != nil || cm.Data["MODE"] != "local" {
+		t.Errorf("another owner's configmap was changed: %v %v", cm.Data, err)
+	}
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.CoreV1().ConfigMaps(ns).Get(ctx, "search-config", metav1.GetOptions{}); err != nil {
+		t.Errorf("reconcile deleted what is not orch's: %v", err)
+	}
+	if _, err := peer.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+		t.Errorf("reconcile deleted a namespace it did not create: %v", err)
+	}
+}
+
+func TestBurstTimeoutReportsPodStates(t *testing.T) {
+	e := testenv.Get(t)
+	ns := sourceApp(t, e.Clientset(t, testenv.Primary), "stuck", 1, map[string]string{"no-such-node": "true"})
+	b := newBurst(t, e, "stuck", ns)
+	b.Timeout = 2 * time.Second
+	start := time.Now()
+	err := b.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "pods not running after 2s") || !strings.Contains(err.Error(), "Pending") {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("a 2s timeout took %s", took)
+	}
+	if err := b.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBurstDryRunTouchesNothing(t *testing.T) {
+	e := testenv.Get(t)
+	ns := sourceApp(t, e.Clientset(t, testenv.Primary), "dry", 1, nil)
+	b := newBurst(t, e, "dry", ns)
+	var logs []string
+	b.DryRun, b.Log = true, func(msg string) { logs = append(logs, msg) }
+	if err := b.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Clientset(t, testenv.Peer).CoreV1().Namespaces().Get(context.Background(), ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("dry run created the namespace in the peer: %v", err)
+	}
+	joined := strings.Join(logs, "\n")
+	for _, want := range []string{`"name":"dry"`, `"name":"dry-repl"`, `"weight":25`} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("dry run output lacks %s:\n%s", want, joined)
+		}
+	}
+}
+
+func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	var cur any = obj
+	for _, f := range fields {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false, fmt.Errorf("%s is not an object", f)
+		}
+		cur = m[f]
+	}
+	s, ok := cur.([]any)
+	return s, ok, nil
+}
