@@ -46,10 +46,20 @@ type Burst struct {
 	// Suffix names the replica's mesh host: <service><Suffix>.
 	Suffix  string
 	Timeout time.Duration
-	// Traffic is "virtualservice" or "none".
+	// Traffic is "virtualservice" (an Istio VirtualService written with the
+	// dynamic client), "graphql" (Calisti's applyHTTPRoute, through Mesh)
+	// or "none".
 	Traffic string
+	Mesh    TrafficSplitter
 	DryRun  bool
 	Log     func(msg string)
+}
+
+// TrafficSplitter splits a host's traffic between it and a replica host
+// (the Calisti GraphQL client implements it).
+type TrafficSplitter interface {
+	SplitTraffic(ctx context.Context, namespace, host, replicaHost string, port, weight int) error
+	RemoveSplit(ctx context.Context, namespace, host string) error
 }
 
 // VirtualServices is the Istio resource of the traffic split.
@@ -78,8 +88,12 @@ func (b *Burst) validate() error {
 	case "":
 		b.Traffic = "virtualservice"
 	case "virtualservice", "none":
+	case "graphql":
+		if b.Mesh == nil {
+			return fmt.Errorf("traffic graphql needs the mesh's GraphQL endpoint (parameter mesh_url)")
+		}
 	default:
-		return fmt.Errorf("traffic %q: want virtualservice or none", b.Traffic)
+		return fmt.Errorf("traffic %q: want virtualservice, graphql or none", b.Traffic)
 	}
 	return nil
 }
@@ -274,13 +288,25 @@ func (b *Burst) Run(ctx context.Context) error {
 	if err := b.waitRunning(ctx, deps); err != nil {
 		return err
 	}
-	if b.Traffic == "virtualservice" && len(svcs) > 0 {
+	if len(svcs) == 0 || b.Traffic == "none" {
+		return nil
+	}
+	host, port := strings.TrimSuffix(svcs[0].Name, b.Suffix), 80
+	if len(svcs[0].Spec.Ports) > 0 {
+		port = int(svcs[0].Spec.Ports[0].Port)
+	}
+	switch b.Traffic {
+	case "virtualservice":
 		vs := b.virtualService(svcs[0])
 		if err := applyUnstructured(ctx, b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace), vs); err != nil {
 			return fmt.Errorf("traffic split for %s: %w", b.App, err)
 		}
-		b.logf("traffic split for %s: %d%% to %s, %d%% to %s", b.App, 100-b.Weight, b.App, b.Weight, svcs[0].Name)
+	case "graphql":
+		if err := b.Mesh.SplitTraffic(ctx, b.Namespace, host, svcs[0].Name, port, b.Weight); err != nil {
+			return fmt.Errorf("traffic split for %s: %w", b.App, err)
+		}
 	}
+	b.logf("traffic split for %s: %d%% to %s, %d%% to %s (%s)", b.App, 100-b.Weight, host, b.Weight, svcs[0].Name, b.Traffic)
 	return nil
 }
 
@@ -496,10 +522,16 @@ func (b *Burst) Reconcile(ctx context.Context) error {
 		b.logf("would delete VirtualService %s/%s in %s and the objects labelled %s in the target", b.Namespace, vsName, b.SourceName, sel.LabelSelector)
 		return nil
 	}
-	if b.Traffic == "virtualservice" {
+	switch b.Traffic {
+	case "virtualservice":
 		err := b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace).Delete(ctx, vsName, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("remove traffic split %s: %w", vsName, err)
+		}
+		b.logf("traffic split for %s removed", b.App)
+	case "graphql":
+		if err := b.Mesh.RemoveSplit(ctx, b.Namespace, b.App); err != nil {
+			return fmt.Errorf("remove traffic split for %s: %w", b.App, err)
 		}
 		b.logf("traffic split for %s removed", b.App)
 	}

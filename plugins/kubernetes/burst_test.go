@@ -19,6 +19,8 @@ import (
 
 	"github.com/orchhq/orch/internal/testenv"
 	k8s "github.com/orchhq/orch/plugins/kubernetes"
+	"github.com/orchhq/orch/plugins/mesh"
+	"github.com/orchhq/orch/plugins/mesh/meshtest"
 )
 
 // sourceApp creates, in a new namespace of the primary cluster, n
@@ -274,4 +276,32 @@ func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error
 	}
 	s, ok := cur.([]any)
 	return s, ok, nil
+}
+
+func TestBurstSplitsTrafficThroughGraphQL(t *testing.T) {
+	e := testenv.Get(t)
+	ns := sourceApp(t, e.Clientset(t, testenv.Primary), "ratings", 1, nil)
+	server := meshtest.New("mesh-token")
+	defer server.Close()
+	b := newBurst(t, e, "ratings", ns)
+	b.Traffic, b.Weight, b.Mesh = "graphql", 30, mesh.New(server.URL, mesh.Auth{Token: "mesh-token"})
+	ctx := context.Background()
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := server.Accepted()
+	if len(got) != 2 || got[0].Field != "applyHTTPRoute" || got[1].Field != "disableHTTPRoute" || server.Rejected() != 0 {
+		t.Fatalf("mesh saw %+v (rejected %d)", got, server.Rejected())
+	}
+	route := got[0].Variables["input"].(map[string]any)["rule"].(map[string]any)["route"].([]any)
+	w0, w1 := route[0].(map[string]any)["weight"], route[1].(map[string]any)["weight"]
+	if fmt.Sprint(w0, "/", w1) != "70/30" {
+		t.Errorf("weights %v/%v, want 70/30", w0, w1)
+	}
+	if _, err := e.Dynamic(t, testenv.Primary).Resource(k8s.VirtualServices).Namespace(ns).Get(ctx, "orch-burst-ratings", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("graphql traffic also wrote a VirtualService: %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/orchhq/orch/plugins"
+	"github.com/orchhq/orch/plugins/mesh"
 )
 
 // Types are the node types this plugin gives blueprints.
@@ -141,6 +142,16 @@ func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
 	}
 	if b.SourceDynamic, err = p.Dynamic(str(from, "kubeconfig"), str(from, "context")); err != nil {
 		return nil, err
+	}
+	if url := str(params, "mesh_url"); url != "" {
+		auth, err := mesh.AuthFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		b.Mesh = mesh.New(url, auth)
+		if b.Traffic == "" {
+			b.Traffic = "graphql"
+		}
 	}
 	b.SourceName = str(from, "context")
 	if b.SourceName == "" {
