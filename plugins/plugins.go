@@ -37,8 +37,29 @@ type OperationContext struct {
 	// Runtime holds the instance's runtime properties; an operation may
 	// change it and orch stores it when the operation succeeds.
 	Runtime map[string]any
+	// Related are the nodes this node has relationships to (contained_in,
+	// connected_to, depends_on), e.g. the cluster an app is contained in.
+	Related []RelatedNode
 	// Log records a progress event of the execution.
 	Log func(level, msg string)
+}
+
+// RelatedNode is a node at the other end of a relationship.
+type RelatedNode struct {
+	Kind       string // contained_in, connected_to, depends_on
+	Name       string
+	Types      []string
+	Properties map[string]any
+}
+
+// Is reports whether the node is of type t (or derives from it).
+func (n RelatedNode) Is(t string) bool {
+	for _, x := range n.Types {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Workflow is a named workflow implementation (blueprint `uses`).

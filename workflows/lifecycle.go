@@ -111,6 +111,7 @@ func (e *Engine) runOperation(ctx context.Context, x *Execution, t *Target, n *b
 			Properties: blueprints.GoMap(n.Properties, false),
 			Inputs:     blueprints.GoMap(op.Inputs, false),
 			Runtime:    runtime,
+			Related:    related(t, n),
 			Log: func(level, msg string) {
 				e.emit(x, level, EventLog, n.Name, op.Name, msg)
 			},
@@ -168,4 +169,17 @@ func runSafely(ctx context.Context, impl plugins.Operation, oc *plugins.Operatio
 		}
 	}()
 	return impl.Run(ctx, oc)
+}
+
+// related lists the nodes n has relationships to, with their properties.
+func related(t *Target, n *blueprints.PlanNode) []plugins.RelatedNode {
+	var out []plugins.RelatedNode
+	for _, r := range n.Relationships {
+		for _, other := range t.Plan.Nodes {
+			if other.Name == r.Target {
+				out = append(out, plugins.RelatedNode{Kind: r.Kind, Name: other.Name, Types: other.Types, Properties: blueprints.GoMap(other.Properties, false)})
+			}
+		}
+	}
+	return out
 }

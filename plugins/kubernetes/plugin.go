@@ -59,12 +59,24 @@ node_type "kubernetes.master" {
 }
 
 node_type "kubernetes.app" {
-  description = "An application in a cluster: its Deployments and Services, found by the label app=<app>."
+  description = "An application in the cluster it is contained_in: created from manifests on install and deleted on uninstall, or, without manifests, an existing app adopted by its label app=<app>."
   property "namespace" {
     type    = string
     default = "default"
   }
   property "app" { type = string }
+  property "manifests" {
+    default     = []
+    description = "Kubernetes objects (as HCL objects) to apply on install; empty: adopt the existing app."
+  }
+  operation "create" {
+    implementation = "kubernetes.app.create"
+    timeout        = "2m"
+  }
+  operation "delete" {
+    implementation = "kubernetes.app.delete"
+    timeout        = "2m"
+  }
 }
 `
 
@@ -85,6 +97,12 @@ func New() *Plugin {
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
 	if err := r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow)); err != nil {
+		return err
+	}
+	if err := r.RegisterOperation(AppCreate, plugins.OperationFunc(p.appCreate)); err != nil {
+		return err
+	}
+	if err := r.RegisterOperation(AppDelete, plugins.OperationFunc(p.appDelete)); err != nil {
 		return err
 	}
 	if err := r.RegisterWorkflow("kubernetes.burst", resumable(p.burstWorkflow)); err != nil {
