@@ -88,18 +88,27 @@ func newBurst(t testing.TB, e *testenv.Env, app, ns string) *k8s.Burst {
 	}
 }
 
-// peerSnapshot lists what exists in the peer: namespaces, and the objects
-// of ns.
+// peerSnapshot lists what burst may touch in the peer: the namespace ns
+// (whether it exists, and its objects) and any namespace labelled as orch's.
+// Other tests run in parallel, so the peer's other namespaces are not ours
+// to compare.
 func peerSnapshot(t *testing.T, cs kubernetes.Interface, ns string) string {
 	t.Helper()
 	ctx := context.Background()
 	var out []string
-	nss, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if _, err := cs.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+		out = append(out, "namespace/"+ns)
+	} else if !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	owned, err := cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelManagedBy + "=" + k8s.ManagedByOrch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range nss.Items {
-		out = append(out, "namespace/"+n.Name)
+	for _, n := range owned.Items {
+		if n.Name == ns {
+			out = append(out, "orch-namespace/"+n.Name)
+		}
 	}
 	if deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{}); err == nil {
 		for _, d := range deps.Items {
