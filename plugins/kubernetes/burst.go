@@ -51,8 +51,12 @@ type Burst struct {
 	// or "none".
 	Traffic string
 	Mesh    TrafficSplitter
-	DryRun  bool
-	Log     func(msg string)
+	// Replication is "copy" (orch writes the copies into the target) or
+	// "resourcesyncrule" (orch writes ResourceSyncRules on the source and
+	// the cluster registry copies).
+	Replication string
+	DryRun      bool
+	Log         func(msg string)
 }
 
 // TrafficSplitter splits a host's traffic between it and a replica host
@@ -83,6 +87,13 @@ func (b *Burst) validate() error {
 	}
 	if b.Timeout <= 0 {
 		b.Timeout = 60 * time.Second
+	}
+	switch b.Replication {
+	case "":
+		b.Replication = "copy"
+	case "copy", "resourcesyncrule":
+	default:
+		return fmt.Errorf("replication %q: want copy or resourcesyncrule", b.Replication)
 	}
 	switch b.Traffic {
 	case "":
@@ -250,6 +261,59 @@ func (b *Burst) Run(ctx context.Context) error {
 	if err := b.ensureNamespace(ctx); err != nil {
 		return err
 	}
+	if b.Replication == "resourcesyncrule" {
+		names := map[string][]string{}
+		for _, d := range deps {
+			names["Deployment"] = append(names["Deployment"], d.Name)
+		}
+		for _, cm := range cms {
+			names["ConfigMap"] = append(names["ConfigMap"], cm.Name)
+		}
+		for _, sec := range secrets {
+			names["Secret"] = append(names["Secret"], sec.Name)
+		}
+		if err := b.applySyncRules(ctx, names); err != nil {
+			return err
+		}
+	} else if err := b.copyObjects(ctx, deps, cms, secrets); err != nil {
+		return err
+	}
+	for _, s := range svcs {
+		if err := apply(ctx, b.Target.CoreV1().Services(b.Namespace), s, func(old, new *corev1.Service) {
+			new.ResourceVersion = old.ResourceVersion
+			new.Spec.ClusterIP, new.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
+		}); err != nil {
+			return err
+		}
+	}
+	b.logf("%d deployments, %d services, %d configmaps, %d secrets replicated into the target (%s)", len(deps), len(svcs), len(cms), len(secrets), b.Replication)
+	if err := b.waitRunning(ctx, deps); err != nil {
+		return err
+	}
+	if len(svcs) == 0 || b.Traffic == "none" {
+		return nil
+	}
+	host, port := strings.TrimSuffix(svcs[0].Name, b.Suffix), 80
+	if len(svcs[0].Spec.Ports) > 0 {
+		port = int(svcs[0].Spec.Ports[0].Port)
+	}
+	switch b.Traffic {
+	case "virtualservice":
+		vs := b.virtualService(svcs[0])
+		if err := applyUnstructured(ctx, b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace), vs); err != nil {
+			return fmt.Errorf("traffic split for %s: %w", b.App, err)
+		}
+	case "graphql":
+		if err := b.Mesh.SplitTraffic(ctx, b.Namespace, host, svcs[0].Name, port, b.Weight); err != nil {
+			return fmt.Errorf("traffic split for %s: %w", b.App, err)
+		}
+	}
+	b.logf("traffic split for %s: %d%% to %s, %d%% to %s (%s)", b.App, 100-b.Weight, host, b.Weight, svcs[0].Name, b.Traffic)
+	return nil
+}
+
+// copyObjects writes orch's own copies into the target.
+func (b *Burst) copyObjects(ctx context.Context, deps []*appsv1.Deployment, cms []*corev1.ConfigMap, secrets []*corev1.Secret) error {
 	for _, cm := range cms {
 		if err := apply(ctx, b.Target.CoreV1().ConfigMaps(b.Namespace), cm, func(old, new *corev1.ConfigMap) { new.ResourceVersion = old.ResourceVersion }); err != nil {
 			return err
@@ -276,37 +340,6 @@ func (b *Burst) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, s := range svcs {
-		if err := apply(ctx, b.Target.CoreV1().Services(b.Namespace), s, func(old, new *corev1.Service) {
-			new.ResourceVersion = old.ResourceVersion
-			new.Spec.ClusterIP, new.Spec.ClusterIPs = old.Spec.ClusterIP, old.Spec.ClusterIPs
-		}); err != nil {
-			return err
-		}
-	}
-	b.logf("copied %d deployments, %d services, %d configmaps, %d secrets into the target", len(deps), len(svcs), len(cms), len(secrets))
-	if err := b.waitRunning(ctx, deps); err != nil {
-		return err
-	}
-	if len(svcs) == 0 || b.Traffic == "none" {
-		return nil
-	}
-	host, port := strings.TrimSuffix(svcs[0].Name, b.Suffix), 80
-	if len(svcs[0].Spec.Ports) > 0 {
-		port = int(svcs[0].Spec.Ports[0].Port)
-	}
-	switch b.Traffic {
-	case "virtualservice":
-		vs := b.virtualService(svcs[0])
-		if err := applyUnstructured(ctx, b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace), vs); err != nil {
-			return fmt.Errorf("traffic split for %s: %w", b.App, err)
-		}
-	case "graphql":
-		if err := b.Mesh.SplitTraffic(ctx, b.Namespace, host, svcs[0].Name, port, b.Weight); err != nil {
-			return fmt.Errorf("traffic split for %s: %w", b.App, err)
-		}
-	}
-	b.logf("traffic split for %s: %d%% to %s, %d%% to %s (%s)", b.App, 100-b.Weight, host, b.Weight, svcs[0].Name, b.Traffic)
 	return nil
 }
 
@@ -534,6 +567,11 @@ func (b *Burst) Reconcile(ctx context.Context) error {
 			return fmt.Errorf("remove traffic split for %s: %w", b.App, err)
 		}
 		b.logf("traffic split for %s removed", b.App)
+	}
+	// The rules live on the source: remove them (and their copies) even when
+	// the target namespace is already gone.
+	if err := b.deleteSyncRules(ctx); err != nil {
+		return err
 	}
 	ns, err := b.Target.CoreV1().Namespaces().Get(ctx, b.Namespace, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

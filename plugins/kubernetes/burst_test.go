@@ -314,3 +314,98 @@ func TestBurstSplitsTrafficThroughGraphQL(t *testing.T) {
 		t.Errorf("graphql traffic also wrote a VirtualService: %v", err)
 	}
 }
+
+// registryStandIn plays the cluster registry's controller, which cannot run
+// here: it follows the ResourceSyncRules on the source and copies the
+// objects they match into the target, as the real one would (no orch labels).
+func registryStandIn(ctx context.Context, t *testing.T, e *testenv.Env) {
+	src, dst := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
+	rules := e.Dynamic(t, testenv.Primary).Resource(k8s.ResourceSyncRules)
+	go func() {
+		for ctx.Err() == nil {
+			list, err := rules.List(ctx, metav1.ListOptions{})
+			if err == nil {
+				for _, r := range list.Items {
+					kind, _, _ := unstructuredString(r.Object, "spec", "groupVersionKind", "kind")
+					ns := r.GetAnnotations()["orch.io/namespace"]
+					if kind != "Deployment" {
+						continue
+					}
+					deps, err := src.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + r.GetLabels()[k8s.LabelBurstApp]})
+					if err != nil {
+						continue
+					}
+					for _, d := range deps.Items {
+						cp := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: d.Name, Labels: d.Labels}, Spec: d.Spec}
+						cp.Spec.Template.Spec.Volumes = nil
+						cp.Spec.Template.Spec.Containers[0].EnvFrom = nil
+						_, _ = dst.AppsV1().Deployments(ns).Create(ctx, cp, metav1.CreateOptions{})
+					}
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
+func unstructuredString(obj map[string]any, fields ...string) (string, bool, error) {
+	var cur any = obj
+	for _, f := range fields {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return "", false, nil
+		}
+		cur = m[f]
+	}
+	s, ok := cur.(string)
+	return s, ok, nil
+}
+
+func TestBurstWithResourceSyncRules(t *testing.T) {
+	e := testenv.Get(t)
+	peer := e.Clientset(t, testenv.Peer)
+	ns := sourceApp(t, e.Clientset(t, testenv.Primary), "details", 1, nil)
+	before := peerSnapshot(t, peer, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	registryStandIn(ctx, t, e)
+	b := newBurst(t, e, "details", ns)
+	b.Replication = "resourcesyncrule"
+	if err := b.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rules := e.Dynamic(t, testenv.Primary).Resource(k8s.ResourceSyncRules)
+	list, err := rules.List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelBurstApp + "=details"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, r := range list.Items {
+		if r.GetAnnotations()["orch.io/namespace"] == ns {
+			k, _, _ := unstructuredString(r.Object, "spec", "groupVersionKind", "kind")
+			kinds[k] = true
+		}
+	}
+	if !kinds["Deployment"] || !kinds["ConfigMap"] || !kinds["Secret"] {
+		t.Errorf("resource sync rules for kinds %v, want Deployment, ConfigMap, Secret", kinds)
+	}
+	// orch made no copies of its own: the registry stand-in did.
+	deps, _ := peer.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: k8s.LabelManagedBy + "=orch"})
+	if len(deps.Items) != 0 {
+		t.Errorf("orch copied deployments itself in resourcesyncrule mode")
+	}
+	cancel() // the registry stops syncing before reconcile
+	if err := b.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = rules.List(context.Background(), metav1.ListOptions{LabelSelector: k8s.LabelBurstApp + "=details"})
+	for _, r := range list.Items {
+		if r.GetAnnotations()["orch.io/namespace"] == ns {
+			t.Errorf("rule %s left on the source", r.GetName())
+		}
+	}
+	eventually(t, "peer back to its state before the burst", func() (bool, string) {
+		now := peerSnapshot(t, peer, ns)
+		return now == before, "before:\n" + before + "\nnow:\n" + now
+	})
+}

@@ -119,11 +119,12 @@ func (f resumable) Run(ctx context.Context, wc plugins.WorkflowContext) error { 
 func (resumable) Resumable() bool                                             { return true }
 
 // burstRequest decodes burst/reconcile parameters: app, namespace, from and
-// to (kubernetes.cluster nodes), weight, replica_suffix, timeout, traffic.
+// to (kubernetes.cluster nodes), weight, replica_suffix, timeout, traffic,
+// mesh_url, replication.
 func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
 	params := wc.Parameters()
 	b := &Burst{App: str(params, "app"), Namespace: str(params, "namespace"), Suffix: str(params, "replica_suffix"),
-		Traffic: str(params, "traffic"), DryRun: wc.DryRun(), Log: func(msg string) { wc.Event("info", msg) }}
+		Traffic: str(params, "traffic"), Replication: str(params, "replication"), DryRun: wc.DryRun(), Log: func(msg string) { wc.Event("info", msg) }}
 	if b.Namespace == "" {
 		b.Namespace = "default"
 	}
