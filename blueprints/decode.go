@@ -93,7 +93,7 @@ func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
 			continue
 		}
 		bp.Sources[item.path] = src
-		f, d := parser.ParseHCL(src, item.path)
+		f, d := parseHCL(src, item.path)
 		diags = append(diags, d...)
 		if f == nil || f.Body == nil {
 			continue
