@@ -2,7 +2,8 @@ package blueprints
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/agext/levenshtein"
@@ -152,15 +153,6 @@ func suggestion(name string, candidates []string) string {
 	return fmt.Sprintf(" Did you mean %q?", best)
 }
 
-func keysOf[T any](m map[string]T) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func (c *checker) resolveNodeTypes() {
 	c.eff = map[string]*effectiveType{}
 	var resolve func(name string, visiting map[string]bool) *effectiveType
@@ -189,7 +181,7 @@ func (c *checker) resolveNodeTypes() {
 				}
 			case c.nodeTypes[nt.DerivedFrom] == nil:
 				c.errorf(nt.DerivedRange, "Unknown node type",
-					"Node type %q derives from %q, which is not declared.%s", name, nt.DerivedFrom, suggestion(nt.DerivedFrom, keysOf(c.nodeTypes)))
+					"Node type %q derives from %q, which is not declared.%s", name, nt.DerivedFrom, suggestion(nt.DerivedFrom, slices.Sorted(maps.Keys(c.nodeTypes))))
 			default:
 				c.errorf(nt.DerivedRange, "Node type inheritance cycle",
 					"Node type %q derives, directly or through other types, from itself. Remove one derived_from.", name)
@@ -271,7 +263,7 @@ func (c *checker) checkNodes() {
 	for _, n := range c.bp.Nodes {
 		if _, ok := c.eff[n.Type]; !ok {
 			c.errorf(n.TypeRange, "Unknown node type",
-				"Node %q has type %q, which is neither declared in the blueprint nor provided by a plugin.%s", n.Name, n.Type, suggestion(n.Type, keysOf(c.nodeTypes)))
+				"Node %q has type %q, which is neither declared in the blueprint nor provided by a plugin.%s", n.Name, n.Type, suggestion(n.Type, slices.Sorted(maps.Keys(c.nodeTypes))))
 		}
 		contained := 0
 		for _, r := range n.Relationships {
@@ -280,7 +272,7 @@ func (c *checker) checkNodes() {
 			}
 			if _, ok := c.nodes[r.Target]; !ok {
 				c.errorf(r.Range, "Reference to undeclared node",
-					"Node %q has %s node %q, which is not declared.%s", n.Name, r.Kind, r.Target, suggestion(r.Target, keysOf(c.nodes)))
+					"Node %q has %s node %q, which is not declared.%s", n.Name, r.Kind, r.Target, suggestion(r.Target, slices.Sorted(maps.Keys(c.nodes))))
 			}
 		}
 		for _, op := range n.Operations {
@@ -475,22 +467,22 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		if _, ok := c.inputs[name]; ok {
 			return true
 		}
-		known = keysOf(c.inputs)
+		known = slices.Sorted(maps.Keys(c.inputs))
 	case "node":
 		if n, ok := c.nodes[name]; ok {
 			return c.checkNodeAttr(n, trav, 2)
 		}
-		known = keysOf(c.nodes)
+		known = slices.Sorted(maps.Keys(c.nodes))
 	case "workflow":
 		if _, ok := c.workflows[name]; ok {
 			return true
 		}
-		known = keysOf(c.workflows)
+		known = slices.Sorted(maps.Keys(c.workflows))
 	case "policy_type":
 		if _, ok := c.policyTypes[name]; ok {
 			return true
 		}
-		known = keysOf(c.policyTypes)
+		known = slices.Sorted(maps.Keys(c.policyTypes))
 	case "param":
 		for _, p := range sc.policyType.Parameters {
 			if p.Name == name {
@@ -589,7 +581,7 @@ func (c *checker) bindInputs(given map[string]cty.Value) {
 			c.add(&hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Unknown input",
-				Detail:   fmt.Sprintf("The blueprint declares no input named %q.%s", name, suggestion(name, keysOf(c.inputs))),
+				Detail:   fmt.Sprintf("The blueprint declares no input named %q.%s", name, suggestion(name, slices.Sorted(maps.Keys(c.inputs)))),
 			})
 		}
 	}

@@ -2,8 +2,10 @@ package blueprints
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -50,12 +52,7 @@ func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
 	parser := hclparse.NewParser()
 	var diags hcl.Diagnostics
 
-	names := make([]string, 0, len(l.Builtin))
-	for name := range l.Builtin {
-		names = append(names, name)
-	}
-	sortStrings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(l.Builtin)) {
 		f, d := parser.ParseHCL(l.Builtin[name], name)
 		diags = append(diags, d...)
 		if f != nil {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"reflect"
-	"sort"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
@@ -207,5 +206,3 @@ func argTypes(args []cty.Value) []cty.Type {
 	}
 	return out
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -2,6 +2,8 @@ package blueprints
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,7 +17,7 @@ func describeBody(b *hclsyntax.Body) string {
 	var out strings.Builder
 	var walk func(b *hclsyntax.Body, indent string)
 	walk = func(b *hclsyntax.Body, indent string) {
-		for _, name := range sortedAttrNames(b.Attributes) {
+		for _, name := range slices.Sorted(maps.Keys(b.Attributes)) {
 			a := b.Attributes[name]
 			fmt.Fprintf(&out, "%sattr %s %s %s\n", indent, name, a.SrcRange, a.Expr.Range())
 		}
@@ -26,15 +28,6 @@ func describeBody(b *hclsyntax.Body) string {
 	}
 	walk(b, "")
 	return out.String()
-}
-
-func sortedAttrNames(m hclsyntax.Attributes) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sortStrings(out)
-	return out
 }
 
 func TestParallelParseMatchesTheWholeParse(t *testing.T) {

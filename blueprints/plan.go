@@ -2,8 +2,9 @@ package blueprints
 
 import (
 	"fmt"
+	"maps"
 	"math/big"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,7 +107,7 @@ func (c *checker) planNode(n *Node) *PlanNode {
 		ops[op.Name] = op
 		own[op.Name] = true
 	}
-	for _, name := range keysOf(ops) {
+	for _, name := range slices.Sorted(maps.Keys(ops)) {
 		op := ops[name]
 		sc := scope{self: n}
 		if !own[name] {
@@ -155,11 +156,11 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 	pt := c.policyTypes[p.Type]
 	if pt == nil {
 		c.errorf(p.TypeRange, "Unknown policy type", "Policy %q has type %q, which is neither declared in the blueprint nor built in.%s",
-			p.Name, p.Type, suggestion(p.Type, keysOf(c.policyTypes)))
+			p.Name, p.Type, suggestion(p.Type, slices.Sorted(maps.Keys(c.policyTypes))))
 	}
 	for i, t := range p.Targets {
 		if _, ok := c.nodes[t]; !ok {
-			c.errorf(p.TargetRanges[i], "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, keysOf(c.nodes)))
+			c.errorf(p.TargetRanges[i], "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, slices.Sorted(maps.Keys(c.nodes))))
 		}
 	}
 	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers}
@@ -185,7 +186,7 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		w := c.workflows[t.Workflow]
 		if w == nil {
 			if t.Workflow != "" {
-				c.errorf(t.WorkflowRange, "Reference to undeclared workflow", "There is no workflow named %q.%s", t.Workflow, suggestion(t.Workflow, keysOf(c.workflows)))
+				c.errorf(t.WorkflowRange, "Reference to undeclared workflow", "There is no workflow named %q.%s", t.Workflow, suggestion(t.Workflow, slices.Sorted(maps.Keys(c.workflows))))
 			}
 			continue
 		}
@@ -331,16 +332,6 @@ func GoMap(v cty.Value, redact bool) map[string]any {
 		return m
 	}
 	return map[string]any{}
-}
-
-// SortedNames returns the keys of a cty-valued map, sorted.
-func SortedNames(m map[string]cty.Value) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // InputValue converts a command-line string for the blueprint's input name.

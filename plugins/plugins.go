@@ -7,7 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -199,16 +200,7 @@ func (r *Registry) Types() map[string][]byte {
 }
 
 // OperationNames lists the operation implementations, sorted.
-func (r *Registry) OperationNames() []string { return sortedKeys(r.operations) }
+func (r *Registry) OperationNames() []string { return slices.Sorted(maps.Keys(r.operations)) }
 
 // WorkflowNames lists the workflow implementations, sorted.
-func (r *Registry) WorkflowNames() []string { return sortedKeys(r.workflows) }
-
-func sortedKeys[T any](m map[string]T) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func (r *Registry) WorkflowNames() []string { return slices.Sorted(maps.Keys(r.workflows)) }

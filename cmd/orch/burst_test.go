@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/orchhq/orch/internal/testenv"
@@ -24,21 +22,9 @@ func TestBurstExampleOnTheClusters(t *testing.T) {
 	e := testenv.Get(t)
 	primary, peer := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
 	ctx := context.Background()
-	ns := "story2-" + rand.String(6)
-	if _, err := primary.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = primary.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	two := int32(2)
+	ns := testenv.Namespace(t, primary, "story2")
+	testenv.CreateDeployment(t, primary, ns, "bookings", 2)
 	labels := map[string]string{"app": "bookings"}
-	if _, err := primary.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/bookings:1"}}}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := primary.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
 		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},

@@ -3,7 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 				d.ID, d.Blueprint, d.Dir, d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
 			if len(d.Inputs) > 0 || len(d.SensitiveInputs) > 0 {
 				fmt.Fprintln(g.stdout, "Inputs:")
-				for _, k := range sortedKeys(d.Inputs) {
+				for _, k := range slices.Sorted(maps.Keys(d.Inputs)) {
 					fmt.Fprintf(g.stdout, "  %s = %s\n", k, d.Inputs[k])
 				}
 				for _, k := range d.SensitiveInputs {
@@ -73,7 +74,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tRUNTIME PROPERTIES")
-			for _, name := range sortedKeys(d.Instances) {
+			for _, name := range slices.Sorted(maps.Keys(d.Instances)) {
 				inst := d.Instances[name]
 				rt, _ := json.Marshal(inst.Runtime)
 				if inst.Runtime == nil {
@@ -86,7 +87,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 			}
 			if len(d.Outputs) > 0 {
 				fmt.Fprintln(g.stdout, "Outputs:")
-				for _, k := range sortedKeys(d.Outputs) {
+				for _, k := range slices.Sorted(maps.Keys(d.Outputs)) {
 					v, _ := json.Marshal(d.Outputs[k])
 					fmt.Fprintf(g.stdout, "  %s = %s\n", k, v)
 				}
@@ -95,13 +96,4 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 		},
 	})
 	return cmd
-}
-
-func sortedKeys[T any](m map[string]T) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

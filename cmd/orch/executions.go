@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -75,7 +77,7 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 			if x.Resumes > 0 {
 				fmt.Fprintf(g.stdout, "Resumed:    %d time(s) after a restart\n", x.Resumes)
 			}
-			for _, k := range sortedKeys(x.Parameters) {
+			for _, k := range slices.Sorted(maps.Keys(x.Parameters)) {
 				fmt.Fprintf(g.stdout, "Parameter:  %s = %v\n", k, x.Parameters[k])
 			}
 			if x.Error != "" {

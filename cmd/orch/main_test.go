@@ -253,18 +253,26 @@ node "slow" {
 }
 `
 
+// startCrashDeploy writes the crash blueprint into a temporary directory and
+// starts deploying it; it returns the state file and the running orch.
+func startCrashDeploy(t *testing.T) (string, *exec.Cmd) {
+	t.Helper()
+	tmp := t.TempDir()
+	mark := filepath.Join(tmp, "mark")
+	bp := filepath.Join(tmp, "crash.hcl")
+	src := strings.Replace(crashBlueprint, `input "mark" {}`, `input "mark" { default = "`+mark+`" }`, 1)
+	if err := os.WriteFile(bp, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(tmp, "state.db")
+	return state, startDeploy(t, state, bp, mark)
+}
+
 // TestKilledMidExecutionResumes kills orch with SIGKILL in the middle of
 // install. The next orch command finds the execution started, resumes it
 // (skipping what completed) and it succeeds: nothing stays started.
 func TestKilledMidExecutionResumes(t *testing.T) {
-	tmp := t.TempDir()
-	state := filepath.Join(tmp, "state.db")
-	bp := filepath.Join(tmp, "crash.hcl")
-	src := strings.Replace(crashBlueprint, `input "mark" {}`, `input "mark" { default = "`+filepath.Join(tmp, "mark")+`" }`, 1)
-	if err := os.WriteFile(bp, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := startDeploy(t, state, bp, filepath.Join(tmp, "mark"))
+	state, cmd := startCrashDeploy(t)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -301,14 +309,7 @@ func TestKilledMidExecutionResumes(t *testing.T) {
 // TestInterruptCancels sends SIGINT to a running deploy: the execution is
 // cancelled, the operation stopped, and the exit code is non-zero.
 func TestInterruptCancels(t *testing.T) {
-	tmp := t.TempDir()
-	state := filepath.Join(tmp, "state.db")
-	bp := filepath.Join(tmp, "crash.hcl")
-	src := strings.Replace(crashBlueprint, `input "mark" {}`, `input "mark" { default = "`+filepath.Join(tmp, "mark")+`" }`, 1)
-	if err := os.WriteFile(bp, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := startDeploy(t, state, bp, filepath.Join(tmp, "mark"))
+	state, cmd := startCrashDeploy(t)
 	start := time.Now()
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)

@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
 )
@@ -33,21 +30,8 @@ func TestScaleExampleOnTheCluster(t *testing.T) {
 	e := testenv.Get(t)
 	cs := e.Clientset(t, testenv.Primary)
 	ctx := context.Background()
-	ns := "story1-" + rand.String(6)
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	two := int32(2)
-	labels := map[string]string{"app": "bookings"}
-	if _, err := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
-		Spec: appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/bookings:1"}}}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := testenv.Namespace(t, cs, "story1")
+	testenv.CreateDeployment(t, cs, ns, "bookings", 2)
 	replicas := func() int32 {
 		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "bookings", metav1.GetOptions{})
 		if err != nil {

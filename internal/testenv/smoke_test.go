@@ -16,13 +16,11 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
@@ -72,32 +70,6 @@ func TestRabbitMQPublishConsume(t *testing.T) {
 	}
 }
 
-func namespace(t *testing.T, cs kubernetes.Interface) string {
-	t.Helper()
-	name := "smoke-" + rand.String(6)
-	_, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{}) })
-	return name
-}
-
-func deployment(name string, replicas int32) *appsv1.Deployment {
-	labels := map[string]string{"app": name}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.local/" + name + ":1"}}},
-			},
-		},
-	}
-}
-
 // runningPods waits until exactly n pods of app are Running.
 func runningPods(t *testing.T, cs kubernetes.Interface, ns, app string, n int) {
 	t.Helper()
@@ -142,10 +114,8 @@ func TestDeploymentsRunInBothClusters(t *testing.T) {
 			if ctx == Peer && len(nodes.Items) < 2 {
 				t.Errorf("peer has %d nodes, want at least 2", len(nodes.Items))
 			}
-			ns := namespace(t, cs)
-			if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), deployment("web", 2), metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			ns := Namespace(t, cs, "smoke")
+			CreateDeployment(t, cs, ns, "web", 2)
 			runningPods(t, cs, ns, "web", 2)
 		})
 	}
@@ -176,10 +146,8 @@ func sshClient(t *testing.T, e *Env, knownHostsFile string) (*ssh.Client, error)
 func TestKubectlScaleOverSSH(t *testing.T) {
 	e := Get(t)
 	cs := e.Clientset(t, Primary)
-	ns := namespace(t, cs)
-	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), deployment("api", 2), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := Namespace(t, cs, "smoke")
+	CreateDeployment(t, cs, ns, "api", 2)
 	runningPods(t, cs, ns, "api", 2)
 
 	client, err := sshClient(t, e, e.SSH.KnownHosts)
@@ -258,7 +226,7 @@ func virtualService(name string, weight any) *unstructured.Unstructured {
 func TestMalformedVirtualServiceIsRejected(t *testing.T) {
 	e := Get(t)
 	cs := e.Clientset(t, Primary)
-	ns := namespace(t, cs)
+	ns := Namespace(t, cs, "smoke")
 	vs := e.Dynamic(t, Primary).Resource(virtualServices).Namespace(ns)
 	if _, err := vs.Create(context.Background(), virtualService("good", int64(75)), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("a valid VirtualService was refused: %v", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -160,14 +162,14 @@ func (b *Burst) plan(ctx context.Context) (deps []*appsv1.Deployment, svcs []*co
 		}
 		svcs = append(svcs, s)
 	}
-	for _, name := range sortedSet(cmNames) {
+	for _, name := range slices.Sorted(maps.Keys(cmNames)) {
 		src, err := b.Source.CoreV1().ConfigMaps(b.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("configmap %s referenced by %s: %w", name, b.App, err)
 		}
 		cms = append(cms, &corev1.ConfigMap{ObjectMeta: b.copyMeta(src.ObjectMeta, src.Name), Data: src.Data, BinaryData: src.BinaryData})
 	}
-	for _, name := range sortedSet(secretNames) {
+	for _, name := range slices.Sorted(maps.Keys(secretNames)) {
 		src, err := b.Source.CoreV1().Secrets(b.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("secret %s referenced by %s: %w", name, b.App, err)
@@ -175,15 +177,6 @@ func (b *Burst) plan(ctx context.Context) (deps []*appsv1.Deployment, svcs []*co
 		secrets = append(secrets, &corev1.Secret{ObjectMeta: b.copyMeta(src.ObjectMeta, src.Name), Data: src.Data, Type: src.Type})
 	}
 	return deps, svcs, cms, secrets, nil
-}
-
-func sortedSet(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // referenced collects the ConfigMaps and Secrets a pod spec uses.
