@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/Khan/genqlient v0.8.1
 	github.com/agext/levenshtein v1.2.3
+	github.com/goccy/go-json v0.12.0
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/spf13/cobra v1.10.2

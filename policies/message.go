@@ -1,0 +1,127 @@
+// Package policies is orch's event-driven heart: metric messages in
+// (decoded, windowed), policy conditions evaluated over the windows, and
+// decisions out. A decision names a workflow to queue; policies never call a
+// plugin.
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	json "github.com/goccy/go-json"
+)
+
+// MaxMessageSize bounds a metric message; larger ones are malformed.
+const MaxMessageSize = 64 << 10
+
+// Metric is one metric message as Cloudify's Diamond handler writes it.
+type Metric struct {
+	NodeID       string  `json:"node_id"`
+	NodeName     string  `json:"node_name"`
+	DeploymentID string  `json:"deployment_id"`
+	Name         string  `json:"name"`
+	Path         string  `json:"path"`
+	Value        float64 `json:"metric"`
+	Unit         string  `json:"unit"`
+	Type         string  `json:"type"`
+	Host         string  `json:"host"`
+	Service      string  `json:"service"`
+	Time         float64 `json:"time"`
+	TTL          float64 `json:"ttl,omitempty"`
+}
+
+// Key is what windows are kept per: the metric of one host of one node.
+func (m *Metric) Key() string {
+	if m.Path == "" {
+		return m.Name
+	}
+	if m.Name == "" {
+		return m.Path
+	}
+	return m.Name + "." + m.Path
+}
+
+// MalformedError says why a message was refused; Kind groups them for
+// counting and logging once per kind.
+type MalformedError struct {
+	Kind   string // json, type, missing, value, too-large
+	Detail string
+}
+
+func (e *MalformedError) Error() string { return "malformed metric (" + e.Kind + "): " + e.Detail }
+
+// IsMalformed returns the kind of a malformed message error.
+func IsMalformed(err error) (string, bool) {
+	var me *MalformedError
+	if errors.As(err, &me) {
+		return me.Kind, true
+	}
+	return "", false
+}
+
+// wire is the message as it arrives: presence of the required numbers is
+// checked through pointers.
+type wire struct {
+	NodeID       string   `json:"node_id"`
+	NodeName     string   `json:"node_name"`
+	DeploymentID string   `json:"deployment_id"`
+	Name         string   `json:"name"`
+	Path         string   `json:"path"`
+	Metric       *float64 `json:"metric"`
+	Unit         string   `json:"unit"`
+	Type         string   `json:"type"`
+	Host         string   `json:"host"`
+	Service      string   `json:"service"`
+	Time         *float64 `json:"time"`
+	TTL          *float64 `json:"ttl"`
+}
+
+// Decode parses and checks one message. routingKey, when not empty, is the
+// AMQP routing key: the deployment id, used when the body lacks one.
+func Decode(data []byte, routingKey string) (Metric, error) {
+	if len(data) > MaxMessageSize {
+		return Metric{}, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
+	}
+	var w wire
+	if err := json.Unmarshal(data, &w); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return Metric{}, &MalformedError{Kind: "type", Detail: fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)}
+		}
+		return Metric{}, &MalformedError{Kind: "json", Detail: err.Error()}
+	}
+	if w.DeploymentID == "" {
+		w.DeploymentID = routingKey
+	}
+	switch {
+	case w.Metric == nil:
+		return Metric{}, &MalformedError{Kind: "missing", Detail: "no metric value"}
+	case w.Time == nil:
+		return Metric{}, &MalformedError{Kind: "missing", Detail: "no time"}
+	case w.DeploymentID == "":
+		return Metric{}, &MalformedError{Kind: "missing", Detail: "no deployment_id (and no routing key)"}
+	case w.Host == "":
+		return Metric{}, &MalformedError{Kind: "missing", Detail: "no host"}
+	case w.Name == "" && w.Path == "":
+		return Metric{}, &MalformedError{Kind: "missing", Detail: "no name or path"}
+	case math.IsNaN(*w.Metric) || math.IsInf(*w.Metric, 0):
+		return Metric{}, &MalformedError{Kind: "value", Detail: "metric is not a finite number"}
+	case *w.Time <= 0:
+		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
+	}
+	m := Metric{
+		NodeID: w.NodeID, NodeName: w.NodeName, DeploymentID: w.DeploymentID, Name: w.Name, Path: w.Path,
+		Value: *w.Metric, Unit: w.Unit, Type: w.Type, Host: w.Host, Service: w.Service, Time: *w.Time,
+	}
+	if w.TTL != nil {
+		m.TTL = *w.TTL
+	}
+	if m.Service == "" {
+		m.Service = fmt.Sprintf("%s.%s.%s.%s.%s", m.DeploymentID, m.NodeName, m.NodeID, m.Name, m.Path)
+	}
+	return m, nil
+}
+
+// Encode writes a metric as the Diamond handler does.
+func Encode(m Metric) ([]byte, error) { return json.Marshal(m) }

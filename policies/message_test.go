@@ -1,0 +1,108 @@
+package policies
+
+import (
+	stdjson "encoding/json"
+	"strings"
+	"testing"
+)
+
+// A message as Cloudify's Diamond handler publishes it.
+const diamondMessage = `{"node_id": "bookings_a1b2c3", "node_name": "bookings", "deployment_id": "shop", "name": "cpu", "path": "total.user", "metric": 73.5, "unit": "percent", "type": "GAUGE", "host": "10.0.0.7", "service": "shop.bookings.bookings_a1b2c3.cpu.total.user", "time": 1763856000}`
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name, body, key string
+		kind            string // "" = valid
+		check           func(t *testing.T, m Metric)
+	}{
+		{name: "diamond", body: diamondMessage, check: func(t *testing.T, m Metric) {
+			if m.Value != 73.5 || m.Host != "10.0.0.7" || m.Key() != "cpu.total.user" || m.Time != 1763856000 {
+				t.Errorf("%+v", m)
+			}
+		}},
+		{name: "service derived, deployment from routing key", key: "shop",
+			body: `{"node_name":"web","node_id":"web_1","name":"rps","path":"","metric":5,"host":"h","time":1.5e9}`,
+			check: func(t *testing.T, m Metric) {
+				if m.DeploymentID != "shop" || m.Service != "shop.web.web_1.rps." || m.Key() != "rps" {
+					t.Errorf("%+v", m)
+				}
+			}},
+		{name: "bad json", body: `{"metric": `, kind: "json"},
+		{name: "not an object", body: `[1,2]`, kind: "type"},
+		{name: "metric as text", body: strings.Replace(diamondMessage, "73.5", `"high"`, 1), kind: "type"},
+		{name: "time as text", body: strings.Replace(diamondMessage, "1763856000", `"now"`, 1), kind: "type"},
+		{name: "no metric", body: strings.Replace(diamondMessage, `"metric": 73.5, `, "", 1), kind: "missing"},
+		{name: "no time", body: strings.Replace(diamondMessage, `, "time": 1763856000`, "", 1), kind: "missing"},
+		{name: "no host", body: strings.Replace(diamondMessage, `"host": "10.0.0.7", `, "", 1), kind: "missing"},
+		{name: "no deployment", body: strings.Replace(diamondMessage, `"deployment_id": "shop", `, "", 1), kind: "missing"},
+		{name: "negative time", body: strings.Replace(diamondMessage, "1763856000", "-5", 1), kind: "value"},
+		{name: "huge", body: `{"x":"` + strings.Repeat("a", MaxMessageSize) + `"}`, kind: "too-large"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Decode([]byte(tt.body), tt.key)
+			kind, malformed := IsMalformed(err)
+			if tt.kind == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				tt.check(t, m)
+				return
+			}
+			if !malformed || kind != tt.kind {
+				t.Errorf("err = %v, want kind %s", err, tt.kind)
+			}
+		})
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	m, err := Decode([]byte(diamondMessage), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(data, "")
+	if err != nil || back != m {
+		t.Errorf("round trip: %+v %v", back, err)
+	}
+}
+
+// FuzzDecode: no input makes Decode panic, and every accepted message is
+// complete.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(diamondMessage))
+	f.Add([]byte(`{"metric": 1e400, "time": 1}`))
+	f.Add([]byte(`{"metric": null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Decode(data, "rk")
+		if err == nil && (m.Host == "" || m.DeploymentID == "" || m.Time <= 0) {
+			t.Errorf("accepted an incomplete message: %+v", m)
+		}
+	})
+}
+
+// The decoder was chosen by this benchmark (go-json against encoding/json).
+func BenchmarkDecode(b *testing.B) {
+	data := []byte(diamondMessage)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(data, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeStdlib(b *testing.B) {
+	data := []byte(diamondMessage)
+	b.ReportAllocs()
+	for b.Loop() {
+		var w wire
+		if err := stdjson.Unmarshal(data, &w); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
