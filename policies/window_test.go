@@ -1,0 +1,93 @@
+package policies
+
+import (
+	"math"
+	"regexp"
+	"testing"
+)
+
+func metric(dep, node, host, name string, v, t float64) *Metric {
+	return &Metric{DeploymentID: dep, NodeName: node, NodeID: node + "_1", Host: host, Name: name, Value: v, Time: t,
+		Service: dep + "." + node + "." + node + "_1." + name + "."}
+}
+
+func TestReduce(t *testing.T) {
+	w := NewWindows(600)
+	// host a: 10, 20 at t=100,105; host b: 40 at t=104; old sample at t=50.
+	for _, m := range []*Metric{
+		metric("shop", "web", "a", "cpu", 999, 50),
+		metric("shop", "web", "a", "cpu", 10, 100),
+		metric("shop", "web", "b", "cpu", 40, 104),
+		metric("shop", "web", "a", "cpu", 20, 105),
+		metric("shop", "db", "c", "cpu", 1000, 105),   // another node
+		metric("other", "web", "a", "cpu", 1000, 105), // another deployment
+	} {
+		w.Add(m)
+	}
+	q := Query{Deployment: "shop", Nodes: map[string]bool{"web": true}, Metric: "cpu", Seconds: 10, Now: 105}
+	tests := []struct {
+		fn   string
+		arg  float64
+		want float64
+	}{
+		{"mean", 0, 27.5}, // (mean(10,20)=15 + 40) / 2 hosts
+		{"hosts", 0, 2},
+		{"min", 0, 10},
+		{"max", 0, 40},
+		{"sum", 0, 70},
+		{"count", 0, 3},
+		{"rate", 0, 7},
+		{"last", 0, 20},
+		{"percentile", 50, 20},
+		{"percentile", 100, 40},
+		// in time order 10@100, 40@104, 20@105: 10 -> 25 -> 22.5
+		{"ewma", 0.5, 22.5},
+	}
+	for _, tt := range tests {
+		got, ok := w.Reduce(tt.fn, q, tt.arg)
+		if !ok || math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s(%g) = %g, %v; want %g", tt.fn, tt.arg, got, ok, tt.want)
+		}
+	}
+	// Every node of the deployment, by service pattern.
+	all := Query{Deployment: "shop", Pattern: regexp.MustCompile(`^shop\..*\.cpu`), Seconds: 10, Now: 105}
+	if got, _ := w.Reduce("hosts", all, 0); got != 3 {
+		t.Errorf("hosts over the pattern = %g", got)
+	}
+	// No data is unknown, never zero.
+	if _, ok := w.Reduce("mean", Query{Deployment: "shop", Metric: "rps", Seconds: 10, Now: 105}, 0); ok {
+		t.Error("a window without samples gave a value")
+	}
+}
+
+func TestWindowsStayBounded(t *testing.T) {
+	w := NewWindows(10)
+	w.MaxSamples = 100
+	for i := 0; i < 100000; i++ {
+		w.Add(metric("shop", "web", "a", "cpu", float64(i), float64(i)/1000))
+	}
+	s := w.series[seriesKey{"shop", "web", "a", "cpu"}]
+	if len(s.samples) > 100 {
+		t.Errorf("%d samples kept, bound 100", len(s.samples))
+	}
+	// A host that stops reporting expires.
+	w.DefaultTTL = 5
+	w.Add(metric("shop", "web", "gone", "cpu", 1, 100))
+	w.Add(metric("shop", "web", "a", "cpu", 1, 200))
+	if n := w.Expire(200); n != 1 || w.Len() != 1 {
+		t.Errorf("expired %d, %d series left", n, w.Len())
+	}
+	if got, _ := w.Reduce("hosts", Query{Deployment: "shop", Metric: "cpu", Seconds: 1000, Now: 200}, 0); got != 1 {
+		t.Errorf("hosts after expiry = %g", got)
+	}
+}
+
+func TestLateSamplesKeepTimeOrder(t *testing.T) {
+	w := NewWindows(100)
+	for _, tm := range []float64{10, 30, 20} {
+		w.Add(metric("d", "n", "h", "m", tm, tm))
+	}
+	if got, _ := w.Reduce("last", Query{Deployment: "d", Metric: "m", Seconds: 100, Now: 30}, 0); got != 30 {
+		t.Errorf("last = %g after a late sample", got)
+	}
+}
