@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"regexp"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
@@ -86,9 +87,11 @@ var staticCtx = &hcl.EvalContext{Functions: stdFunctions}
 // max, ...) reduce it to a number.
 var WindowType = cty.Capsule("window", reflect.TypeOf(WindowSpec{}))
 
-// WindowSpec is what a window expression names: a metric and a duration.
+// WindowSpec is what a window expression names: a metric (or a regular
+// expression over the messages' service, for services()) and a duration.
 type WindowSpec struct {
 	Metric   string
+	Pattern  string  // services(pattern, duration); Metric is empty
 	Duration float64 // seconds
 }
 
@@ -128,6 +131,24 @@ func ConditionFunctions(ev WindowEvaluator) map[string]function.Function {
 			}
 			spec := &WindowSpec{Metric: args[0].AsString(), Duration: d.Seconds()}
 			return cty.CapsuleVal(WindowType, spec), nil
+		},
+	})
+	fns["services"] = function.New(&function.Spec{
+		Description: "A moving window of every metric whose service matches a regular expression (Riemann's service selector).",
+		Params: []function.Parameter{
+			{Name: "pattern", Type: cty.String},
+			{Name: "duration", Type: cty.String},
+		},
+		Type: function.StaticReturnType(WindowType),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if _, err := regexp.Compile(args[0].AsString()); err != nil {
+				return cty.UnknownVal(WindowType), function.NewArgError(0, err)
+			}
+			d, err := ParseDuration(args[1].AsString())
+			if err != nil {
+				return cty.UnknownVal(WindowType), function.NewArgError(1, err)
+			}
+			return cty.CapsuleVal(WindowType, &WindowSpec{Pattern: args[0].AsString(), Duration: d.Seconds()}), nil
 		},
 	})
 	for name, extra := range WindowReducers {

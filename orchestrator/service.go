@@ -22,6 +22,7 @@ import (
 
 	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/plugins"
+	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -76,7 +77,8 @@ func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Cata
 	for k, v := range registry.Types() {
 		builtin[k] = v
 	}
-	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames()}
+	builtin["<builtin>/policies.hcl"] = []byte(policies.BuiltinTypes)
+	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames(), PolicyTypes: policies.BuiltinImplementations()}
 }
 
 // Validate parses and validates blueprint files against the plugins of

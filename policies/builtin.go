@@ -1,0 +1,273 @@
+package policies
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// BuiltinTypes declares the built-in policy types in the blueprint language,
+// so policies using them are type-checked like any other; their conditions
+// are computed in Go.
+const BuiltinTypes = `
+policy_type "orch.scale_threshold" {
+  uses        = "builtin.scale_threshold"
+  description = "Riemann's scale.clj: over the last moving_window_size, each host's mean of the metrics whose service matches service_selector, then the mean across hosts. With scale_direction \"<\" it fires while fewer than scale_limit hosts report and the value is above scale_threshold (scale up); with \">\" while more than scale_limit hosts report and the value is below it (scale down)."
+  parameter "service_selector" { default = ".*" }
+  parameter "moving_window_size" { default = "10s" }
+  parameter "scale_threshold" { type = number }
+  parameter "scale_limit" {
+    type    = number
+    default = 10
+  }
+  parameter "scale_direction" { default = "<" }
+  parameter "cooldown_time" { default = "30s" }
+  condition "scale" {}
+}
+
+policy_type "orch.rps_burst" {
+  uses        = "builtin.rps_burst"
+  description = "Cloud burst with hysteresis: burst when the metric (the mean across hosts over the last sample_window) stays above burst_value for the whole throttle_delay, reconcile when it stays below reconcile_value for the whole delay. In between, nothing fires."
+  parameter "metric" { default = "rps" }
+  parameter "burst_value" {
+    type    = number
+    default = 100
+  }
+  parameter "reconcile_value" {
+    type    = number
+    default = 60
+  }
+  parameter "throttle_delay" { default = "120s" }
+  parameter "sample_window" { default = "5s" }
+  condition "burst" {}
+  condition "reconcile" {}
+}
+
+policy_type "orch.ewma_threshold" {
+  uses        = "builtin.ewma_threshold"
+  description = "Thresholds on an exponentially weighted moving average of the metric, which damps spikes: scale_up above scale_up_above, scale_down below scale_down_below."
+  parameter "metric" { type = string }
+  parameter "window" { default = "60s" }
+  parameter "alpha" {
+    type    = number
+    default = 0.3
+  }
+  parameter "scale_up_above" { type = number }
+  parameter "scale_down_below" { type = number }
+  condition "scale_up" {}
+  condition "scale_down" {}
+}
+`
+
+// BuiltinImplementations are the `uses` names of the built-in types.
+func BuiltinImplementations() []string {
+	return []string{"builtin.ewma_threshold", "builtin.rps_burst", "builtin.scale_threshold"}
+}
+
+var builtins = map[string]func(Target, *blueprints.PlanPolicy) (Evaluator, error){
+	"builtin.scale_threshold": newScaleThreshold,
+	"builtin.rps_burst":       newRPSBurst,
+	"builtin.ewma_threshold":  newEWMAThreshold,
+}
+
+// props reads typed properties of a resolved policy.
+type props struct {
+	v   cty.Value
+	err error
+}
+
+func (p *props) str(name string) string {
+	if p.err != nil {
+		return ""
+	}
+	v := p.v.GetAttr(name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.String {
+		p.err = fmt.Errorf("property %s must be a string", name)
+		return ""
+	}
+	return v.AsString()
+}
+
+func (p *props) num(name string) float64 {
+	if p.err != nil {
+		return 0
+	}
+	v := p.v.GetAttr(name)
+	if v.IsNull() || !v.IsKnown() || v.Type() != cty.Number {
+		p.err = fmt.Errorf("property %s must be a number", name)
+		return 0
+	}
+	f, _ := v.AsBigFloat().Float64()
+	return f
+}
+
+func (p *props) seconds(name string) float64 {
+	s := p.str(name)
+	if p.err != nil {
+		return 0
+	}
+	d, err := blueprints.ParseDuration(s)
+	if err != nil {
+		p.err = fmt.Errorf("property %s: %w", name, err)
+		return 0
+	}
+	return d.Seconds()
+}
+
+func readProps(pol *blueprints.PlanPolicy) *props {
+	v, _ := pol.Properties.Unmark()
+	return &props{v: v}
+}
+
+// scaleThreshold is scale.clj's rule, exactly.
+type scaleThreshold struct {
+	target    Target
+	selector  *regexp.Regexp
+	window    float64
+	threshold float64
+	limit     float64
+	up        bool
+}
+
+func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
+	p := readProps(pol)
+	s := &scaleThreshold{target: t, window: p.seconds("moving_window_size"), threshold: p.num("scale_threshold"), limit: p.num("scale_limit")}
+	sel := p.str("service_selector")
+	dir := p.str("scale_direction")
+	if p.err != nil {
+		return nil, fmt.Errorf("policy %s: %w", pol.Name, p.err)
+	}
+	var err error
+	if s.selector, err = regexp.Compile(sel); err != nil {
+		return nil, fmt.Errorf("policy %s: service_selector: %w", pol.Name, err)
+	}
+	switch dir {
+	case "<":
+		s.up = true
+	case ">":
+	default:
+		return nil, fmt.Errorf("policy %s: scale_direction %q: want \"<\" (scale up) or \">\" (scale down)", pol.Name, dir)
+	}
+	return s, nil
+}
+
+func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
+	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Pattern: s.selector, Seconds: s.window, Now: now}
+	r := Result{Condition: "scale"}
+	value, ok1 := w.Reduce("mean", q, 0)
+	hosts, ok2 := w.Reduce("hosts", q, 0)
+	if ok1 && ok2 {
+		r.Known = true
+		r.Values = map[string]float64{"value": value, "hosts": hosts}
+		if s.up {
+			r.Holds = hosts < s.limit && s.threshold < value
+		} else {
+			r.Holds = hosts > s.limit && s.threshold > value
+		}
+	}
+	return []Result{r}, nil
+}
+
+// rpsBurst fires burst or reconcile only after its condition has held for
+// the whole throttle delay.
+type rpsBurst struct {
+	target                 Target
+	metric                 string
+	burst, reconcile       float64
+	delay, sample          float64
+	aboveSince, belowSince float64 // 0: not above/below
+	// last is the condition that fired last: each fires once per crossing,
+	// so burst and reconcile alternate. Unknown at start: whichever holds
+	// first fires (both workflows are idempotent, so this converges).
+	last string
+}
+
+func newRPSBurst(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
+	p := readProps(pol)
+	r := &rpsBurst{target: t, metric: p.str("metric"), burst: p.num("burst_value"), reconcile: p.num("reconcile_value"),
+		delay: p.seconds("throttle_delay"), sample: p.seconds("sample_window")}
+	if p.err != nil {
+		return nil, fmt.Errorf("policy %s: %w", pol.Name, p.err)
+	}
+	if r.reconcile >= r.burst {
+		return nil, fmt.Errorf("policy %s: reconcile_value (%g) must be below burst_value (%g), or the policy would flap", pol.Name, r.reconcile, r.burst)
+	}
+	return r, nil
+}
+
+func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
+	q := Query{Deployment: r.target.Deployment, Nodes: r.target.Nodes, Metric: r.metric, Seconds: r.sample, Now: now}
+	v, ok := w.Reduce("mean", q, 0)
+	burst, reconcile := Result{Condition: "burst"}, Result{Condition: "reconcile"}
+	if !ok {
+		// No data: the clocks restart; nothing is known.
+		r.aboveSince, r.belowSince = 0, 0
+		return []Result{burst, reconcile}, nil
+	}
+	switch {
+	case v > r.burst:
+		if r.aboveSince == 0 {
+			r.aboveSince = now
+		}
+		r.belowSince = 0
+	case v < r.reconcile:
+		if r.belowSince == 0 {
+			r.belowSince = now
+		}
+		r.aboveSince = 0
+	default:
+		r.aboveSince, r.belowSince = 0, 0
+	}
+	values := map[string]float64{r.metric: v}
+	burst.Known, reconcile.Known = true, true
+	burst.Values, reconcile.Values = values, values
+	burst.Holds = r.last != "burst" && r.aboveSince != 0 && now-r.aboveSince >= r.delay
+	reconcile.Holds = r.last != "reconcile" && r.belowSince != 0 && now-r.belowSince >= r.delay
+	if burst.Holds {
+		r.last = "burst"
+	}
+	if reconcile.Holds {
+		r.last = "reconcile"
+	}
+	return []Result{burst, reconcile}, nil
+}
+
+// ewmaThreshold compares an exponentially weighted moving average.
+type ewmaThreshold struct {
+	target        Target
+	metric        string
+	window, alpha float64
+	up, down      float64
+}
+
+func newEWMAThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
+	p := readProps(pol)
+	e := &ewmaThreshold{target: t, metric: p.str("metric"), window: p.seconds("window"), alpha: p.num("alpha"),
+		up: p.num("scale_up_above"), down: p.num("scale_down_below")}
+	if p.err != nil {
+		return nil, fmt.Errorf("policy %s: %w", pol.Name, p.err)
+	}
+	if e.alpha <= 0 || e.alpha > 1 {
+		return nil, fmt.Errorf("policy %s: alpha %g must be in (0, 1]", pol.Name, e.alpha)
+	}
+	if e.down >= e.up {
+		return nil, fmt.Errorf("policy %s: scale_down_below (%g) must be below scale_up_above (%g)", pol.Name, e.down, e.up)
+	}
+	return e, nil
+}
+
+func (e *ewmaThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
+	q := Query{Deployment: e.target.Deployment, Nodes: e.target.Nodes, Metric: e.metric, Seconds: e.window, Now: now}
+	up, down := Result{Condition: "scale_up"}, Result{Condition: "scale_down"}
+	v, ok := w.Reduce("ewma", q, e.alpha)
+	if ok {
+		values := map[string]float64{"ewma": v}
+		up.Known, down.Known = true, true
+		up.Values, down.Values = values, values
+		up.Holds, down.Holds = v > e.up, v < e.down
+	}
+	return []Result{up, down}, nil
+}

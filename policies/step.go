@@ -1,0 +1,69 @@
+package policies
+
+import (
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// Decision is a condition that held at an evaluation: fired, or held back
+// (by a cooldown, for now; pause, limits and grace come with the runner).
+type Decision struct {
+	Time      float64
+	Policy    string
+	Condition string
+	Fired     bool
+	Reason    string // why it was held back
+	Values    map[string]float64
+}
+
+// Instance is a policy being evaluated: its evaluator and its cooldowns,
+// kept per condition (scale up and scale down cool down separately).
+type Instance struct {
+	Name     string
+	Eval     Evaluator
+	Cooldown float64 // seconds, per condition
+	until    map[string]float64
+}
+
+// NewInstance compiles a resolved policy. Its cooldown is the
+// cooldown_time property (as scale.clj's), when the type has one.
+func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
+	ev, err := Compile(t, p)
+	if err != nil {
+		return nil, err
+	}
+	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}}
+	if props, _ := p.Properties.Unmark(); props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_time") {
+		if v := props.GetAttr("cooldown_time"); v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			if d, err := blueprints.ParseDuration(v.AsString()); err == nil {
+				in.Cooldown = d.Seconds()
+			}
+		}
+	}
+	return in, nil
+}
+
+// Step evaluates the policy at now and returns what held: fired, or held
+// back by a cooldown.
+func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
+	results, err := in.Eval.Evaluate(w, now)
+	if err != nil {
+		return nil, err
+	}
+	var out []Decision
+	for _, r := range results {
+		if !r.Known || !r.Holds {
+			continue
+		}
+		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: r.Values}
+		if until := in.until[r.Condition]; now < until {
+			d.Reason = "cooldown"
+		} else {
+			d.Fired = true
+			in.until[r.Condition] = now + in.Cooldown
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

@@ -1,0 +1,125 @@
+package policies
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// Result is one condition's outcome at one evaluation.
+type Result struct {
+	Condition string
+	Holds     bool
+	// Known is false when a window the condition reads had no data: missing
+	// data never makes a condition true (nor a scale-down happen).
+	Known bool
+	// Values are the window reductions the condition read, for explaining
+	// the decision ("mean(cpu, 10s)" -> 83.2).
+	Values map[string]float64
+}
+
+// Evaluator evaluates a policy's conditions over the windows at a time.
+// Built-in (Go) and user-defined (HCL) policy types both implement it.
+type Evaluator interface {
+	Evaluate(w *Windows, now float64) ([]Result, error)
+}
+
+// Target is what a policy watches: a deployment and (optionally) nodes.
+type Target struct {
+	Deployment string
+	Nodes      map[string]bool // nil: every node
+}
+
+// Compile builds the evaluator of a resolved policy.
+func Compile(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
+	if p.Type == nil {
+		return nil, fmt.Errorf("policy %s: no type", p.Name)
+	}
+	if p.Type.Uses != "" {
+		build, ok := builtins[p.Type.Uses]
+		if !ok {
+			return nil, fmt.Errorf("policy %s: unknown built-in policy type %q", p.Name, p.Type.Uses)
+		}
+		return build(t, p)
+	}
+	return compileHCL(t, p)
+}
+
+// hclEvaluator evaluates a policy type written in the blueprint.
+type hclEvaluator struct {
+	conds  []*blueprints.Condition
+	params cty.Value
+	scope  *scope
+	fns    map[string]function.Function
+}
+
+// scope answers the window functions for one policy: it binds them to the
+// policy's deployment and nodes and to the evaluation time.
+type scope struct {
+	target   Target
+	w        *Windows
+	now      float64
+	patterns map[string]*regexp.Regexp
+	values   map[string]float64
+}
+
+func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
+	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Metric: spec.Metric, Seconds: spec.Duration, Now: s.now}
+	name := spec.Metric
+	if spec.Pattern != "" {
+		re := s.patterns[spec.Pattern]
+		if re == nil {
+			var err error
+			if re, err = regexp.Compile(spec.Pattern); err != nil {
+				return 0, false
+			}
+			s.patterns[spec.Pattern] = re
+		}
+		q.Pattern, name = re, "services("+spec.Pattern+")"
+	}
+	v, ok := s.w.Reduce(fn, q, arg)
+	if ok && s.values != nil {
+		key := fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
+		if fn == "percentile" || fn == "ewma" {
+			key = fmt.Sprintf("%s(%s, %gs, %g)", fn, name, spec.Duration, arg)
+		}
+		s.values[key] = v
+	}
+	return v, ok
+}
+
+func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
+	sc := &scope{target: t, patterns: map[string]*regexp.Regexp{}}
+	params, _ := p.Properties.Unmark()
+	if params == cty.NilVal || params.IsNull() {
+		params = cty.EmptyObjectVal
+	}
+	return &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc)}, nil
+}
+
+func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
+	e.scope.w, e.scope.now = w, now
+	out := make([]Result, 0, len(e.conds))
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"param": e.params}, Functions: e.fns}
+	for _, c := range e.conds {
+		e.scope.values = map[string]float64{}
+		v, diags := c.When.Value(ctx)
+		if diags.HasErrors() {
+			return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
+		}
+		r := Result{Condition: c.Name, Values: e.scope.values}
+		if b, err := convert.Convert(v, cty.Bool); err == nil && b.IsKnown() && !b.IsNull() {
+			r.Known = true
+			r.Holds = b.True()
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
