@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/tryfunc"
@@ -141,7 +142,7 @@ func ConditionFunctions(ev WindowEvaluator) map[string]function.Function {
 		},
 		Type: function.StaticReturnType(WindowType),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			if _, err := regexp.Compile(args[0].AsString()); err != nil {
+			if err := checkPattern(args[0].AsString()); err != nil {
 				return cty.UnknownVal(WindowType), function.NewArgError(0, err)
 			}
 			d, err := ParseDuration(args[1].AsString())
@@ -218,6 +219,21 @@ func windowReducer(name string, extra int, ev WindowEvaluator, numeric function.
 			return numeric.Call(args)
 		},
 	})
+}
+
+// validPatterns caches the patterns services() has accepted: conditions
+// are evaluated on every metric, and compiling is the expensive part.
+var validPatterns sync.Map
+
+func checkPattern(p string) error {
+	if _, ok := validPatterns.Load(p); ok {
+		return nil
+	}
+	if _, err := regexp.Compile(p); err != nil {
+		return err
+	}
+	validPatterns.Store(p, true)
+	return nil
 }
 
 func argTypes(args []cty.Value) []cty.Type {

@@ -157,9 +157,7 @@ func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Pattern: s.selector, Seconds: s.window, Now: now}
 	r := Result{Condition: "scale"}
-	value, ok1 := w.Reduce("mean", q, 0)
-	hosts, ok2 := w.Reduce("hosts", q, 0)
-	if ok1 && ok2 {
+	if value, hosts, ok := w.MeanHosts(q); ok {
 		r.Known = true
 		r.Values = map[string]float64{"value": value, "hosts": hosts}
 		if s.up {

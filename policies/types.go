@@ -68,11 +68,44 @@ type scope struct {
 	now      float64
 	patterns map[string]*regexp.Regexp
 	values   map[string]float64
+	// memo keeps this evaluation's reductions: a condition often reads the
+	// same window more than once (and HCL evaluates both branches of ?:).
+	memo map[reduceKey]reduced
+}
+
+type reduceKey struct {
+	fn, metric, pattern string
+	seconds, arg        float64
+}
+
+type reduced struct {
+	v  float64
+	ok bool
 }
 
 func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
+	key := reduceKey{fn, spec.Metric, spec.Pattern, spec.Duration, arg}
+	r, seen := s.memo[key]
+	if !seen {
+		r.v, r.ok = s.reduce(fn, spec, arg)
+		s.memo[key] = r
+	}
+	if r.ok && s.values != nil {
+		name := spec.Metric
+		if spec.Pattern != "" {
+			name = "services(" + spec.Pattern + ")"
+		}
+		label := fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
+		if fn == "percentile" || fn == "ewma" {
+			label = fmt.Sprintf("%s(%s, %gs, %g)", fn, name, spec.Duration, arg)
+		}
+		s.values[label] = r.v
+	}
+	return r.v, r.ok
+}
+
+func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
 	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Metric: spec.Metric, Seconds: spec.Duration, Now: s.now}
-	name := spec.Metric
 	if spec.Pattern != "" {
 		re := s.patterns[spec.Pattern]
 		if re == nil {
@@ -82,21 +115,13 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 			}
 			s.patterns[spec.Pattern] = re
 		}
-		q.Pattern, name = re, "services("+spec.Pattern+")"
+		q.Pattern = re
 	}
-	v, ok := s.w.Reduce(fn, q, arg)
-	if ok && s.values != nil {
-		key := fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
-		if fn == "percentile" || fn == "ewma" {
-			key = fmt.Sprintf("%s(%s, %gs, %g)", fn, name, spec.Duration, arg)
-		}
-		s.values[key] = v
-	}
-	return v, ok
+	return s.w.Reduce(fn, q, arg)
 }
 
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
-	sc := &scope{target: t, patterns: map[string]*regexp.Regexp{}}
+	sc := &scope{target: t, patterns: map[string]*regexp.Regexp{}, memo: map[reduceKey]reduced{}}
 	params, _ := p.Properties.Unmark()
 	if params == cty.NilVal || params.IsNull() {
 		params = cty.EmptyObjectVal
@@ -106,6 +131,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 
 func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	e.scope.w, e.scope.now = w, now
+	clear(e.scope.memo)
 	out := make([]Result, 0, len(e.conds))
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"param": e.params}, Functions: e.fns}
 	for _, c := range e.conds {

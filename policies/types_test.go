@@ -197,3 +197,21 @@ policy "rps" {
 		t.Errorf("fired %v, want %v", events, want)
 	}
 }
+
+func TestUserDefinedConditionsExplainTheirValues(t *testing.T) {
+	pols := resolvePolicies(t, scaleCLJ)
+	in, err := NewInstance(Target{Deployment: "shop", Nodes: map[string]bool{"web": true}}, pols["hcl_up"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWindows(60)
+	w.Add(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h", Name: "cpu", Value: 90, Time: 100, Service: "shop.web.web_1.cpu."})
+	ds, err := in.Step(w, 100)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("decisions %+v, %v", ds, err)
+	}
+	want := map[string]float64{"mean(services(cpu), 10s)": 90, "hosts(services(cpu), 10s)": 1}
+	if !reflect.DeepEqual(ds[0].Values, want) {
+		t.Errorf("values %v, want %v", ds[0].Values, want)
+	}
+}

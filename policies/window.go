@@ -177,6 +177,30 @@ func (w *Windows) hostSamples(q Query, buf map[string][]sample) map[string][]sam
 	return buf
 }
 
+func meanOfHostMeans(hosts map[string][]sample) float64 {
+	total := 0.0
+	for _, ss := range hosts {
+		sum := 0.0
+		for _, s := range ss {
+			sum += s.v
+		}
+		total += sum / float64(len(ss))
+	}
+	return total / float64(len(hosts))
+}
+
+// MeanHosts is scale.clj's pair in one pass over the window: the mean of
+// the hosts' means, and how many hosts report.
+func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
+	buf := bufPool.Get().(map[string][]sample)
+	defer bufPool.Put(buf)
+	hs := w.hostSamples(q, buf)
+	if len(hs) == 0 {
+		return math.NaN(), 0, false
+	}
+	return meanOfHostMeans(hs), float64(len(hs)), true
+}
+
 var bufPool = sync.Pool{New: func() any { return map[string][]sample{} }}
 
 // Reduce computes fn over the window: mean is the mean across hosts of each
@@ -195,15 +219,7 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 	case "hosts":
 		return float64(len(hosts)), true
 	case "mean":
-		total := 0.0
-		for _, ss := range hosts {
-			sum := 0.0
-			for _, s := range ss {
-				sum += s.v
-			}
-			total += sum / float64(len(ss))
-		}
-		return total / float64(len(hosts)), true
+		return meanOfHostMeans(hosts), true
 	}
 	var all []sample
 	for _, ss := range hosts {

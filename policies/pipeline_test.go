@@ -1,0 +1,83 @@
+package policies
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestPipelineCountsMalformedAndDecides(t *testing.T) {
+	pols := resolvePolicies(t, scaleCLJ)
+	p := NewPipeline(600)
+	in, err := NewInstance(Target{Deployment: "shop", Nodes: map[string]bool{"web": true}}, pols["builtin_up"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Add("shop", in)
+	var fired []Decision
+	p.OnDecision = func(dep string, d Decision) {
+		if d.Fired {
+			fired = append(fired, d)
+		}
+	}
+	for _, body := range []string{`{bad`, `{"metric":"x"}`, `{"metric":1}`} {
+		if err := p.Ingest([]byte(body), "shop"); err == nil {
+			t.Errorf("%s accepted", body)
+		}
+	}
+	if p.Malformed["json"] != 1 || p.Malformed["type"] != 1 || p.Malformed["missing"] != 1 {
+		t.Errorf("malformed counts %v", p.Malformed)
+	}
+	body := `{"node_name":"web","node_id":"web_1","name":"cpu","path":"total","metric":95,"host":"h1","time":%d,"service":"shop.web.web_1.cpu.total"}`
+	for s := 0; s < 5; s++ {
+		if err := p.Ingest([]byte(fmt.Sprintf(body, 1700000000+s)), "shop"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(fired) != 1 || fired[0].Values["value"] != 95 || fired[0].Values["hosts"] != 1 {
+		t.Errorf("fired %+v, want one scale-up (then cooldown)", fired)
+	}
+}
+
+// BenchmarkPipeline: decode, window and evaluate with 1,000 policies (target
+// at least 300,000 metrics/s per core). Policies are spread over
+// deployments; each message goes to one deployment's policies.
+func BenchmarkPipeline1000Policies(b *testing.B) {
+	for _, shape := range []struct{ deployments, perDeployment int }{{1000, 1}, {100, 10}} {
+		b.Run(fmt.Sprintf("%dx%d", shape.deployments, shape.perDeployment), func(b *testing.B) {
+			pols := resolvePolicies(&testing.T{}, scaleCLJ)
+			p := NewPipeline(60)
+			for d := 0; d < shape.deployments; d++ {
+				dep := fmt.Sprintf("dep%d", d)
+				for i := 0; i < shape.perDeployment; i++ {
+					pol := pols["builtin_up"]
+					if i%2 == 1 {
+						pol = pols["hcl_up"]
+					}
+					in, err := NewInstance(Target{Deployment: dep}, pol)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Add(dep, in)
+				}
+			}
+			// Pre-encoded messages, event time only moving forward: 3 hosts
+			// per deployment, each deployment reporting once a second.
+			n := b.N
+			bodies := make([][]byte, n)
+			keys := make([]string, n)
+			for i := range bodies {
+				dep := fmt.Sprintf("dep%d", i%shape.deployments)
+				bodies[i] = []byte(fmt.Sprintf(`{"node_id":"web_1","node_name":"web","deployment_id":%q,"name":"cpu","path":"total","metric":%d,"unit":"percent","type":"GAUGE","host":"10.0.0.%d","service":"%s.web.web_1.cpu.total","time":%d}`,
+					dep, 40+i%50, i%3, dep, 1700000000+i/shape.deployments))
+				keys[i] = dep
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := p.Ingest(bodies[i], keys[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
+		})
+	}
+}
