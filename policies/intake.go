@@ -1,0 +1,207 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DefaultExchange is the topic exchange Cloudify's Diamond handler publishes
+// to; the routing key is the deployment id.
+const DefaultExchange = "cloudify-monitoring"
+
+// Intake consumes metric messages from RabbitMQ. One goroutine owns the
+// connection; when the broker or the channel closes it dials again with
+// backoff and declares what it needs again. Messages are acked after
+// Handle has applied them; a malformed one is rejected without requeue (to
+// the dead-letter exchange, if configured) and logged once per kind.
+type Intake struct {
+	URL      string
+	Exchange string // default DefaultExchange
+	Queue    string // durable, one per orch instance
+	// Bindings are routing keys (deployment ids); default "#" (all).
+	Bindings   []string
+	Prefetch   int    // default 256
+	DeadLetter string // exchange for rejected messages; "" drops them
+	// Handle applies one message; a MalformedError rejects it, any other
+	// error requeues it.
+	Handle     func(body []byte, routingKey string) error
+	MinBackoff time.Duration // default 100ms
+	MaxBackoff time.Duration // default 10s
+	Log        *slog.Logger
+
+	reconnects atomic.Int64
+	received   atomic.Int64
+	malformed  atomic.Int64
+	loggedMu   sync.Mutex
+	logged     map[string]bool
+	connected  chan struct{}
+}
+
+// Stats are the intake's counters.
+type Stats struct {
+	Received, Malformed, Reconnects int64
+}
+
+// Stats returns the counters.
+func (in *Intake) Stats() Stats {
+	return Stats{Received: in.received.Load(), Malformed: in.malformed.Load(), Reconnects: in.reconnects.Load()}
+}
+
+func (in *Intake) defaults() {
+	if in.Exchange == "" {
+		in.Exchange = DefaultExchange
+	}
+	if len(in.Bindings) == 0 {
+		in.Bindings = []string{"#"}
+	}
+	if in.Prefetch == 0 {
+		in.Prefetch = 256
+	}
+	if in.MinBackoff == 0 {
+		in.MinBackoff = 100 * time.Millisecond
+	}
+	if in.MaxBackoff == 0 {
+		in.MaxBackoff = 10 * time.Second
+	}
+	if in.Log == nil {
+		in.Log = slog.Default()
+	}
+	in.logged = map[string]bool{}
+}
+
+// Run consumes until ctx is done. It returns nil then, having closed its
+// channel and connection; it returns early only for a configuration error.
+func (in *Intake) Run(ctx context.Context) error {
+	if in.Handle == nil || in.Queue == "" || in.URL == "" {
+		return errors.New("intake: URL, Queue and Handle are required")
+	}
+	in.defaults()
+	backoff := in.MinBackoff
+	for first := true; ; first = false {
+		if !first {
+			in.reconnects.Add(1)
+		}
+		err := in.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		in.Log.Warn("metric intake disconnected; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil
+		}
+		if backoff *= 2; backoff > in.MaxBackoff {
+			backoff = in.MaxBackoff
+		}
+		if err == nil {
+			backoff = in.MinBackoff
+		}
+	}
+}
+
+// session is one connection's life: declare, consume, until it closes.
+func (in *Intake) session(ctx context.Context) error {
+	conn, err := amqp.DialConfig(in.URL, amqp.Config{Heartbeat: 10 * time.Second, Properties: amqp.Table{"connection_name": "orch intake " + in.Queue}})
+	if err != nil {
+		return fmt.Errorf("dial broker: %w", err)
+	}
+	defer conn.Close()
+	// Closing the connection closes its channel: no Channel.Close, whose
+	// close handshake can wait on a reader blocked by unread deliveries.
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.ExchangeDeclare(in.Exchange, "topic", true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", in.Exchange, err)
+	}
+	args := amqp.Table{}
+	if in.DeadLetter != "" {
+		args["x-dead-letter-exchange"] = in.DeadLetter
+	}
+	if _, err := ch.QueueDeclare(in.Queue, true, false, false, false, args); err != nil {
+		return fmt.Errorf("declare queue %s: %w", in.Queue, err)
+	}
+	for _, key := range in.Bindings {
+		if err := ch.QueueBind(in.Queue, key, in.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s to %s with %q: %w", in.Queue, in.Exchange, key, err)
+		}
+	}
+	if err := ch.Qos(in.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("qos: %w", err)
+	}
+	deliveries, err := ch.Consume(in.Queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", in.Queue, err)
+	}
+	in.Log.Info("metric intake connected", "exchange", in.Exchange, "queue", in.Queue)
+	if in.connected != nil {
+		select {
+		case in.connected <- struct{}{}:
+		default:
+		}
+	}
+	// On the way out, drain what is in flight while the connection closes:
+	// unacked messages are requeued by the broker, never lost.
+	defer func() {
+		go func() {
+			for range deliveries {
+			}
+		}()
+		conn.Close()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-closed:
+			return fmt.Errorf("connection closed: %v", err)
+		case err := <-chClosed:
+			return fmt.Errorf("channel closed: %v", err)
+		case d, ok := <-deliveries:
+			if !ok {
+				return errors.New("deliveries closed")
+			}
+			in.deliver(d)
+		}
+	}
+}
+
+func (in *Intake) deliver(d amqp.Delivery) {
+	in.received.Add(1)
+	err := in.Handle(d.Body, d.RoutingKey)
+	if err == nil {
+		if err := d.Ack(false); err != nil {
+			in.Log.Warn("ack", "err", err)
+		}
+		return
+	}
+	if kind, ok := IsMalformed(err); ok {
+		in.malformed.Add(1)
+		in.loggedMu.Lock()
+		first := !in.logged[kind]
+		in.logged[kind] = true
+		in.loggedMu.Unlock()
+		if first {
+			sample := d.Body
+			if len(sample) > 200 {
+				sample = sample[:200]
+			}
+			in.Log.Warn("malformed metric message (logged once per kind; all are counted)", "kind", kind, "err", err, "routing_key", d.RoutingKey, "sample", string(sample))
+		}
+		_ = d.Reject(false)
+		return
+	}
+	in.Log.Warn("metric not applied; requeued", "err", err)
+	_ = d.Nack(false, true)
+}
