@@ -10,37 +10,16 @@ import (
 	"math"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/orchhq/orch/policies/producer"
 )
 
 // MaxMessageSize bounds a metric message; larger ones are malformed.
 const MaxMessageSize = 64 << 10
 
-// Metric is one metric message as Cloudify's Diamond handler writes it.
-type Metric struct {
-	NodeID       string  `json:"node_id"`
-	NodeName     string  `json:"node_name"`
-	DeploymentID string  `json:"deployment_id"`
-	Name         string  `json:"name"`
-	Path         string  `json:"path"`
-	Value        float64 `json:"metric"`
-	Unit         string  `json:"unit"`
-	Type         string  `json:"type"`
-	Host         string  `json:"host"`
-	Service      string  `json:"service"`
-	Time         float64 `json:"time"`
-	TTL          float64 `json:"ttl,omitempty"`
-}
-
-// Key is what windows are kept per: the metric of one host of one node.
-func (m *Metric) Key() string {
-	if m.Path == "" {
-		return m.Name
-	}
-	if m.Name == "" {
-		return m.Path
-	}
-	return m.Name + "." + m.Path
-}
+// Metric is one metric message as Cloudify's Diamond handler writes it (the
+// producer package owns the format).
+type Metric = producer.Metric
 
 // MalformedError says why a message was refused; Kind groups them for
 // counting and logging once per kind.

@@ -108,6 +108,7 @@ every execution and its events in a bbolt state file.`,
 		newWorkflowCmd(g),
 		newExecutionsCmd(g),
 		newEventsCmd(g),
+		newMetricsCmd(g),
 	)
 	return root
 }
