@@ -198,3 +198,29 @@ func TestIntakeReconnects(t *testing.T) {
 		t.Errorf("reconnects = %d, want at least 2", r)
 	}
 }
+
+// A message published by Debian's amqp-publish (a client we did not write)
+// in the Diamond format is decoded and applied.
+func TestIntakeTakesMessagesFromAmqpPublish(t *testing.T) {
+	e := testenv.Get(t)
+	if _, err := exec.LookPath("amqp-publish"); err != nil {
+		t.Fatal("amqp-publish missing: make env-up installs amqp-tools")
+	}
+	c := &collector{}
+	in, stop := startIntake(t, e.AMQPURL, c)
+	defer stop()
+	body := diamond("shop", 7)
+	// librabbitmq reads a trailing "/" as the empty vhost; without a path it
+	// is the default vhost "/".
+	url := strings.TrimSuffix(e.AMQPURL, "/")
+	if out, err := exec.Command("amqp-publish", "--url", url, "-e", in.Exchange, "-r", "shop", "-C", "application/json", "-b", body).CombinedOutput(); err != nil {
+		t.Fatalf("amqp-publish: %v %s", err, out)
+	}
+	waitFor(t, "the amqp-publish message", func() bool { return c.count() == 1 })
+	c.mu.Lock()
+	m := c.metrics[0]
+	c.mu.Unlock()
+	if m.DeploymentID != "shop" || m.Value != 7 || m.Host != "h1" || m.Key() != "cpu.total" {
+		t.Errorf("decoded %+v", m)
+	}
+}

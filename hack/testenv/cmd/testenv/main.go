@@ -262,6 +262,13 @@ func aptInstall(pkgs ...string) error {
 }
 
 func ensureRabbitMQ() error {
+	// amqp-publish: a real client that is not orch's, for tests and users.
+	if _, err := exec.LookPath("amqp-publish"); err != nil {
+		logf("installing amqp-tools")
+		if err := aptInstall("amqp-tools"); err != nil {
+			return err
+		}
+	}
 	if tcpOpen("127.0.0.1:5672") {
 		return nil
 	}
