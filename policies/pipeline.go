@@ -11,6 +11,7 @@ type Pipeline struct {
 	Malformed map[string]int
 
 	instances map[string][]*Instance // by deployment
+	last      *Metric                // the metric being applied: the triggering event
 }
 
 // NewPipeline returns a pipeline keeping horizon seconds of history.
@@ -38,6 +39,7 @@ func (p *Pipeline) Ingest(body []byte, routingKey string) error {
 
 // Apply adds a decoded metric and evaluates its deployment's policies.
 func (p *Pipeline) Apply(m *Metric) error {
+	p.last = m
 	p.Windows.Add(m)
 	for _, in := range p.instances[m.DeploymentID] {
 		ds, err := in.Step(p.Windows, m.Time)

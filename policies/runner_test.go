@@ -1,0 +1,177 @@
+package policies
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+type memState struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (s *memState) PolicyState(_ context.Context, key string, v any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[key]
+	if !ok {
+		return fmt.Errorf("%s: not found", key)
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (s *memState) PutPolicyState(_ context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[key] = b
+	return nil
+}
+
+type queued struct {
+	deployment, workflow string
+	params               map[string]string
+}
+
+type recordingQueue struct{ runs []queued }
+
+func (q *recordingQueue) Queue(_ context.Context, dep, wf string, params map[string]string) (string, error) {
+	q.runs = append(q.runs, queued{dep, wf, params})
+	return fmt.Sprintf("exec-%d", len(q.runs)), nil
+}
+
+const runnerBlueprint = `
+node "web" {}
+workflow "kube_scale" {
+  uses = "test.scale"
+  parameter "name" {}
+  parameter "amount" { default = "+0" }
+}
+policy "web_cpu" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { service_selector = "cpu", scale_threshold = 70, cooldown_time = "30s" }
+  trigger "scale" {
+    workflow   = workflow.kube_scale
+    parameters = { name = event.node_name, amount = "+1" }
+  }
+}
+`
+
+func newRunner(t *testing.T, plan *blueprints.Plan, q Queuer, s StateStore) *Runner {
+	t.Helper()
+	r := NewRunner(NewPipeline(600), q, s)
+	if err := r.AddDeployment(context.Background(), "shop", plan); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func resolvePlan(t *testing.T, src string) *blueprints.Plan {
+	t.Helper()
+	bp, diags := blueprints.Parse(map[string][]byte{"p.hcl": []byte(src)},
+		map[string][]byte{"<builtin>/core.hcl": blueprints.CoreTypes["<builtin>/core.hcl"], "<builtin>/policies.hcl": []byte(BuiltinTypes)}, "p.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	plan, diags := blueprints.Resolve(bp, &blueprints.Catalog{Workflows: []string{"test.scale"}, PolicyTypes: BuiltinImplementations()}, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	return plan
+}
+
+func breach(t *testing.T, r *Runner, from, to int) {
+	t.Helper()
+	for s := from; s < to; s++ {
+		m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Value: 95,
+			Time: 1000 + float64(s), Service: "shop.web.web_1.cpu."}
+		if err := r.Pipeline.Apply(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunnerQueuesTriggersAndKeepsCooldownsAcrossRestarts(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, state)
+	breach(t, r, 0, 40) // fires at 0 and at 30
+	want := []queued{
+		{"shop", "kube_scale", map[string]string{"name": "web", "amount": "+1"}},
+		{"shop", "kube_scale", map[string]string{"name": "web", "amount": "+1"}},
+	}
+	if !reflect.DeepEqual(q.runs, want) {
+		t.Fatalf("queued %+v, want %+v", q.runs, want)
+	}
+	// Restart: a new runner over the same state. The cooldown of the fire
+	// at 30 lasts until 60: nothing at 45, a fire at 60.
+	q2 := &recordingQueue{}
+	r2 := newRunner(t, plan, q2, state)
+	breach(t, r2, 45, 50)
+	if len(q2.runs) != 0 {
+		t.Fatalf("fired again inside the cooldown after a restart: %+v", q2.runs)
+	}
+	breach(t, r2, 60, 61)
+	if len(q2.runs) != 1 {
+		t.Fatalf("after the cooldown: %d runs, want 1", len(q2.runs))
+	}
+	var ps policyState
+	if err := state.PolicyState(context.Background(), stateKey("shop", "web_cpu"), &ps); err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Triggers) != 3 || ps.Triggers[2].Execution != "exec-1" || ps.Triggers[2].Time != 1060 {
+		t.Errorf("trigger history %+v", ps.Triggers)
+	}
+}
+
+func TestRunnerDryRunQueuesNothing(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	r.DryRun = true
+	var seen []Trigger
+	r.OnTrigger = func(_, _ string, tr Trigger) { seen = append(seen, tr) }
+	breach(t, r, 0, 5)
+	if len(q.runs) != 0 || len(seen) != 1 || !seen[0].DryRun || seen[0].Workflow != "kube_scale" {
+		t.Errorf("dry run: queued %+v, triggers %+v", q.runs, seen)
+	}
+}
+
+// Missing data never triggers: with the source silent, nothing fires, even
+// for a scale-down policy whose condition a zero would satisfy.
+func TestRunnerNeverScalesDownOnMissingData(t *testing.T) {
+	plan := resolvePlan(t, `
+node "web" {}
+workflow "kube_scale" { uses = "test.scale" }
+policy "down" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 0, scale_direction = ">" }
+  trigger "scale" { workflow = workflow.kube_scale }
+}`)
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	// Only another metric arrives; cpu is missing entirely.
+	for s := 0; s < 100; s++ {
+		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "memory", Value: 0, Time: float64(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(q.runs) != 0 {
+		t.Errorf("a scale-down ran without cpu data: %+v", q.runs)
+	}
+}
