@@ -109,6 +109,7 @@ every execution and its events in a bbolt state file.`,
 		newExecutionsCmd(g),
 		newEventsCmd(g),
 		newMetricsCmd(g),
+		newServeCmd(g),
 	)
 	return root
 }

@@ -88,3 +88,50 @@ workflow "kube_scale_api" {
     default = 10
   }
 }
+
+# scale.clj's rule on the bookings service's cpu (published by Diamond, or by
+# `orch metrics publish -d scale --node bookings --name cpu --path total`):
+# scale up while fewer than 5 hosts report and their mean is above 70; scale
+# down (scale.clj's ">" direction) while more than 0 hosts report and the mean
+# is below 30. Each policy cools down on its own, and the cooldowns survive a
+# restart of orch serve.
+input "up_threshold" {
+  type    = number
+  default = 70
+}
+input "down_threshold" {
+  type    = number
+  default = 30
+}
+
+policy "bookings_cpu_up" {
+  type    = "orch.scale_threshold"
+  targets = [node.bookings]
+  properties = {
+    service_selector = "\\.cpu\\."
+    scale_threshold  = input.up_threshold
+    scale_limit      = 5
+    scale_direction  = "<"
+    cooldown_time    = "30s"
+  }
+  trigger "scale" {
+    workflow   = workflow.kube_scale
+    parameters = { amount = "+1" }
+  }
+}
+
+policy "bookings_cpu_down" {
+  type    = "orch.scale_threshold"
+  targets = [node.bookings]
+  properties = {
+    service_selector = "\\.cpu\\."
+    scale_threshold  = input.down_threshold
+    scale_limit      = 0
+    scale_direction  = ">"
+    cooldown_time    = "30s"
+  }
+  trigger "scale" {
+    workflow   = workflow.kube_scale
+    parameters = { amount = "-1" }
+  }
+}

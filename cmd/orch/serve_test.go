@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/orchhq/orch/internal/testenv"
+)
+
+type serveProc struct {
+	cmd *exec.Cmd
+	mu  sync.Mutex
+	out strings.Builder
+}
+
+func (s *serveProc) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+func startServe(t *testing.T, state string, args ...string) *serveProc {
+	t.Helper()
+	s := &serveProc{cmd: exec.Command(orchBin, append([]string{"--state", state, "serve"}, args...)...)}
+	stdout, _ := s.cmd.StdoutPipe()
+	s.cmd.Stderr = s.cmd.Stdout
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.out.WriteString(sc.Text() + "\n")
+			s.mu.Unlock()
+		}
+	}()
+	waitUntil(t, "orch serve consuming", func() bool { return strings.Contains(s.output(), "metric intake connected") })
+	return s
+}
+
+func (s *serveProc) stop(t *testing.T) {
+	t.Helper()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("orch serve exited: %v\n%s", err, s.output())
+		}
+	case <-time.After(60 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatalf("orch serve did not stop on SIGTERM\n%s", s.output())
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Story 1 end to end: Diamond-format metrics published with amqp-publish
+// make the scale.clj policy run kube_scale +1 over ssh on the primary
+// cluster; the cooldown holds across a restart of orch serve; low values
+// scale down.
+func TestStory1ServeScalesFromMetrics(t *testing.T) {
+	e := testenv.Get(t)
+	if _, err := exec.LookPath("amqp-publish"); err != nil {
+		t.Fatal("amqp-publish missing: make env-up installs amqp-tools")
+	}
+	cs := e.Clientset(t, testenv.Primary)
+	ctx := context.Background()
+	ns := testenv.Namespace(t, cs, "story1serve")
+	testenv.CreateDeployment(t, cs, ns, "bookings", 2)
+	replicas := func() int32 {
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "bookings", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *d.Spec.Replicas
+	}
+	state := filepath.Join(t.TempDir(), "state.db")
+	r := orch(t, state, "deploy", "../../examples/scale/blueprint.hcl", "-d", "scale",
+		"-i", "ssh_port="+strconv.Itoa(e.SSH.Port), "-i", "ssh_user="+e.SSH.User,
+		"-i", "ssh_keyfilename="+e.SSH.KeyFile, "-i", "known_hosts="+e.SSH.KnownHosts,
+		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns)
+	if r.code != 0 {
+		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
+	}
+	id := rand.String(6)
+	exchange, queue := "test-monitoring-"+id, "orch-test-"+id
+	t.Cleanup(func() {
+		if conn, err := amqp.Dial(e.AMQPURL); err == nil {
+			if ch, err := conn.Channel(); err == nil {
+				_, _ = ch.QueueDelete(queue, false, false, false)
+				_ = ch.ExchangeDelete(exchange, false, false)
+			}
+			conn.Close()
+		}
+	})
+	publish := func(value float64) {
+		t.Helper()
+		body := fmt.Sprintf(`{"node_id": "bookings_1", "node_name": "bookings", "deployment_id": "scale", "name": "cpu", "path": "total", "metric": %g, "unit": "percent", "type": "GAUGE", "host": "10.0.0.7", "service": "scale.bookings.bookings_1.cpu.total", "time": %d}`, value, time.Now().Unix())
+		url := strings.TrimSuffix(e.AMQPURL, "/")
+		if out, err := exec.Command("amqp-publish", "--url", url, "-e", exchange, "-r", "scale", "-C", "application/json", "-b", body).CombinedOutput(); err != nil {
+			t.Fatalf("amqp-publish: %v %s", err, out)
+		}
+	}
+	args := []string{"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue}
+
+	serve := startServe(t, state, args...)
+	publish(95)
+	waitUntil(t, "kube_scale +1 from the metric", func() bool { return replicas() == 3 })
+	publish(96) // inside the cooldown
+	time.Sleep(2 * time.Second)
+	if got := replicas(); got != 3 {
+		t.Errorf("scaled again inside the cooldown: %d replicas", got)
+	}
+	serve.stop(t)
+
+	serve = startServe(t, state, args...)
+	publish(97) // still inside the cooldown, after a restart
+	time.Sleep(2 * time.Second)
+	if got := replicas(); got != 3 {
+		t.Errorf("the cooldown was forgotten across a restart: %d replicas", got)
+	}
+	// Load drops: once the window's mean (scale.clj averages the last 10s,
+	// the 97 included) is below 30, the scale-down fires (its own cooldown).
+	for i := 0; i < 5; i++ {
+		publish(10)
+	}
+	waitUntil(t, "kube_scale -1 from a low metric", func() bool { return replicas() == 2 })
+	serve.stop(t)
+	if !strings.Contains(serve.output(), "bookings_cpu_down: scale fired, workflow kube_scale queued") {
+		t.Errorf("serve output lacks the trigger:\n%s", serve.output())
+	}
+}
