@@ -9,8 +9,8 @@
 #   orch workflow run burst -d bookings -p weight=25
 #   orch workflow run reconcile -d bookings
 #
-# The policy below fires them from live rps metrics once the policy runner
-# evaluates policies; today it is parsed and type-checked.
+# With `orch serve` running, the policy below fires them from live rps
+# metrics (orch metrics publish -d bookings --node bookings --name rps ...).
 
 input "kubeconfig" { default = "" }
 input "primary_context" { default = "primary" }
@@ -60,25 +60,28 @@ workflow "reconcile" {
   parameter "to" { default = node.peer }
 }
 
-# The seed's rps-burst rule as a user-defined policy type: burst when rps
-# stays above burst_value for the whole throttle delay, reconcile when it
-# stays below reconcile_value for the whole delay.
-policy_type "rps_burst" {
-  parameter "burst_value" { type = number }
-  parameter "reconcile_value" { type = number }
-  parameter "throttle_delay" { default = "120s" }
-  condition "burst" {
-    when = min(window("rps", param.throttle_delay)) > param.burst_value
-  }
-  condition "reconcile" {
-    when = max(window("rps", param.throttle_delay)) < param.reconcile_value
-  }
+# The seed's rule, with its demo values: burst when bookings' rps stays above
+# 40 for the whole throttle delay, reconcile when it stays below 20 for the
+# whole delay; in between nothing fires, so a noisy stream does not flap.
+input "burst_value" {
+  type    = number
+  default = 40
 }
+input "reconcile_value" {
+  type    = number
+  default = 20
+}
+input "throttle_delay" { default = "30s" }
 
 policy "bookings_rps" {
-  type       = policy_type.rps_burst
-  targets    = [node.bookings]
-  properties = { burst_value = 100, reconcile_value = 60 }
+  type    = "orch.rps_burst"
+  targets = [node.bookings]
+  properties = {
+    metric          = "rps"
+    burst_value     = input.burst_value
+    reconcile_value = input.reconcile_value
+    throttle_delay  = input.throttle_delay
+  }
   trigger "burst" { workflow = workflow.burst }
   trigger "reconcile" { workflow = workflow.reconcile }
 }
