@@ -60,17 +60,8 @@ policy "hcl_down" {
 
 func resolvePolicies(t *testing.T, src string) map[string]*blueprints.PlanPolicy {
 	t.Helper()
-	bp, diags := blueprints.Parse(map[string][]byte{"p.hcl": []byte(src)},
-		map[string][]byte{"<builtin>/core.hcl": blueprints.CoreTypes["<builtin>/core.hcl"], "<builtin>/policies.hcl": []byte(BuiltinTypes)}, "p.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	plan, diags := blueprints.Resolve(bp, &blueprints.Catalog{Workflows: []string{"test.scale"}, PolicyTypes: BuiltinImplementations()}, nil)
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
 	out := map[string]*blueprints.PlanPolicy{}
-	for _, p := range plan.Policies {
+	for _, p := range resolvePlan(t, src).Policies {
 		out[p.Name] = p
 	}
 	return out

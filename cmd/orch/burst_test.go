@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/orchhq/orch/internal/testenv"
 )
@@ -22,16 +23,7 @@ func TestBurstExampleOnTheClusters(t *testing.T) {
 	e := testenv.Get(t)
 	primary, peer := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
 	ctx := context.Background()
-	ns := testenv.Namespace(t, primary, "story2")
-	testenv.CreateDeployment(t, primary, ns, "bookings", 2)
-	labels := map[string]string{"app": "bookings"}
-	if _, err := primary.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
+	ns := bookingsApp(t, primary, "story2")
 	state := filepath.Join(t.TempDir(), "state.db")
 	if r := orch(t, state, "deploy", "../../examples/burst/blueprint.hcl", "-d", "bookings", "-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns); r.code != 0 {
 		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
@@ -62,4 +54,20 @@ func TestBurstExampleOnTheClusters(t *testing.T) {
 	if r := orch(t, state, "undeploy", "bookings"); r.code != 0 {
 		t.Errorf("undeploy: %s%s", r.stdout, r.stderr)
 	}
+}
+
+// bookingsApp creates, in a new namespace of cs, the bookings app of story 2:
+// a 2-replica Deployment and its Service on port 8080.
+func bookingsApp(t *testing.T, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ns := testenv.Namespace(t, cs, prefix)
+	testenv.CreateDeployment(t, cs, ns, "bookings", 2)
+	labels := map[string]string{"app": "bookings"}
+	if _, err := cs.CoreV1().Services(ns).Create(context.Background(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns
 }

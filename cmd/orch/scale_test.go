@@ -41,13 +41,7 @@ func TestScaleExampleOnTheCluster(t *testing.T) {
 	}
 
 	state := filepath.Join(t.TempDir(), "state.db")
-	r := orch(t, state, "deploy", "../../examples/scale/blueprint.hcl", "-d", "scale",
-		"-i", "ssh_port="+strconv.Itoa(e.SSH.Port), "-i", "ssh_user="+e.SSH.User,
-		"-i", "ssh_keyfilename="+e.SSH.KeyFile, "-i", "known_hosts="+e.SSH.KnownHosts,
-		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns)
-	if r.code != 0 {
-		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
-	}
+	deployScaleExample(t, e, state, ns)
 	steps := []struct {
 		workflow, amount string
 		want             int32
@@ -76,11 +70,24 @@ func TestScaleExampleOnTheCluster(t *testing.T) {
 		t.Errorf("dry run: exit %d, replicas %d\n%s", r.code, replicas(), r.stdout)
 	}
 	// A hostile name fails the execution before any command runs.
-	r = orch(t, state, "workflow", "run", "kube_scale", "-d", "scale", "-p", "name=x; rm -rf /", "-p", "amount=+1")
+	r := orch(t, state, "workflow", "run", "kube_scale", "-d", "scale", "-p", "name=x; rm -rf /", "-p", "amount=+1")
 	if r.code == 0 || !strings.Contains(r.stdout, "not a valid Kubernetes name") {
 		t.Errorf("hostile name: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := orch(t, state, "workflow", "run", "kube_scale", "-d", "scale", "-p", "amount=1.5"); r.code == 0 {
 		t.Errorf("amount 1.5 accepted")
+	}
+}
+
+// deployScaleExample deploys examples/scale as "scale", with the test
+// environment's ssh target and kubeconfig, for the app in ns.
+func deployScaleExample(t *testing.T, e *testenv.Env, state, ns string) {
+	t.Helper()
+	r := orch(t, state, "deploy", "../../examples/scale/blueprint.hcl", "-d", "scale",
+		"-i", "ssh_port="+strconv.Itoa(e.SSH.Port), "-i", "ssh_user="+e.SSH.User,
+		"-i", "ssh_keyfilename="+e.SSH.KeyFile, "-i", "known_hosts="+e.SSH.KnownHosts,
+		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns)
+	if r.code != 0 {
+		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
 	}
 }

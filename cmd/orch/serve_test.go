@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,13 +99,7 @@ func TestStory1ServeScalesFromMetrics(t *testing.T) {
 		return *d.Spec.Replicas
 	}
 	state := filepath.Join(t.TempDir(), "state.db")
-	r := orch(t, state, "deploy", "../../examples/scale/blueprint.hcl", "-d", "scale",
-		"-i", "ssh_port="+strconv.Itoa(e.SSH.Port), "-i", "ssh_user="+e.SSH.User,
-		"-i", "ssh_keyfilename="+e.SSH.KeyFile, "-i", "known_hosts="+e.SSH.KnownHosts,
-		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns)
-	if r.code != 0 {
-		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
-	}
+	deployScaleExample(t, e, state, ns)
 	id := rand.String(6)
 	exchange, queue := "test-monitoring-"+id, "orch-test-"+id
 	t.Cleanup(func() {

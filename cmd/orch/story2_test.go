@@ -6,10 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
@@ -23,15 +21,7 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 	e := testenv.Get(t)
 	primary, peer := e.Clientset(t, testenv.Primary), e.Clientset(t, testenv.Peer)
 	ctx := context.Background()
-	ns := testenv.Namespace(t, primary, "story2serve")
-	testenv.CreateDeployment(t, primary, ns, "bookings", 2)
-	labels := map[string]string{"app": "bookings"}
-	if _, err := primary.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "bookings", Labels: labels},
-		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080)}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	ns := bookingsApp(t, primary, "story2serve")
 	state := filepath.Join(t.TempDir(), "state.db")
 	if r := orch(t, state, "deploy", "../../examples/burst/blueprint.hcl", "-d", "bookings",
 		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns, "-i", "throttle_delay=3s"); r.code != 0 {
