@@ -1,13 +1,16 @@
 # orch: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build demo test unit check bench fuzz clean env-up env-down env-status
+.PHONY: build demo demo-files test unit check bench fuzz clean env-up env-down env-status
 
 build: ## build bin/orch
 	$(GO) build -o bin/orch ./cmd/orch
 
-demo: build ## the main job: deploy the files example, show it, undeploy it
+demo: ## the main job: cloud-burst bookings into the peer cluster on high rps, and back
 	hack/demo.sh
+
+demo-files: build ## no cluster needed: deploy the files example, show it, undeploy it
+	hack/demo-files.sh
 
 test: check ## every test: brings the environment up (and down, if it started it)
 	hack/test.sh
