@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -430,9 +429,4 @@ func (s *Store) PolicyState(ctx context.Context, key string, v any) error {
 // PutPolicyState stores a policy's state value.
 func (s *Store) PutPolicyState(ctx context.Context, key string, v any) error {
 	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketPolicies), key, v) })
-}
-
-// sortedExecutions orders executions by id (creation order).
-func sortedExecutions(xs []*workflows.Execution) {
-	sort.Slice(xs, func(i, j int) bool { return xs[i].ID < xs[j].ID })
 }

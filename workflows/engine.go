@@ -98,7 +98,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 			x.Error = "orch stopped while the execution was being cancelled"
 			e.emit(x, "warning", EventWorkflowCancelled, "", "", x.Error)
 		case Started:
-			if e.resumable(x.Workflow, x.Deployment, ctx) {
+			if e.resumable(ctx, x.Workflow, x.Deployment) {
 				x.Status = Queued
 				x.Resumes++
 				e.emit(x, "warning", EventWorkflowResumed, "", "",
@@ -120,7 +120,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 	return e.events.Flush(ctx)
 }
 
-func (e *Engine) resumable(workflow, deployment string, ctx context.Context) bool {
+func (e *Engine) resumable(ctx context.Context, workflow, deployment string) bool {
 	if workflow == Install || workflow == Uninstall {
 		return true
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"text/tabwriter"
 
+	"github.com/orchhq/orch/orchestrator"
 	"github.com/spf13/cobra"
 )
 
@@ -23,24 +24,21 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
   orch deployments list -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := g.readStore()
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			deps, err := store.Deployments(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(deps)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tBLUEPRINT\tNODES\tCREATED")
-			for _, d := range deps {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.ID, d.Blueprint, len(d.Instances), d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-			}
-			return tw.Flush()
+			return g.withReadStore(func(store *orchestrator.Store) error {
+				deps, err := store.Deployments(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(deps)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tBLUEPRINT\tNODES\tCREATED")
+				for _, d := range deps {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.ID, d.Blueprint, len(d.Instances), d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+				}
+				return tw.Flush()
+			})
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
@@ -49,50 +47,47 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 		Example: `  orch deployments show files -o json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.readStore()
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			d, err := store.Deployment(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(d)
-			}
-			fmt.Fprintf(g.stdout, "Deployment: %s\nBlueprint:  %s\nDirectory:  %s\nCreated:    %s\n",
-				d.ID, d.Blueprint, d.Dir, d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-			if len(d.Inputs) > 0 || len(d.SensitiveInputs) > 0 {
-				fmt.Fprintln(g.stdout, "Inputs:")
-				for _, k := range slices.Sorted(maps.Keys(d.Inputs)) {
-					fmt.Fprintf(g.stdout, "  %s = %s\n", k, d.Inputs[k])
+			return g.withReadStore(func(store *orchestrator.Store) error {
+				d, err := store.Deployment(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
-				for _, k := range d.SensitiveInputs {
-					fmt.Fprintf(g.stdout, "  %s = (sensitive, not stored)\n", k)
+				if g.output == "json" {
+					return g.printJSON(d)
 				}
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tRUNTIME PROPERTIES")
-			for _, name := range slices.Sorted(maps.Keys(d.Instances)) {
-				inst := d.Instances[name]
-				rt, _ := json.Marshal(inst.Runtime)
-				if inst.Runtime == nil {
-					rt = []byte("{}")
+				fmt.Fprintf(g.stdout, "Deployment: %s\nBlueprint:  %s\nDirectory:  %s\nCreated:    %s\n",
+					d.ID, d.Blueprint, d.Dir, d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+				if len(d.Inputs) > 0 || len(d.SensitiveInputs) > 0 {
+					fmt.Fprintln(g.stdout, "Inputs:")
+					for _, k := range slices.Sorted(maps.Keys(d.Inputs)) {
+						fmt.Fprintf(g.stdout, "  %s = %s\n", k, d.Inputs[k])
+					}
+					for _, k := range d.SensitiveInputs {
+						fmt.Fprintf(g.stdout, "  %s = (sensitive, not stored)\n", k)
+					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, inst.ID, inst.State, rt)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(d.Outputs) > 0 {
-				fmt.Fprintln(g.stdout, "Outputs:")
-				for _, k := range slices.Sorted(maps.Keys(d.Outputs)) {
-					v, _ := json.Marshal(d.Outputs[k])
-					fmt.Fprintf(g.stdout, "  %s = %s\n", k, v)
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tRUNTIME PROPERTIES")
+				for _, name := range slices.Sorted(maps.Keys(d.Instances)) {
+					inst := d.Instances[name]
+					rt, _ := json.Marshal(inst.Runtime)
+					if inst.Runtime == nil {
+						rt = []byte("{}")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, inst.ID, inst.State, rt)
 				}
-			}
-			return nil
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(d.Outputs) > 0 {
+					fmt.Fprintln(g.stdout, "Outputs:")
+					for _, k := range slices.Sorted(maps.Keys(d.Outputs)) {
+						v, _ := json.Marshal(d.Outputs[k])
+						fmt.Fprintf(g.stdout, "  %s = %s\n", k, v)
+					}
+				}
+				return nil
+			})
 		},
 	})
 	return cmd

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -26,28 +27,25 @@ func newExecutionsCmd(g *globals) *cobra.Command {
   orch executions list -d files -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			store, err := g.readStore()
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			xs, err := store.Executions(cmd.Context(), dep)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				if xs == nil {
-					xs = []*workflows.Execution{}
+			return g.withReadStore(func(store *orchestrator.Store) error {
+				xs, err := store.Executions(cmd.Context(), dep)
+				if err != nil {
+					return err
 				}
-				return g.printJSON(xs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tDEPLOYMENT\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
-			for _, x := range xs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Deployment, x.Workflow, x.Status,
-					x.CreatedAt.Local().Format("2006-01-02 15:04:05"), duration(x), truncate(x.Error, 60))
-			}
-			return tw.Flush()
+				if g.output == "json" {
+					if xs == nil {
+						xs = []*workflows.Execution{}
+					}
+					return g.printJSON(xs)
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tDEPLOYMENT\tWORKFLOW\tSTATUS\tCREATED\tDURATION\tERROR")
+				for _, x := range xs {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Deployment, x.Workflow, x.Status,
+						x.CreatedAt.Local().Format("2006-01-02 15:04:05"), duration(x), truncate(x.Error, 60))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().StringVarP(&dep, "deployment", "d", "", "only this deployment's executions")
@@ -57,33 +55,30 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Example: `  orch executions show 01jd2k`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.readStore()
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			x, err := store.Execution(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(x)
-			}
-			fmt.Fprintf(g.stdout, "Execution:  %s\nDeployment: %s\nWorkflow:   %s\nStatus:     %s\nCreated:    %s\nDuration:   %s\n",
-				x.ID, x.Deployment, x.Workflow, x.Status, x.CreatedAt.Local().Format(time.RFC3339), duration(x))
-			if x.DryRun {
-				fmt.Fprintln(g.stdout, "Dry run:    yes")
-			}
-			if x.Resumes > 0 {
-				fmt.Fprintf(g.stdout, "Resumed:    %d time(s) after a restart\n", x.Resumes)
-			}
-			for _, k := range slices.Sorted(maps.Keys(x.Parameters)) {
-				fmt.Fprintf(g.stdout, "Parameter:  %s = %v\n", k, x.Parameters[k])
-			}
-			if x.Error != "" {
-				fmt.Fprintf(g.stdout, "Error:      %s\n", x.Error)
-			}
-			return nil
+			return g.withReadStore(func(store *orchestrator.Store) error {
+				x, err := store.Execution(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(x)
+				}
+				fmt.Fprintf(g.stdout, "Execution:  %s\nDeployment: %s\nWorkflow:   %s\nStatus:     %s\nCreated:    %s\nDuration:   %s\n",
+					x.ID, x.Deployment, x.Workflow, x.Status, x.CreatedAt.Local().Format(time.RFC3339), duration(x))
+				if x.DryRun {
+					fmt.Fprintln(g.stdout, "Dry run:    yes")
+				}
+				if x.Resumes > 0 {
+					fmt.Fprintf(g.stdout, "Resumed:    %d time(s) after a restart\n", x.Resumes)
+				}
+				for _, k := range slices.Sorted(maps.Keys(x.Parameters)) {
+					fmt.Fprintf(g.stdout, "Parameter:  %s = %v\n", k, x.Parameters[k])
+				}
+				if x.Error != "" {
+					fmt.Fprintf(g.stdout, "Error:      %s\n", x.Error)
+				}
+				return nil
+			})
 		},
 	}
 	cancel := &cobra.Command{

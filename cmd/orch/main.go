@@ -166,6 +166,16 @@ func (g *globals) readStore() (*orchestrator.Store, error) {
 	return orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout, ReadOnly: true})
 }
 
+// withReadStore runs fn with the state file open for reading.
+func (g *globals) withReadStore(fn func(*orchestrator.Store) error) error {
+	store, err := g.readStore()
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	return fn(store)
+}
+
 func (g *globals) printEvent(ev workflows.Event) {
 	if g.output == "json" {
 		_ = json.NewEncoder(g.stdout).Encode(ev)

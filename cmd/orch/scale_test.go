@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/orchhq/orch/internal/testenv"
 )
@@ -29,16 +30,9 @@ func TestExamplesValidate(t *testing.T) {
 func TestScaleExampleOnTheCluster(t *testing.T) {
 	e := testenv.Get(t)
 	cs := e.Clientset(t, testenv.Primary)
-	ctx := context.Background()
 	ns := testenv.Namespace(t, cs, "story1")
 	testenv.CreateDeployment(t, cs, ns, "bookings", 2)
-	replicas := func() int32 {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "bookings", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *d.Spec.Replicas
-	}
+	replicas := func() int32 { return replicasOf(t, cs, ns, "bookings") }
 
 	state := filepath.Join(t.TempDir(), "state.db")
 	deployScaleExample(t, e, state, ns)
@@ -90,4 +84,14 @@ func deployScaleExample(t *testing.T, e *testenv.Env, state, ns string) {
 	if r.code != 0 {
 		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
 	}
+}
+
+// replicasOf reads a Deployment's desired replica count.
+func replicasOf(t *testing.T, cs kubernetes.Interface, ns, name string) int32 {
+	t.Helper()
+	d, err := cs.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *d.Spec.Replicas
 }

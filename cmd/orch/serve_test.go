@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
@@ -88,16 +86,9 @@ func TestStory1ServeScalesFromMetrics(t *testing.T) {
 		t.Fatal("amqp-publish missing: make env-up installs amqp-tools")
 	}
 	cs := e.Clientset(t, testenv.Primary)
-	ctx := context.Background()
 	ns := testenv.Namespace(t, cs, "story1serve")
 	testenv.CreateDeployment(t, cs, ns, "bookings", 2)
-	replicas := func() int32 {
-		d, err := cs.AppsV1().Deployments(ns).Get(ctx, "bookings", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return *d.Spec.Replicas
-	}
+	replicas := func() int32 { return replicasOf(t, cs, ns, "bookings") }
 	state := filepath.Join(t.TempDir(), "state.db")
 	deployScaleExample(t, e, state, ns)
 	id := rand.String(6)
