@@ -179,38 +179,6 @@ type Trigger struct {
 	DeclRange     hcl.Range
 }
 
-// Lookups by name. Blueprints are small enough that a linear scan would do,
-// but 1,000-node blueprints are validated in a hot loop, so maps are built once.
-type index struct {
-	inputs      map[string]*Input
-	outputs     map[string]*Output
-	nodeTypes   map[string]*NodeType
-	nodes       map[string]*Node
-	workflows   map[string]*Workflow
-	policyTypes map[string]*PolicyType
-	policies    map[string]*Policy
-}
-
-// Node returns the node named name, or nil.
-func (b *Blueprint) Node(name string) *Node {
-	for _, n := range b.Nodes {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
-
-// Workflow returns the workflow named name, or nil.
-func (b *Blueprint) Workflow(name string) *Workflow {
-	for _, w := range b.Workflows {
-		if w.Name == name {
-			return w
-		}
-	}
-	return nil
-}
-
 // Input returns the input named name, or nil.
 func (b *Blueprint) Input(name string) *Input {
 	for _, in := range b.Inputs {

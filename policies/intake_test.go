@@ -69,17 +69,6 @@ func (c *collector) count() int {
 	return len(c.metrics)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func startIntake(t *testing.T, url string, c *collector) (*Intake, func()) {
 	t.Helper()
 	id := rand.String(6)
@@ -125,7 +114,7 @@ func TestIntakeAppliesGoodAndRejectsMalformedMessages(t *testing.T) {
 	}
 	bodies = append(bodies, `{not json`, `{"metric":"high","time":1,"host":"h","name":"x"}`, strings.Repeat("x", MaxMessageSize+1))
 	publish(t, e.AMQPURL, in.Exchange, "shop", bodies...)
-	waitFor(t, "all messages", func() bool { return in.Stats().Received == int64(len(bodies)) })
+	testenv.WaitFor(t, "all messages", 30*time.Second, func() bool { return in.Stats().Received == int64(len(bodies)) })
 	if c.count() != 50 || in.Stats().Malformed != 3 {
 		t.Errorf("applied %d, malformed %d", c.count(), in.Stats().Malformed)
 	}
@@ -153,7 +142,7 @@ func TestIntakeReconnects(t *testing.T) {
 	in, stop := startIntake(t, e.AMQPURL, c)
 	defer stop()
 	publish(t, e.AMQPURL, in.Exchange, "shop", diamond("shop", 1))
-	waitFor(t, "the first message", func() bool { return c.count() == 1 })
+	testenv.WaitFor(t, "the first message", 30*time.Second, func() bool { return c.count() == 1 })
 
 	// The queue vanishes under the consumer (the broker cancels it): the
 	// intake reconnects and declares the queue and binding again.
@@ -172,7 +161,7 @@ func TestIntakeReconnects(t *testing.T) {
 		t.Fatal("no reconnect after the queue was deleted")
 	}
 	publish(t, e.AMQPURL, in.Exchange, "shop", diamond("shop", 2))
-	waitFor(t, "a message after the reconnect", func() bool { return c.count() == 2 })
+	testenv.WaitFor(t, "a message after the reconnect", 30*time.Second, func() bool { return c.count() == 2 })
 
 	// The broker closes the intake's connection.
 	out, err := exec.Command("rabbitmqctl", "list_connections", "pid", "client_properties").CombinedOutput()
@@ -193,7 +182,7 @@ func TestIntakeReconnects(t *testing.T) {
 		t.Fatal("no reconnect after the broker closed the connection")
 	}
 	publish(t, e.AMQPURL, in.Exchange, "shop", diamond("shop", 3))
-	waitFor(t, "a message after the second reconnect", func() bool { return c.count() == 3 })
+	testenv.WaitFor(t, "a message after the second reconnect", 30*time.Second, func() bool { return c.count() == 3 })
 	if r := in.Stats().Reconnects; r < 2 {
 		t.Errorf("reconnects = %d, want at least 2", r)
 	}
@@ -216,7 +205,7 @@ func TestIntakeTakesMessagesFromAmqpPublish(t *testing.T) {
 	if out, err := exec.Command("amqp-publish", "--url", url, "-e", in.Exchange, "-r", "shop", "-C", "application/json", "-b", body).CombinedOutput(); err != nil {
 		t.Fatalf("amqp-publish: %v %s", err, out)
 	}
-	waitFor(t, "the amqp-publish message", func() bool { return c.count() == 1 })
+	testenv.WaitFor(t, "the amqp-publish message", 30*time.Second, func() bool { return c.count() == 1 })
 	c.mu.Lock()
 	m := c.metrics[0]
 	c.mu.Unlock()

@@ -45,7 +45,7 @@ func startServe(t *testing.T, state string, args ...string) *serveProc {
 			s.mu.Unlock()
 		}
 	}()
-	waitUntil(t, "orch serve consuming", func() bool { return strings.Contains(s.output(), "metric intake connected") })
+	testenv.WaitFor(t, "orch serve consuming", 60*time.Second, func() bool { return strings.Contains(s.output(), "metric intake connected") })
 	return s
 }
 
@@ -62,17 +62,6 @@ func (s *serveProc) stop(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		_ = s.cmd.Process.Kill()
 		t.Fatalf("orch serve did not stop on SIGTERM\n%s", s.output())
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -114,7 +103,7 @@ func TestStory1ServeScalesFromMetrics(t *testing.T) {
 
 	serve := startServe(t, state, args...)
 	publish(95)
-	waitUntil(t, "kube_scale +1 from the metric", func() bool { return replicas() == 3 })
+	testenv.WaitFor(t, "kube_scale +1 from the metric", 60*time.Second, func() bool { return replicas() == 3 })
 	publish(96) // inside the cooldown
 	time.Sleep(2 * time.Second)
 	if got := replicas(); got != 3 {
@@ -133,7 +122,7 @@ func TestStory1ServeScalesFromMetrics(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		publish(10)
 	}
-	waitUntil(t, "kube_scale -1 from a low metric", func() bool { return replicas() == 2 })
+	testenv.WaitFor(t, "kube_scale -1 from a low metric", 60*time.Second, func() bool { return replicas() == 2 })
 	serve.stop(t)
 	if !strings.Contains(serve.output(), "bookings_cpu_down: scale fired, workflow kube_scale queued") {
 		t.Errorf("serve output lacks the trigger:\n%s", serve.output())

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,7 +45,7 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 	vs := e.Dynamic(t, testenv.Primary).Resource(k8s.VirtualServices).Namespace(ns)
 
 	rps("100", "5s") // above 40 for longer than the 3s delay
-	waitUntil(t, "burst into the peer", func() bool {
+	testenv.WaitFor(t, "burst into the peer", 60*time.Second, func() bool {
 		_, err := vs.Get(ctx, "orch-burst-bookings", metav1.GetOptions{})
 		return err == nil
 	})
@@ -53,7 +54,7 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 		t.Fatalf("running copies in the peer: %d, %v", len(pods.Items), err)
 	}
 	rps("5", "10s") // below 20 (once the window has dropped) for longer than the delay
-	waitUntil(t, "reconcile", func() bool {
+	testenv.WaitFor(t, "reconcile", 60*time.Second, func() bool {
 		_, err := peer.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		_, vsErr := vs.Get(ctx, "orch-burst-bookings", metav1.GetOptions{})
 		return apierrors.IsNotFound(err) && apierrors.IsNotFound(vsErr)

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -46,5 +47,17 @@ func CreateDeployment(t testing.TB, cs kubernetes.Interface, ns, name string, re
 	t.Helper()
 	if _, err := cs.AppsV1().Deployments(ns).Create(context.Background(), Deployment(name, replicas), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WaitFor polls cond until it holds, failing the test after timeout.
+func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
