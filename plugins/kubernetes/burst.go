@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
 
 // Labels and annotations that mark orch's copies in the target cluster:
@@ -373,38 +374,44 @@ type object interface {
 // created: another owner's object of the same name is not overwritten.
 func apply[T object](ctx context.Context, c client[T], obj T, keep func(old, new T)) error {
 	kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*v1.")
-	old, err := c.Get(ctx, obj.GetName(), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		if _, err := c.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
+	// The target's controllers update these objects too (a Deployment's
+	// status): a conflict between our read and our write reads again.
+	return retry.RetryOnConflict(conflictBackoff, func() error {
+		old, err := c.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			if _, err := c.Create(ctx, obj, metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("create %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
+			}
+			return nil
+		case err != nil:
+			return fmt.Errorf("get %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
+		}
+		if old.GetLabels()[LabelManagedBy] != ManagedByOrch {
+			return fmt.Errorf("%s exists in the target and is not orch's copy; refusing to overwrite it", describe(kind, obj.GetNamespace(), obj.GetName()))
+		}
+		keep(old, obj)
+		if _, err := c.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("update %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
 		}
 		return nil
-	case err != nil:
-		return fmt.Errorf("get %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
-	}
-	if old.GetLabels()[LabelManagedBy] != ManagedByOrch {
-		return fmt.Errorf("%s exists in the target and is not orch's copy; refusing to overwrite it", describe(kind, obj.GetNamespace(), obj.GetName()))
-	}
-	keep(old, obj)
-	if _, err := c.Update(ctx, obj, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update %s: %w", describe(kind, obj.GetNamespace(), obj.GetName()), err)
-	}
-	return nil
+	})
 }
 
 func applyUnstructured(ctx context.Context, c dynamic.ResourceInterface, obj *unstructured.Unstructured) error {
-	old, err := c.Get(ctx, obj.GetName(), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = c.Create(ctx, obj, metav1.CreateOptions{})
+	return retry.RetryOnConflict(conflictBackoff, func() error {
+		old, err := c.Get(ctx, obj.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = c.Create(ctx, obj, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		obj.SetResourceVersion(old.GetResourceVersion())
+		_, err = c.Update(ctx, obj, metav1.UpdateOptions{})
 		return err
-	}
-	if err != nil {
-		return err
-	}
-	obj.SetResourceVersion(old.GetResourceVersion())
-	_, err = c.Update(ctx, obj, metav1.UpdateOptions{})
-	return err
+	})
 }
 
 // virtualService splits the app's host between the original and the replica.
