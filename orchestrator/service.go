@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
@@ -118,12 +119,15 @@ func (s *Service) Load(paths ...string) (*blueprints.Blueprint, error) {
 
 // DeployRequest asks for a blueprint to be deployed.
 type DeployRequest struct {
-	Paths  []string
-	ID     string            // default: the first file's name without extension
-	Inputs map[string]string // -i name=value
-	// InputValues are already typed values (from an inputs file).
-	InputValues map[string]cty.Value
-	InputFiles  map[string]*hcl.File
+	Paths  []string          `json:"paths"`
+	ID     string            `json:"id,omitempty"`     // default: the first file's name without extension
+	Inputs map[string]string `json:"inputs,omitempty"` // -i name=value
+	// InputsFile is a file of input values (HCL or JSON attributes); values
+	// in Inputs win over it.
+	InputsFile string `json:"inputs_file,omitempty"`
+	// InputValues are already typed values.
+	InputValues map[string]cty.Value `json:"-"`
+	InputFiles  map[string]*hcl.File `json:"-"`
 }
 
 // Deploy validates and resolves the blueprint, stores it and its deployment
@@ -131,6 +135,31 @@ type DeployRequest struct {
 func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
 	if len(req.Paths) == 0 {
 		return nil, nil, errors.New("deploy: no blueprint file given")
+	}
+	if req.InputsFile != "" {
+		src, err := os.ReadFile(req.InputsFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("inputs file: %w", err)
+		}
+		vals, f, diags := blueprints.ReadInputsFile(req.InputsFile, src)
+		if diags.HasErrors() {
+			return nil, nil, &DiagnosticsError{Files: map[string]*hcl.File{req.InputsFile: f}, Diags: diags}
+		}
+		given := map[string]cty.Value{}
+		for k, v := range vals {
+			if _, onCmdLine := req.Inputs[k]; !onCmdLine {
+				given[k] = v
+			}
+		}
+		for k, v := range req.InputValues {
+			given[k] = v
+		}
+		req.InputValues = given
+		files := map[string]*hcl.File{req.InputsFile: f}
+		for k, v := range req.InputFiles {
+			files[k] = v
+		}
+		req.InputFiles = files
 	}
 	abs := make([]string, len(req.Paths))
 	for i, p := range req.Paths {
@@ -383,4 +412,43 @@ func (s *Service) Undeploy(ctx context.Context, id string) (*workflows.Execution
 		return nil, err
 	}
 	return x, s.FinishUndeploy(ctx, x)
+}
+
+// WorkflowParameter is a workflow parameter as listed.
+type WorkflowParameter struct {
+	Name        string `json:"name"`
+	Type        string `json:"type"`
+	Default     any    `json:"default,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// WorkflowInfo is a deployment's workflow as listed.
+type WorkflowInfo struct {
+	Name       string              `json:"name"`
+	Uses       string              `json:"uses"`
+	Parameters []WorkflowParameter `json:"parameters,omitempty"`
+}
+
+// Workflows lists a deployment's workflows and their parameters.
+func (s *Service) Workflows(ctx context.Context, deployment string) ([]WorkflowInfo, error) {
+	t, err := s.Target(ctx, deployment)
+	if err != nil {
+		return nil, err
+	}
+	out := []WorkflowInfo{}
+	for _, name := range workflows.Workflows(t) {
+		w := WorkflowInfo{Name: name, Uses: "builtin"}
+		if pw := t.Plan.Workflows[name]; pw != nil {
+			w.Uses = pw.Uses
+			for _, p := range pw.Parameters {
+				pp := WorkflowParameter{Name: p.Name, Type: typeexpr.TypeString(p.Type), Description: p.Description}
+				if p.HasDefault {
+					pp.Default = blueprints.GoValue(p.Default, true)
+				}
+				w.Parameters = append(w.Parameters, pp)
+			}
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }

@@ -9,6 +9,8 @@ type Pipeline struct {
 	OnDecision func(deployment string, d Decision)
 	// Malformed counts refused messages by kind.
 	Malformed map[string]int
+	// Evaluations counts policy evaluations.
+	Evaluations int64
 
 	instances map[string][]*Instance // by deployment
 	last      *Metric                // the metric being applied: the triggering event
@@ -42,6 +44,7 @@ func (p *Pipeline) Apply(m *Metric) error {
 	p.last = m
 	p.Windows.Add(m)
 	for _, in := range p.instances[m.DeploymentID] {
+		p.Evaluations++
 		ds, err := in.Step(p.Windows, m.Time)
 		if err != nil {
 			return err

@@ -3,7 +3,11 @@ package policies
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -44,7 +48,9 @@ type Trigger struct {
 const maxTriggerHistory = 100
 
 // Runner evaluates the policies of deployments as metrics arrive and queues
-// the workflows their triggers name.
+// the workflows their triggers name. Its methods are safe for concurrent
+// use: one lock orders metrics, deployments coming and going, and status
+// reads, so the pipeline behind it still has one owner at a time.
 type Runner struct {
 	Pipeline *Pipeline
 	Queue    Queuer
@@ -54,8 +60,19 @@ type Runner struct {
 	// OnTrigger observes every trigger (fired or dry run).
 	OnTrigger func(deployment, policy string, t Trigger)
 
+	mu       sync.Mutex
 	policies map[string]*runPolicy // deployment \x00 policy
 	err      error
+	counts   Counts
+}
+
+// Counts are the runner's counters since it started.
+type Counts struct {
+	Metrics  atomic.Int64 // metrics applied
+	Fired    atomic.Int64 // conditions that fired
+	HeldBack atomic.Int64 // conditions that held but were held back
+	Triggers atomic.Int64 // workflows queued (or recorded, in a dry run)
+	Errors   atomic.Int64 // triggers that failed to queue
 }
 
 type runPolicy struct {
@@ -63,6 +80,7 @@ type runPolicy struct {
 	plan       *blueprints.PlanPolicy
 	instance   *Instance
 	state      policyState
+	last       *Decision
 }
 
 // NewRunner returns a runner over a pipeline.
@@ -74,8 +92,62 @@ func NewRunner(p *Pipeline, q Queuer, s StateStore) *Runner {
 
 func stateKey(deployment, policy string) string { return "policy/" + deployment + "/" + policy }
 
+// Counts returns the runner's counters.
+func (r *Runner) Counts() *Counts { return &r.counts }
+
+// Ingest decodes and applies one message body; a malformed one is counted
+// and its error returned. The error of a failing state store is returned
+// too, so the message is not acknowledged.
+func (r *Runner) Ingest(body []byte, routingKey string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.Pipeline.Ingest(body, routingKey); err != nil {
+		return err
+	}
+	r.counts.Metrics.Add(1)
+	return r.err
+}
+
+// Apply applies a metric from a source other than the broker (a poller).
+func (r *Runner) Apply(m *Metric) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.Pipeline.Apply(m); err != nil {
+		return err
+	}
+	r.counts.Metrics.Add(1)
+	return r.err
+}
+
+// Len returns the number of policies being evaluated.
+func (r *Runner) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.policies)
+}
+
+// Evaluations returns how many policy evaluations ran.
+func (r *Runner) Evaluations() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Pipeline.Evaluations
+}
+
+// Malformed returns the malformed messages seen, by kind.
+func (r *Runner) Malformed() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.Pipeline.Malformed))
+	for k, v := range r.Pipeline.Malformed {
+		out[k] = v
+	}
+	return out
+}
+
 // AddDeployment compiles a deployment's policies and restores their state.
+// Adding a deployment again replaces its policies (a new blueprint).
 func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blueprints.Plan) error {
+	compiled := make([]*runPolicy, 0, len(plan.Policies))
 	for _, p := range plan.Policies {
 		t := Target{Deployment: deployment}
 		if len(p.Targets) > 0 {
@@ -94,26 +166,135 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 				in.until[cond] = until
 			}
 		}
-		r.policies[deployment+"\x00"+p.Name] = rp
-		r.Pipeline.Add(deployment, in)
+		compiled = append(compiled, rp)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removeLocked(deployment)
+	for _, rp := range compiled {
+		r.policies[deployment+"\x00"+rp.plan.Name] = rp
+		r.Pipeline.Add(deployment, rp.instance)
 	}
 	return nil
 }
 
+// RemoveDeployment stops evaluating a deployment's policies. Their stored
+// state stays (a deployment deployed again under the same id keeps its
+// cooldowns).
+func (r *Runner) RemoveDeployment(deployment string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removeLocked(deployment)
+}
+
+func (r *Runner) removeLocked(deployment string) {
+	for k := range r.policies {
+		if strings.HasPrefix(k, deployment+"\x00") {
+			delete(r.policies, k)
+		}
+	}
+	delete(r.Pipeline.instances, deployment)
+}
+
 // Err returns the first error the runner met (a failing state store).
-func (r *Runner) Err() error { return r.err }
+func (r *Runner) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// ConditionStatus is a condition's value now and its cooldown.
+type ConditionStatus struct {
+	Name string `json:"name"`
+	// Known is false when a window it reads has no data.
+	Known  bool               `json:"known"`
+	Holds  bool               `json:"holds"`
+	Values map[string]float64 `json:"values,omitempty"`
+	// CooldownUntil is the event time (Unix seconds) the cooldown ends; 0: none.
+	CooldownUntil float64 `json:"cooldown_until,omitempty"`
+	// CooldownLeft is the seconds of cooldown left at the status's time.
+	CooldownLeft float64 `json:"cooldown_left,omitempty"`
+	Workflow     string  `json:"workflow,omitempty"`
+}
+
+// PolicyStatus is what `orch policies list|show` shows of a policy.
+type PolicyStatus struct {
+	Deployment string            `json:"deployment"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Targets    []string          `json:"targets,omitempty"`
+	Time       float64           `json:"time"`
+	Conditions []ConditionStatus `json:"conditions"`
+	Error      string            `json:"error,omitempty"`
+	// LastDecision is the last time a condition held (fired or held back)
+	// since this runner started.
+	LastDecision *Decision `json:"last_decision,omitempty"`
+	// Triggers are the recent triggers, oldest first (kept across restarts).
+	Triggers []Trigger `json:"triggers,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+}
+
+// Status evaluates the policies of a deployment ("" for all) at now (Unix
+// seconds) and returns their state, sorted by deployment and name. It
+// decides nothing.
+func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []PolicyStatus
+	for _, rp := range r.policies {
+		if deployment != "" && rp.deployment != deployment {
+			continue
+		}
+		ps := PolicyStatus{Deployment: rp.deployment, Name: rp.plan.Name, Type: rp.plan.Type.Name,
+			Targets: rp.plan.Targets, Time: now, DryRun: r.DryRun}
+		if rp.last != nil {
+			d := *rp.last
+			ps.LastDecision = &d
+		}
+		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
+		workflow := map[string]string{}
+		for _, t := range rp.plan.Triggers {
+			workflow[t.Condition] = t.Workflow
+		}
+		results, err := rp.instance.Eval.Evaluate(r.Pipeline.Windows, now)
+		if err != nil {
+			ps.Error = err.Error()
+		}
+		for _, res := range results {
+			cs := ConditionStatus{Name: res.Condition, Known: res.Known, Holds: res.Known && res.Holds, Values: res.Values, Workflow: workflow[res.Condition]}
+			if until := rp.instance.until[res.Condition]; until > 0 {
+				cs.CooldownUntil = until
+				if until > now {
+					cs.CooldownLeft = until - now
+				}
+			}
+			ps.Conditions = append(ps.Conditions, cs)
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Deployment != out[j].Deployment {
+			return out[i].Deployment < out[j].Deployment
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
 
 // decide turns a fired decision into a queued workflow. The cooldown is
 // stored before the workflow is queued: after a crash in between, the
 // trigger is lost rather than fired twice.
 func (r *Runner) decide(deployment string, d Decision) {
-	if !d.Fired {
-		return
-	}
 	rp := r.policies[deployment+"\x00"+d.Policy]
 	if rp == nil {
 		return
 	}
+	rp.last = &d
+	if !d.Fired {
+		r.counts.HeldBack.Add(1)
+		return
+	}
+	r.counts.Fired.Add(1)
 	ctx := context.Background()
 	var trig *blueprints.Trigger
 	for _, t := range rp.plan.Triggers {
@@ -142,6 +323,11 @@ func (r *Runner) decide(deployment string, d Decision) {
 		if err != nil {
 			t.Error = err.Error()
 		}
+	}
+	if t.Error != "" {
+		r.counts.Errors.Add(1)
+	} else {
+		r.counts.Triggers.Add(1)
 	}
 	rp.state.Triggers = append(rp.state.Triggers, t)
 	if n := len(rp.state.Triggers); n > maxTriggerHistory {

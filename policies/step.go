@@ -9,12 +9,12 @@ import (
 // Decision is a condition that held at an evaluation: fired, or held back
 // (by a cooldown, for now; pause, limits and grace come with the runner).
 type Decision struct {
-	Time      float64
-	Policy    string
-	Condition string
-	Fired     bool
-	Reason    string // why it was held back
-	Values    map[string]float64
+	Time      float64            `json:"time"`
+	Policy    string             `json:"policy"`
+	Condition string             `json:"condition"`
+	Fired     bool               `json:"fired"`
+	Reason    string             `json:"reason,omitempty"` // why it was held back
+	Values    map[string]float64 `json:"values,omitempty"`
 }
 
 // Instance is a policy being evaluated: its evaluator and its cooldowns,

@@ -1,17 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/zclconf/go-cty/cty"
-
-	"github.com/hashicorp/hcl/v2"
 
 	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/workflows"
 )
 
 func countUser(pts []*blueprints.PolicyType) int {
@@ -61,37 +59,17 @@ them with -i, or in ORCH_INPUT_<NAME> for this and later runs.`,
 			if err != nil {
 				return err
 			}
-			req := orchestrator.DeployRequest{Paths: args, ID: id, Inputs: given}
-			if inputsFile != "" {
-				src, err := os.ReadFile(inputsFile)
+			req := orchestrator.DeployRequest{Paths: args, ID: id, Inputs: given, InputsFile: inputsFile}
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				d, x, err := b.Deploy(cmd.Context(), req)
 				if err != nil {
-					return fmt.Errorf("inputs file: %w", err)
+					return err
 				}
-				vals, f, diags := blueprints.ReadInputsFile(inputsFile, src)
-				if diags.HasErrors() {
-					return &orchestrator.DiagnosticsError{Files: map[string]*hcl.File{inputsFile: f}, Diags: diags}
+				if g.output != "json" {
+					fmt.Fprintf(g.stdout, "Deployment %s created; running install (execution %s)\n", d.ID, x.ID)
 				}
-				req.InputValues = map[string]cty.Value{}
-				for k, v := range vals {
-					if _, onCmdLine := given[k]; !onCmdLine {
-						req.InputValues[k] = v
-					}
-				}
-				req.InputFiles = map[string]*hcl.File{inputsFile: f}
-			}
-			svc, closeFn, err := g.service(true)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			d, x, err := svc.Deploy(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if g.output != "json" {
-				fmt.Fprintf(g.stdout, "Deployment %s created; running install (execution %s)\n", d.ID, x.ID)
-			}
-			return g.waitExecution(cmd.Context(), svc, x)
+				return g.waitExecution(cmd.Context(), b, x)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&id, "deployment", "d", "", "deployment id (default: the file name without extension)")
@@ -111,26 +89,24 @@ kept, so uninstall can be run again.`,
 		Example: `  orch undeploy files`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, closeFn, err := g.service(true)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			x, err := svc.StartUndeploy(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			werr := g.waitExecution(cmd.Context(), svc, x)
-			if x, err = svc.Store.Execution(cmd.Context(), x.ID); err != nil {
-				return err
-			}
-			if err := svc.FinishUndeploy(cmd.Context(), x); err != nil {
-				return err
-			}
-			if g.output != "json" {
-				fmt.Fprintf(g.stdout, "Deployment %s deleted\n", args[0])
-			}
-			return werr
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				x, err := b.StartUndeploy(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				werr := g.waitExecution(cmd.Context(), b, x)
+				if x, err = b.Execution(context.WithoutCancel(cmd.Context()), x.ID); err != nil {
+					return err
+				}
+				if x.Status != workflows.Succeeded {
+					fmt.Fprintf(g.stderr, "Uninstall of %s %s; the deployment is kept, run undeploy again\n", args[0], x.Status)
+					return werr
+				}
+				if g.output != "json" {
+					fmt.Fprintf(g.stdout, "Deployment %s deleted\n", args[0])
+				}
+				return werr
+			})
 		},
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"text/tabwriter"
 
-	"github.com/orchhq/orch/orchestrator"
 	"github.com/spf13/cobra"
 )
 
@@ -24,8 +23,8 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
   orch deployments list -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withReadStore(func(store *orchestrator.Store) error {
-				deps, err := store.Deployments(cmd.Context())
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				deps, err := b.Deployments(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -47,8 +46,8 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 		Example: `  orch deployments show files -o json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withReadStore(func(store *orchestrator.Store) error {
-				d, err := store.Deployment(cmd.Context(), args[0])
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				d, err := b.Deployment(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}

@@ -1,14 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/orchhq/orch/orchestrator"
-	"github.com/orchhq/orch/workflows"
+	"github.com/orchhq/orch/orchestrator/api"
 )
 
 func newEventsCmd(g *globals) *cobra.Command {
@@ -20,26 +20,15 @@ func newEventsCmd(g *globals) *cobra.Command {
 		Long: `Print an execution's events in order: the given one (-e, an id prefix is
 enough), or the latest of a deployment (-d), or the latest of all. With
 --follow, keep printing new events until the execution ends; while another
-orch process holds the state file, follow waits for it.`,
+orch command holds the state file, follow waits for it. While orch serve
+runs, the events come from it.`,
 		Example: `  orch events -d files
   orch events -e 01jd2k --follow -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var after uint64
-			for {
-				ended, err := g.printEventsOnce(cmd, execID, dep, &after)
-				if err != nil && !(follow && errors.Is(err, orchestrator.ErrLocked)) {
-					return err
-				}
-				if !follow || ended {
-					return nil
-				}
-				select {
-				case <-cmd.Context().Done():
-					return nil
-				case <-time.After(500 * time.Millisecond):
-				}
-			}
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				return g.printEvents(cmd.Context(), b, execID, dep, follow)
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&execID, "execution", "e", "", "execution id or prefix")
@@ -48,38 +37,58 @@ orch process holds the state file, follow waits for it.`,
 	return cmd
 }
 
-// printEventsOnce prints the events after *after and reports whether the
-// execution has ended. It opens the state file only for the read.
-func (g *globals) printEventsOnce(cmd *cobra.Command, execID, dep string, after *uint64) (bool, error) {
-	store, err := g.readStore()
-	if err != nil {
-		return false, err
-	}
-	defer store.Close()
-	ctx := cmd.Context()
-	var x *workflows.Execution
-	if execID != "" {
-		x, err = store.Execution(ctx, execID)
-	} else {
-		var xs []*workflows.Execution
-		xs, err = store.Executions(ctx, dep)
-		if err == nil && len(xs) == 0 {
-			err = fmt.Errorf("no executions yet")
+// printEvents prints an execution's events; with follow, until it ends.
+// While another orch command holds the state file, following waits for it.
+func (g *globals) printEvents(ctx context.Context, b backend, execID, dep string, follow bool) error {
+	var after uint64
+	for {
+		id := execID
+		var err error
+		if id == "" {
+			id, err = latestExecution(ctx, b, dep)
 		}
+		var page *api.EventsResponse
 		if err == nil {
-			x = xs[len(xs)-1]
+			wait := time.Duration(0)
+			if follow {
+				wait = 10 * time.Second
+			}
+			page, err = b.Events(ctx, id, after, wait)
+		}
+		switch {
+		case err == nil:
+		case follow && errors.Is(err, orchestrator.ErrLocked):
+			page = &api.EventsResponse{}
+		case ctx.Err() != nil:
+			return nil
+		default:
+			return err
+		}
+		for _, ev := range page.Events {
+			g.printEvent(ev)
+			after = ev.Seq
+		}
+		if !follow || page.Execution != nil && page.Execution.Status.Ended() && len(page.Events) == 0 {
+			return nil
+		}
+		if len(page.Events) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+func latestExecution(ctx context.Context, b backend, dep string) (string, error) {
+	xs, err := b.Executions(ctx, dep)
 	if err != nil {
-		return false, err
+		return "", err
 	}
-	evs, err := store.Events(ctx, x.ID, *after)
-	if err != nil {
-		return false, err
+	if len(xs) == 0 {
+		return "", errors.New("no executions yet")
 	}
-	for _, ev := range evs {
-		g.printEvent(ev)
-		*after = ev.Seq
-	}
-	return x.Status.Ended(), nil
+	return xs[len(xs)-1].ID, nil
 }

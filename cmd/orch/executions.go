@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -27,8 +26,8 @@ func newExecutionsCmd(g *globals) *cobra.Command {
   orch executions list -d files -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return g.withReadStore(func(store *orchestrator.Store) error {
-				xs, err := store.Executions(cmd.Context(), dep)
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				xs, err := b.Executions(cmd.Context(), dep)
 				if err != nil {
 					return err
 				}
@@ -55,8 +54,8 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 		Example: `  orch executions show 01jd2k`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withReadStore(func(store *orchestrator.Store) error {
-				x, err := store.Execution(cmd.Context(), args[0])
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				x, err := b.Execution(cmd.Context(), args[0])
 				if err != nil {
 					return err
 				}
@@ -83,26 +82,25 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 	}
 	cancel := &cobra.Command{
 		Use:   "cancel ID",
-		Short: "Cancel a queued execution",
-		Long: `Cancel an execution that is queued or pending. A running execution is
-cancelled by the process running it: Ctrl-C on the orch command that runs it.`,
+		Short: "Cancel a queued or running execution",
+		Long: `Cancel an execution. A queued or pending one is cancelled at once. A running
+one is asked to stop (its operations are killed) when the process running it
+is orch serve; one run by another orch command is cancelled there, with
+Ctrl-C.`,
 		Example: `  orch executions cancel 01jd2k`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, closeFn, err := g.service(false)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			x, err := svc.Engine.Cancel(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return g.printJSON(x)
-			}
-			fmt.Fprintf(g.stdout, "Execution %s: %s\n", x.ID, x.Status)
-			return nil
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				x, err := b.Cancel(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(x)
+				}
+				fmt.Fprintf(g.stdout, "Execution %s: %s\n", x.ID, x.Status)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(list, show, cancel)

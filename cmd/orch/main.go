@@ -110,6 +110,7 @@ every execution and its events in a bbolt state file.`,
 		newEventsCmd(g),
 		newMetricsCmd(g),
 		newServeCmd(g),
+		newPoliciesCmd(g),
 	)
 	return root
 }
@@ -132,7 +133,7 @@ func registry() (*plugins.Registry, error) {
 
 // service opens the state file and builds the service. progress prints
 // events as they happen.
-func (g *globals) service(progress bool) (*orchestrator.Service, func(), error) {
+func (g *globals) service(progress bool, opts ...workflows.Option) (*orchestrator.Service, func(), error) {
 	reg, err := registry()
 	if err != nil {
 		return nil, nil, err
@@ -141,7 +142,6 @@ func (g *globals) service(progress bool) (*orchestrator.Service, func(), error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	var opts []workflows.Option
 	if progress {
 		opts = append(opts, workflows.WithEventObserver(g.printEvent))
 	}
@@ -202,26 +202,23 @@ func (g *globals) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// runAndWait submits a workflow, prints progress and waits; Ctrl-C cancels
-// it. The exit code is non-zero unless it succeeded.
-func (g *globals) waitExecution(ctx context.Context, svc *orchestrator.Service, x *workflows.Execution) error {
+// waitExecution waits for an execution, printing its progress; Ctrl-C
+// cancels it. The exit code is non-zero unless it succeeded.
+func (g *globals) waitExecution(ctx context.Context, b backend, x *workflows.Execution) error {
 	waitCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(g.stderr, "Interrupted: cancelling execution", x.ID)
-			if _, err := svc.Engine.Cancel(context.Background(), x.ID); err != nil {
+			if _, err := b.Cancel(context.Background(), x.ID); err != nil {
 				fmt.Fprintln(g.stderr, "Warning:", err)
 			}
 		case <-waitCtx.Done():
 		}
 	}()
-	end, err := svc.Engine.Wait(waitCtx, x.ID)
+	end, err := b.Wait(waitCtx, x)
 	if err != nil {
-		return err
-	}
-	if err := svc.Engine.FlushEvents(context.Background()); err != nil {
 		return err
 	}
 	if g.output != "json" {

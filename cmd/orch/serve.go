@@ -2,52 +2,64 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/orchestrator/api"
+	"github.com/orchhq/orch/plugins/mesh"
 	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
 )
 
-// engineQueue queues workflows on the engine for the policy runner.
-type engineQueue struct{ engine *workflows.Engine }
+// meshSource reads service metrics from Calisti for the poller.
+type meshSource struct{ c *mesh.Client }
 
-func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, params map[string]string) (string, error) {
-	x, err := q.engine.Submit(ctx, workflows.Request{Deployment: deployment, Workflow: workflow, Parameters: params})
+func (s meshSource) ServiceMetrics(ctx context.Context, namespace, name string, seconds int) (map[string]float64, error) {
+	m, err := s.c.ServiceMetrics(ctx, namespace, name, seconds)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return x.ID, nil
+	return map[string]float64{"rps": m.RPS, "latency_p50": m.LatencyP50}, nil
 }
 
 func newServeCmd(g *globals) *cobra.Command {
-	var url, exchange, queue string
-	var dryRun bool
+	var cfg orchestrator.ManagerConfig
+	var apiAddr, tokenFile, meshURL string
 	var drain time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the manager: metric intake, policy runner and execution engine",
-		Long: `Consume metrics from RabbitMQ, evaluate the policies of every deployment as
-they arrive, and run the workflows their triggers name. Executions left
-started by a crash are resumed or failed first. Cooldowns and trigger history
-are kept in the state file, so a restart neither forgets a cooldown nor fires
-twice. SIGTERM or Ctrl-C stops the intake and waits for running executions.
+		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
+		Long: `Consume metrics from RabbitMQ (and, with --mesh-url, poll Calisti's service
+metrics), evaluate the policies of every deployment as they arrive, and run
+the workflows their triggers name. Executions left started by a crash are
+resumed or failed first. Cooldowns and trigger history are kept in the state
+file, so a restart neither forgets a cooldown nor fires twice.
 
-This first version loads the deployments that exist when it starts, and holds
-the state file while it runs (the HTTP API for the CLI comes next).`,
+While serve runs it holds the state file, and the other orch commands (deploy,
+undeploy, workflow run, executions, events, deployments, policies) go through
+its HTTP API instead: serve listens on a loopback address only, and writes
+the address and a random token to <state file>.api (mode 0600), where the CLI
+finds them. Deployments made through it are evaluated at once. The API also
+serves /metrics in the Prometheus text format (bearer token required).
+
+SIGTERM or Ctrl-C stops the intake (unacknowledged messages go back to the
+broker), stops the API, and waits --drain-timeout for running executions;
+an execution still running then is resumed or failed clearly by the next
+start.`,
 		Example: `  orch serve
-  orch serve --amqp-url amqp://user:pass@broker:5672/ --queue orch.$(hostname) --dry-run`,
+  orch serve --amqp-url amqp://user:pass@broker:5672/ --queue orch.$(hostname) --dry-run
+  orch serve --api-addr 127.0.0.1:8040 --mesh-url https://calisti.example/api/graphql
+  curl -H "Authorization: Bearer $(jq -r .token ~/.local/state/orch/state.db.api)" http://127.0.0.1:8040/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, closeFn, err := g.service(true)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			// A daemon logs at info: connections, reconnects, malformed input.
 			level := slog.LevelInfo
@@ -55,13 +67,34 @@ the state file while it runs (the HTTP API for the CLI comes next).`,
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-			if err := svc.Engine.Resume(ctx); err != nil {
-				closeFn()
+			token, err := apiToken(tokenFile)
+			if err != nil {
 				return err
 			}
-			runner := policies.NewRunner(policies.NewPipeline(3600), engineQueue{svc.Engine}, svc.Store)
-			runner.DryRun = dryRun
-			runner.OnTrigger = func(dep, policy string, t policies.Trigger) {
+			listener, err := api.Listen(apiAddr)
+			if err != nil {
+				return err
+			}
+			defer listener.Close()
+			stats := orchestrator.NewServeStats()
+			svc, closeFn, err := g.service(true, workflows.WithEventObserver(stats.ObserveEvent))
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			if cfg.Queue == "" {
+				host, _ := os.Hostname()
+				cfg.Queue = "orch." + host
+			}
+			if meshURL != "" {
+				auth, err := mesh.AuthFromEnv()
+				if err != nil {
+					return err
+				}
+				cfg.Mesh = meshSource{mesh.New(meshURL, auth)}
+			}
+			cfg.Log = log
+			cfg.OnTrigger = func(dep, policy string, t policies.Trigger) {
 				what := "queued " + t.Execution
 				switch {
 				case t.Error != "":
@@ -72,54 +105,65 @@ the state file while it runs (the HTTP API for the CLI comes next).`,
 				fmt.Fprintf(g.stdout, "%s policy %s/%s: %s fired, workflow %s %s\n",
 					time.Unix(int64(t.Time), 0).Format("15:04:05"), dep, policy, t.Condition, t.Workflow, what)
 			}
-			deps, err := svc.Store.Deployments(ctx)
+			mgr := orchestrator.NewManager(svc, cfg, stats)
+			deps, pols, err := mgr.Load(ctx)
 			if err != nil {
-				closeFn()
 				return err
 			}
-			policyCount := 0
-			for _, d := range deps {
-				t, err := svc.Target(ctx, d.ID)
-				if err != nil {
-					closeFn()
-					return err
-				}
-				if err := runner.AddDeployment(ctx, d.ID, t.Plan); err != nil {
-					closeFn()
-					return err
-				}
-				policyCount += len(t.Plan.Policies)
+			srv := &http.Server{Handler: (&api.Server{Manager: mgr, Token: token, Log: log}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(listener) }()
+			url := "http://" + listener.Addr().String()
+			endpoint := api.EndpointPath(g.state)
+			if err := api.WriteEndpoint(endpoint, api.Endpoint{URL: url, Token: token, PID: os.Getpid()}); err != nil {
+				return err
 			}
-			if queue == "" {
-				host, _ := os.Hostname()
-				queue = "orch." + host
-			}
-			var mu sync.Mutex // the pipeline has one owner at a time
-			intake := &policies.Intake{URL: url, Exchange: exchange, Queue: queue, Log: log,
-				Handle: func(body []byte, key string) error {
-					mu.Lock()
-					defer mu.Unlock()
-					if err := runner.Pipeline.Ingest(body, key); err != nil {
-						return err
-					}
-					return runner.Err()
-				}}
-			fmt.Fprintf(g.stdout, "orch serve: %d deployment(s), %d policies, consuming %s on %s\n", len(deps), policyCount, exchangeOrDefault(exchange), queue)
-			err = intake.Run(ctx)
+			defer os.Remove(endpoint)
+			fmt.Fprintf(g.stdout, "orch serve: %d deployment(s), %d policies, consuming %s on %s; API on %s (token in %s)\n",
+				deps, pols, exchangeOrDefault(cfg.Exchange), cfg.Queue, url, endpoint)
+			runErr := mgr.Run(ctx)
 			fmt.Fprintln(g.stdout, "orch serve: stopping; waiting for running executions")
+			os.Remove(endpoint)
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = srv.Shutdown(sctx)
+			cancel()
+			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintln(g.stderr, "Warning: api:", err)
+			}
 			dctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()
-			if cerr := svc.Engine.Close(dctx); cerr != nil {
-				fmt.Fprintln(g.stderr, "Warning:", cerr)
+			if err := mgr.Close(dctx); err != nil {
+				fmt.Fprintln(g.stderr, "Warning:", err)
 			}
-			closeFn()
-			return err
+			return runErr
 		},
 	}
-	cmd.Flags().StringVar(&url, "amqp-url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
-	cmd.Flags().StringVar(&exchange, "exchange", policies.DefaultExchange, "topic exchange of the metrics")
-	cmd.Flags().StringVar(&queue, "queue", "", "durable queue of this orch instance (default orch.<hostname>)")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "evaluate and record decisions, queue no workflow")
+	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
+	cmd.Flags().StringVar(&cfg.Exchange, "exchange", policies.DefaultExchange, "topic exchange of the metrics")
+	cmd.Flags().StringVar(&cfg.Queue, "queue", "", "durable queue of this orch instance (default orch.<hostname>)")
+	cmd.Flags().IntVar(&cfg.Prefetch, "prefetch", 256, "unacknowledged messages the broker may send ahead")
+	cmd.Flags().StringVar(&cfg.DeadLetter, "dead-letter-exchange", "", "exchange malformed messages are rejected to (default: dropped, counted and logged)")
+	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "evaluate and record decisions, queue no workflow")
+	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE)")
+	cmd.Flags().DurationVar(&cfg.MeshInterval, "mesh-interval", 5*time.Second, "how often to poll --mesh-url")
+	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "loopback address of the HTTP API (port 0: any free port)")
+	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long to wait for running executions on shutdown")
 	return cmd
+}
+
+// apiToken reads the token file, or makes a new token.
+func apiToken(file string) (string, error) {
+	if file == "" {
+		return api.NewToken()
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("api token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("api token in %s: want at least 16 characters", file)
+	}
+	return tok, nil
 }

@@ -4,10 +4,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/hashicorp/hcl/v2/ext/typeexpr"
 	"github.com/spf13/cobra"
 
-	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -38,16 +37,13 @@ already runs an execution, this one queues behind it. Ctrl-C cancels.`,
 			if err != nil {
 				return err
 			}
-			svc, closeFn, err := g.service(true)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			x, err := svc.Engine.Submit(cmd.Context(), workflows.Request{Deployment: dep, Workflow: args[0], Parameters: given, DryRun: dryRun})
-			if err != nil {
-				return err
-			}
-			return g.waitExecution(cmd.Context(), svc, x)
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				x, err := b.Submit(cmd.Context(), workflows.Request{Deployment: dep, Workflow: args[0], Parameters: given, DryRun: dryRun})
+				if err != nil {
+					return err
+				}
+				return g.waitExecution(cmd.Context(), b, x)
+			})
 		},
 	}
 	runCmd.Flags().StringVarP(&dep, "deployment", "d", "", "deployment id (required)")
@@ -62,40 +58,13 @@ already runs an execution, this one queues behind it. Ctrl-C cancels.`,
 		Example: `  orch workflow list -d files`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, closeFn, err := g.service(false)
+			var out []orchestrator.WorkflowInfo
+			err := g.withBackend(cmd.Context(), func(b backend) (err error) {
+				out, err = b.Workflows(cmd.Context(), listDep)
+				return err
+			})
 			if err != nil {
 				return err
-			}
-			defer closeFn()
-			t, err := svc.Target(cmd.Context(), listDep)
-			if err != nil {
-				return err
-			}
-			type param struct {
-				Name        string `json:"name"`
-				Type        string `json:"type"`
-				Default     any    `json:"default,omitempty"`
-				Description string `json:"description,omitempty"`
-			}
-			type wf struct {
-				Name       string  `json:"name"`
-				Uses       string  `json:"uses"`
-				Parameters []param `json:"parameters,omitempty"`
-			}
-			var out []wf
-			for _, name := range workflows.Workflows(t) {
-				w := wf{Name: name, Uses: "builtin"}
-				if pw := t.Plan.Workflows[name]; pw != nil {
-					w.Uses = pw.Uses
-					for _, p := range pw.Parameters {
-						pp := param{Name: p.Name, Type: typeexpr.TypeString(p.Type), Description: p.Description}
-						if p.HasDefault {
-							pp.Default = blueprints.GoValue(p.Default, true)
-						}
-						w.Parameters = append(w.Parameters, pp)
-					}
-				}
-				out = append(out, w)
 			}
 			if g.output == "json" {
 				return g.printJSON(out)

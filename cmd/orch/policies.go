@@ -1,0 +1,194 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/orchhq/orch/policies"
+)
+
+func newPoliciesCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "policies",
+		Aliases: []string{"policy"},
+		Short:   "Show policies: window values, conditions, cooldowns and triggers",
+		Long: `Show the policies of deployments. While orch serve runs, the values come from
+its live windows: each condition evaluated now, the window reductions it read,
+the cooldown left and the recent triggers. Without orch serve, the state file
+still tells the cooldowns and trigger history, but no window values.`,
+	}
+	var dep string
+	list := &cobra.Command{
+		Use:   "list [-d DEPLOYMENT]",
+		Short: "List policies, one line per condition",
+		Example: `  orch policies list
+  orch policies list -d bookings -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				ps, live, err := b.Policies(cmd.Context(), dep)
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					if ps == nil {
+						ps = []policies.PolicyStatus{}
+					}
+					return g.printJSON(ps)
+				}
+				if !live {
+					fmt.Fprintln(g.stderr, "orch serve is not running: no window values, only what the state file keeps")
+				}
+				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "DEPLOYMENT\tPOLICY\tTYPE\tCONDITION\tNOW\tVALUES\tCOOLDOWN\tLAST TRIGGER")
+				for _, p := range ps {
+					for _, c := range p.Conditions {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Deployment, p.Name, p.Type, c.Name,
+							conditionNow(c, live), truncate(formatValues(c.Values), 48), cooldownLeft(c), lastTrigger(p, c.Name))
+					}
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	list.Flags().StringVarP(&dep, "deployment", "d", "", "only this deployment's policies")
+	var showDep string
+	show := &cobra.Command{
+		Use:   "show NAME -d DEPLOYMENT",
+		Short: "Show a policy: its conditions now, cooldowns, last decision and triggers",
+		Example: `  orch policies show bookings_rps -d bookings
+  orch policies show bookings_cpu_up -d scale -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				ps, live, err := b.Policies(cmd.Context(), showDep)
+				if err != nil {
+					return err
+				}
+				var names []string
+				for _, p := range ps {
+					if p.Name == args[0] {
+						if g.output == "json" {
+							return g.printJSON(p)
+						}
+						writePolicy(g.stdout, p, live)
+						return nil
+					}
+					names = append(names, p.Name)
+				}
+				return fmt.Errorf("deployment %s has no policy %q (it has: %s)", showDep, args[0], strings.Join(names, ", "))
+			})
+		},
+	}
+	show.Flags().StringVarP(&showDep, "deployment", "d", "", "deployment id (required)")
+	_ = show.MarkFlagRequired("deployment")
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func conditionNow(c policies.ConditionStatus, live bool) string {
+	switch {
+	case !live:
+		return "-"
+	case !c.Known:
+		return "no data"
+	case c.Holds:
+		return "holds"
+	}
+	return "no"
+}
+
+func cooldownLeft(c policies.ConditionStatus) string {
+	if c.CooldownLeft <= 0 {
+		return "-"
+	}
+	return (time.Duration(c.CooldownLeft * float64(time.Second))).Round(time.Second).String() + " left"
+}
+
+func formatValues(v map[string]float64) string {
+	parts := make([]string, 0, len(v))
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		parts = append(parts, fmt.Sprintf("%s=%.4g", k, v[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func lastTrigger(p policies.PolicyStatus, condition string) string {
+	for i := len(p.Triggers) - 1; i >= 0; i-- {
+		if t := p.Triggers[i]; t.Condition == condition {
+			return formatTrigger(t)
+		}
+	}
+	return "-"
+}
+
+func formatTrigger(t policies.Trigger) string {
+	s := eventTime(t.Time) + " " + t.Workflow
+	switch {
+	case t.Error != "":
+		s += " (failed to queue: " + t.Error + ")"
+	case t.DryRun:
+		s += " (dry run)"
+	case t.Execution != "":
+		s += " -> " + t.Execution
+	}
+	return s
+}
+
+// eventTime formats an event time (Unix seconds) in local time.
+func eventTime(t float64) string {
+	return time.Unix(0, int64(t*1e9)).Local().Format("2006-01-02 15:04:05")
+}
+
+func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
+	fmt.Fprintf(w, "Policy:      %s\nDeployment:  %s\nType:        %s\n", p.Name, p.Deployment, p.Type)
+	if len(p.Targets) > 0 {
+		fmt.Fprintf(w, "Targets:     %s\n", strings.Join(p.Targets, ", "))
+	}
+	if live {
+		fmt.Fprintf(w, "Evaluated:   %s (live, from orch serve)\n", eventTime(p.Time))
+	} else {
+		fmt.Fprintln(w, "Evaluated:   - (orch serve is not running: no window values)")
+	}
+	if p.DryRun {
+		fmt.Fprintln(w, "Dry run:     yes (decisions are recorded, no workflow is queued)")
+	}
+	if p.Error != "" {
+		fmt.Fprintf(w, "Error:       %s\n", p.Error)
+	}
+	fmt.Fprintln(w, "Conditions:")
+	for _, c := range p.Conditions {
+		line := fmt.Sprintf("  %-12s %-8s", c.Name, conditionNow(c, live))
+		if c.Workflow != "" {
+			line += "  triggers " + c.Workflow
+		}
+		if c.CooldownLeft > 0 {
+			line += fmt.Sprintf("  cooling down until %s (%s)", eventTime(c.CooldownUntil), cooldownLeft(c))
+		}
+		fmt.Fprintln(w, line)
+		for _, k := range slices.Sorted(maps.Keys(c.Values)) {
+			fmt.Fprintf(w, "      %s = %.6g\n", k, c.Values[k])
+		}
+	}
+	if d := p.LastDecision; d != nil {
+		what := "fired"
+		if !d.Fired {
+			what = "held back (" + d.Reason + ")"
+		}
+		fmt.Fprintf(w, "Last decision: %s %s %s\n", eventTime(d.Time), d.Condition, what)
+	}
+	if len(p.Triggers) > 0 {
+		fmt.Fprintln(w, "Triggers (latest last):")
+		from := max(0, len(p.Triggers)-10)
+		for _, t := range p.Triggers[from:] {
+			fmt.Fprintf(w, "  %s  %s\n", t.Condition, formatTrigger(t))
+		}
+	}
+}

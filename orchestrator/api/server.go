@@ -1,0 +1,266 @@
+// Package api is orch serve's HTTP API: the CLI's way in while serve holds
+// the state file. It listens on a loopback address only, every request
+// needs the bearer token, and the running serve writes its address and
+// token to an endpoint file beside the state file (mode 0600) for the CLI
+// to find.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/policies"
+	"github.com/orchhq/orch/workflows"
+)
+
+// maxBody bounds request bodies.
+const maxBody = 1 << 20
+
+// maxWait bounds a long poll for events.
+const maxWait = 30 * time.Second
+
+// Server serves the API over a manager.
+type Server struct {
+	Manager *orchestrator.Manager
+	Token   string
+	Log     *slog.Logger
+}
+
+// Error is the API's error body.
+type Error struct {
+	Status  int    `json:"-"`
+	Message string `json:"error"`
+	// Diagnostics is set when Message is rendered blueprint diagnostics
+	// (file:line:col with source lines), to be printed as they are.
+	Diagnostics bool `json:"diagnostics,omitempty"`
+	// Code is "not_found", "locked", "invalid", "unauthorized" or "internal".
+	Code string `json:"code"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// DeployResponse is what POST /v1/deployments answers.
+type DeployResponse struct {
+	Deployment *orchestrator.Deployment `json:"deployment"`
+	Execution  *workflows.Execution     `json:"execution"`
+}
+
+// EventsResponse is a page of an execution's events.
+type EventsResponse struct {
+	Execution *workflows.Execution `json:"execution"`
+	Events    []workflows.Event    `json:"events"`
+}
+
+// Health is what GET /v1/health answers.
+type Health struct {
+	PID   int    `json:"pid"`
+	State string `json:"state"`
+}
+
+// Handler returns the API's routes, all behind the token.
+func (s *Server) Handler() http.Handler {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	m := s.Manager
+	mux := http.NewServeMux()
+	handle := func(pattern string, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			v, err := fn(r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			if err := json.NewEncoder(w).Encode(v); err != nil {
+				s.Log.Debug("api: write response", "err", err)
+			}
+		})
+	}
+	handle("GET /v1/health", func(r *http.Request) (any, error) {
+		return Health{PID: os.Getpid(), State: m.Svc.Store.Path()}, nil
+	})
+	handle("GET /v1/deployments", func(r *http.Request) (any, error) {
+		deps, err := m.Svc.Store.Deployments(r.Context())
+		if deps == nil {
+			deps = []*orchestrator.Deployment{}
+		}
+		return deps, err
+	})
+	handle("GET /v1/deployments/{id}", func(r *http.Request) (any, error) {
+		return m.Svc.Store.Deployment(r.Context(), r.PathValue("id"))
+	})
+	handle("POST /v1/deployments", func(r *http.Request) (any, error) {
+		var req orchestrator.DeployRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		d, x, err := m.Deploy(r.Context(), req)
+		if err != nil {
+			return nil, err
+		}
+		return DeployResponse{Deployment: d, Execution: x}, nil
+	})
+	handle("DELETE /v1/deployments/{id}", func(r *http.Request) (any, error) {
+		return m.StartUndeploy(r.Context(), r.PathValue("id"))
+	})
+	handle("GET /v1/deployments/{id}/workflows", func(r *http.Request) (any, error) {
+		return m.Svc.Workflows(r.Context(), r.PathValue("id"))
+	})
+	handle("GET /v1/executions", func(r *http.Request) (any, error) {
+		xs, err := m.Svc.Store.Executions(r.Context(), r.URL.Query().Get("deployment"))
+		if xs == nil {
+			xs = []*workflows.Execution{}
+		}
+		return xs, err
+	})
+	handle("POST /v1/executions", func(r *http.Request) (any, error) {
+		var req workflows.Request
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return m.Svc.Engine.Submit(r.Context(), req)
+	})
+	handle("GET /v1/executions/{id}", func(r *http.Request) (any, error) {
+		return m.Svc.Store.Execution(r.Context(), r.PathValue("id"))
+	})
+	handle("POST /v1/executions/{id}/cancel", func(r *http.Request) (any, error) {
+		return m.Svc.Engine.Cancel(r.Context(), r.PathValue("id"))
+	})
+	handle("GET /v1/executions/{id}/events", s.events)
+	handle("GET /v1/policies", func(r *http.Request) (any, error) {
+		ps := m.Policies(r.URL.Query().Get("deployment"))
+		if ps == nil {
+			ps = []policies.PolicyStatus{}
+		}
+		return ps, nil
+	})
+	mux.Handle("GET /metrics", m.Stats.Handler())
+	return s.auth(mux)
+}
+
+// events answers the events after ?after=SEQ; with ?wait=DURATION it
+// waits (at most maxWait) until there are some or the execution has ended.
+func (s *Server) events(r *http.Request) (any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("after %q: want a sequence number", v)}
+		}
+		after = n
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("wait %q: %v", v, err)}
+		}
+		wait = min(d, maxWait)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		// Events are buffered briefly before they are stored.
+		if err := s.Manager.Svc.Engine.FlushEvents(ctx); err != nil {
+			return nil, err
+		}
+		x, err := s.Manager.Svc.Store.Execution(ctx, r.PathValue("id"))
+		if err != nil {
+			return nil, err
+		}
+		evs, err := s.Manager.Svc.Store.Events(ctx, x.ID, after)
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 || x.Status.Ended() || !time.Now().Before(deadline) {
+			if evs == nil {
+				evs = []workflows.Event{}
+			}
+			return EventsResponse{Execution: x, Events: evs}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "request body: " + err.Error()}
+	}
+	return nil
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if s.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="orch"`)
+			s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
+				Message: "missing or wrong API token (the CLI reads it from the endpoint file orch serve writes beside the state file, or ORCH_API_TOKEN)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	var de *orchestrator.DiagnosticsError
+	switch {
+	case errors.As(err, &e):
+	case errors.As(err, &de):
+		e = &Error{Status: http.StatusBadRequest, Code: "invalid", Message: de.Error(), Diagnostics: true}
+	case errors.Is(err, orchestrator.ErrNotFound):
+		e = &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
+	case errors.Is(err, context.Canceled):
+		return // the client went away
+	default:
+		// Most errors are the request's (an unknown workflow, a bad
+		// parameter, an ended execution): say what went wrong.
+		e = &Error{Status: http.StatusUnprocessableEntity, Code: "invalid", Message: err.Error()}
+	}
+	if e.Status >= 500 {
+		s.Log.Warn("api", "method", r.Method, "path", r.URL.Path, "err", e.Message)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// Listen listens on addr, which must be a loopback address: the API is for
+// this machine only.
+func Listen(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("api address %q: %w", addr, err)
+	}
+	if host != "localhost" {
+		ip := net.ParseIP(host)
+		if ip == nil || !ip.IsLoopback() {
+			return nil, fmt.Errorf("api address %q: the API listens on a loopback address only (127.0.0.1, ::1 or localhost)", addr)
+		}
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return l, nil
+}

@@ -1,0 +1,279 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/policies"
+	"github.com/orchhq/orch/workflows"
+)
+
+// ManagerConfig configures the long-running manager (orch serve).
+type ManagerConfig struct {
+	AMQPURL  string
+	Exchange string // default policies.DefaultExchange
+	Queue    string // durable queue of this instance
+	Prefetch int
+	// DeadLetter is the exchange malformed messages are rejected to.
+	DeadLetter string
+	// DryRun evaluates and records decisions, queues no workflow.
+	DryRun bool
+	// Mesh, when set, is polled every MeshInterval for the metrics (rps,
+	// latency_p50) of every kubernetes.app node a policy targets.
+	Mesh         policies.ServiceMetricsSource
+	MeshInterval time.Duration
+	// OnTrigger observes every trigger.
+	OnTrigger func(deployment, policy string, t policies.Trigger)
+	Log       *slog.Logger
+}
+
+// Manager is orch serve: the metric intake and pollers feed the policy
+// runner, whose triggers queue workflows on the service's engine.
+// Deployments created or removed through it start or stop being evaluated
+// at once.
+type Manager struct {
+	Svc    *Service
+	Runner *policies.Runner
+	Intake *policies.Intake
+	Poller *policies.Poller // nil without a mesh source
+	Stats  *ServeStats
+	cfg    ManagerConfig
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	polled   map[string][]policies.PolledService // by deployment
+	undeploy sync.WaitGroup
+}
+
+// engineQueue queues workflows on the engine for the policy runner.
+type engineQueue struct{ engine *workflows.Engine }
+
+func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, params map[string]string) (string, error) {
+	x, err := q.engine.Submit(ctx, workflows.Request{Deployment: deployment, Workflow: workflow, Parameters: params})
+	if err != nil {
+		return "", err
+	}
+	return x.ID, nil
+}
+
+// NewManager builds the manager over a service. stats may be nil; pass the
+// one whose ObserveEvent the service's engine calls to count executions.
+func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if stats == nil {
+		stats = NewServeStats()
+	}
+	runner := policies.NewRunner(policies.NewPipeline(3600), engineQueue{svc.Engine}, svc.Store)
+	runner.DryRun = cfg.DryRun
+	runner.OnTrigger = cfg.OnTrigger
+	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}}
+	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
+		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest}
+	if cfg.Mesh != nil {
+		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Apply: runner.Apply, Interval: cfg.MeshInterval, Log: cfg.Log}
+	}
+	stats.register(m)
+	return m
+}
+
+// Load resumes what a crash left and starts evaluating every stored
+// deployment's policies. It returns the numbers of deployments and policies.
+func (m *Manager) Load(ctx context.Context) (deployments, policyCount int, err error) {
+	if err := m.Svc.Engine.Resume(ctx); err != nil {
+		return 0, 0, err
+	}
+	deps, err := m.Svc.Store.Deployments(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, d := range deps {
+		t, err := m.Svc.Target(ctx, d.ID)
+		if err != nil {
+			return 0, 0, err
+		}
+		if err := m.add(ctx, d.ID, t.Plan); err != nil {
+			return 0, 0, err
+		}
+		policyCount += len(t.Plan.Policies)
+	}
+	return len(deps), policyCount, nil
+}
+
+func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) error {
+	if err := m.Runner.AddDeployment(ctx, id, plan); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.polled[id] = meshServices(id, plan)
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) remove(id string) {
+	m.Runner.RemoveDeployment(id)
+	m.mu.Lock()
+	delete(m.polled, id)
+	m.mu.Unlock()
+}
+
+// meshServices are the kubernetes.app nodes of a plan that a policy
+// targets: their service (property service, or app) in their namespace.
+func meshServices(id string, plan *blueprints.Plan) []policies.PolledService {
+	targeted := map[string]bool{}
+	for _, p := range plan.Policies {
+		for _, t := range p.Targets {
+			targeted[t] = true
+		}
+	}
+	var out []policies.PolledService
+	for _, n := range plan.Nodes {
+		if !targeted[n.Name] || !slices.Contains(n.Types, "kubernetes.app") {
+			continue
+		}
+		props := blueprints.GoMap(n.Properties, false)
+		ns, _ := props["namespace"].(string)
+		name, _ := props["service"].(string)
+		if name == "" {
+			name, _ = props["app"].(string)
+		}
+		if ns == "" || name == "" {
+			continue
+		}
+		out = append(out, policies.PolledService{Deployment: id, Node: n.Name, Namespace: ns, Name: name})
+	}
+	return out
+}
+
+func (m *Manager) polledServices() []policies.PolledService {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []policies.PolledService
+	for _, id := range slices.Sorted(maps.Keys(m.polled)) {
+		out = append(out, m.polled[id]...)
+	}
+	return out
+}
+
+// Run consumes metrics (and polls the mesh) until ctx is done. It returns
+// nil then, or early for a configuration error.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if m.Poller != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.Poller.Run(ctx) }()
+	}
+	err := m.Intake.Run(ctx)
+	wg.Wait()
+	return err
+}
+
+// Deploy deploys a blueprint (submitting install) and starts evaluating its
+// policies.
+func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
+	d, x, err := m.Svc.Deploy(ctx, req)
+	if err != nil {
+		return d, x, err
+	}
+	t, err := m.Svc.Target(ctx, d.ID)
+	if err != nil {
+		return d, x, err
+	}
+	if err := m.add(ctx, d.ID, t.Plan); err != nil {
+		return d, x, fmt.Errorf("deployment %s created, but its policies could not start: %w", d.ID, err)
+	}
+	return d, x, nil
+}
+
+// StartUndeploy submits uninstall. Its policies stop at once; when
+// uninstall succeeds the deployment is deleted, and when it fails they
+// start again.
+func (m *Manager) StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error) {
+	x, err := m.Svc.StartUndeploy(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	m.remove(id)
+	m.undeploy.Add(1)
+	go func() {
+		defer m.undeploy.Done()
+		bg := context.WithoutCancel(ctx)
+		end, err := m.Svc.Engine.Wait(bg, x.ID)
+		if err == nil {
+			err = m.Svc.FinishUndeploy(bg, end)
+		}
+		if err == nil {
+			return
+		}
+		m.log.Warn("undeploy", "deployment", id, "err", err)
+		if t, terr := m.Svc.Target(bg, id); terr == nil {
+			if aerr := m.add(bg, id, t.Plan); aerr != nil {
+				m.log.Warn("policies of a deployment whose uninstall failed", "deployment", id, "err", aerr)
+			}
+		}
+	}()
+	return x, nil
+}
+
+// Policies returns the state of the policies of a deployment ("" for all),
+// evaluated now.
+func (m *Manager) Policies(deployment string) []policies.PolicyStatus {
+	return m.Runner.Status(deployment, float64(time.Now().UnixNano())/1e9)
+}
+
+// Close waits up to ctx for running executions and pending undeploys.
+func (m *Manager) Close(ctx context.Context) error {
+	err := m.Svc.Engine.Close(ctx)
+	done := make(chan struct{})
+	go func() { m.undeploy.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("undeploy still finishing: %w", ctx.Err()))
+	}
+	return err
+}
+
+// nopQueue refuses to queue: offline status never decides.
+type nopQueue struct{}
+
+func (nopQueue) Queue(context.Context, string, string, map[string]string) (string, error) {
+	return "", errors.New("not running")
+}
+
+// Policies returns the policies of a deployment ("" for all) as the state
+// file knows them, for when orch serve is not running: cooldowns and
+// trigger history, but no window values (serve keeps the windows).
+func (s *Service) Policies(ctx context.Context, deployment string) ([]policies.PolicyStatus, error) {
+	r := policies.NewRunner(policies.NewPipeline(1), nopQueue{}, s.Store)
+	deps, err := s.Store.Deployments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range deps {
+		if deployment != "" && d.ID != deployment {
+			continue
+		}
+		t, err := s.Target(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.AddDeployment(ctx, d.ID, t.Plan); err != nil {
+			return nil, err
+		}
+	}
+	if deployment != "" && r.Len() == 0 {
+		if _, err := s.Store.Deployment(ctx, deployment); err != nil {
+			return nil, err
+		}
+	}
+	return r.Status(deployment, float64(time.Now().UnixNano())/1e9), nil
+}

@@ -1,0 +1,80 @@
+package orchestrator
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orchhq/orch/workflows"
+)
+
+// ServeStats are orch serve's Prometheus metrics: messages in and
+// malformed, broker reconnects, evaluations, decisions, triggers, polls and
+// executions by final status.
+type ServeStats struct {
+	reg        *prometheus.Registry
+	executions *prometheus.CounterVec
+	once       sync.Once
+}
+
+// NewServeStats returns the metrics; give ObserveEvent to the engine
+// (workflows.WithEventObserver) to count executions.
+func NewServeStats() *ServeStats {
+	s := &ServeStats{reg: prometheus.NewRegistry()}
+	s.executions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "orch_executions_total", Help: "Executions started and ended in this process, by event (started, succeeded, failed, cancelled).",
+	}, []string{"event"})
+	s.reg.MustRegister(s.executions, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// ObserveEvent counts execution starts and ends.
+func (s *ServeStats) ObserveEvent(ev workflows.Event) {
+	switch ev.Type {
+	case workflows.EventWorkflowStarted:
+		s.executions.WithLabelValues("started").Inc()
+	case workflows.EventWorkflowSucceeded:
+		s.executions.WithLabelValues("succeeded").Inc()
+	case workflows.EventWorkflowFailed:
+		s.executions.WithLabelValues("failed").Inc()
+	case workflows.EventWorkflowCancelled:
+		s.executions.WithLabelValues("cancelled").Inc()
+	}
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (s *ServeStats) Handler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+}
+
+func counter(name, help string, fn func() float64) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn)
+}
+
+// register adds the manager's counters, read when scraped.
+func (s *ServeStats) register(m *Manager) {
+	s.once.Do(func() {
+		in, r := m.Intake, m.Runner
+		s.reg.MustRegister(
+			counter("orch_metric_messages_received_total", "Metric messages delivered by the broker.", func() float64 { return float64(in.Stats().Received) }),
+			counter("orch_metric_messages_malformed_total", "Metric messages rejected as malformed.", func() float64 { return float64(in.Stats().Malformed) }),
+			counter("orch_broker_reconnects_total", "Reconnections to the broker.", func() float64 { return float64(in.Stats().Reconnects) }),
+			counter("orch_metrics_applied_total", "Metrics applied to the windows (broker and pollers).", func() float64 { return float64(r.Counts().Metrics.Load()) }),
+			counter("orch_policy_evaluations_total", "Policy evaluations.", func() float64 { return float64(r.Evaluations()) }),
+			counter("orch_policy_conditions_fired_total", "Conditions that held and fired.", func() float64 { return float64(r.Counts().Fired.Load()) }),
+			counter("orch_policy_conditions_held_back_total", "Conditions that held but were held back (cooldown).", func() float64 { return float64(r.Counts().HeldBack.Load()) }),
+			counter("orch_policy_triggers_total", "Workflows queued by policies (recorded only, in a dry run).", func() float64 { return float64(r.Counts().Triggers.Load()) }),
+			counter("orch_policy_trigger_errors_total", "Triggers whose workflow could not be queued.", func() float64 { return float64(r.Counts().Errors.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies", Help: "Policies being evaluated."}, func() float64 { return float64(r.Len()) }),
+		)
+		if p := m.Poller; p != nil {
+			s.reg.MustRegister(
+				counter("orch_mesh_polls_total", "Service metric queries to the mesh.", func() float64 { return float64(p.Stats().Polls) }),
+				counter("orch_mesh_poll_errors_total", "Service metric queries that failed (their metrics are missing, never zero).", func() float64 { return float64(p.Stats().Errors) }),
+			)
+		}
+	})
+}
