@@ -31,7 +31,8 @@ func (s *serveProc) output() string {
 
 func startServe(t *testing.T, state string, args ...string) *serveProc {
 	t.Helper()
-	s := &serveProc{cmd: exec.Command(orchBin, append([]string{"--state", state, "serve"}, args...)...)}
+	// Tests run in parallel: each serve's API takes any free port.
+	s := &serveProc{cmd: exec.Command(orchBin, append([]string{"--state", state, "serve", "--api-addr", "127.0.0.1:0"}, args...)...)}
 	stdout, _ := s.cmd.StdoutPipe()
 	s.cmd.Stderr = s.cmd.Stdout
 	if err := s.cmd.Start(); err != nil {

@@ -1,0 +1,36 @@
+# A policy whose trigger scales the web Deployment through client-go, with a
+# one-second window and cooldown: the broker-restart test breaches it before
+# and after a restart of the broker.
+input "kubeconfig" {}
+input "namespace" {}
+
+node "primary" {
+  type       = "kubernetes.cluster"
+  properties = { kubeconfig = input.kubeconfig, context = "primary" }
+}
+
+node "web" {
+  type         = "kubernetes.app"
+  contained_in = node.primary
+  properties   = { namespace = input.namespace, app = "web" }
+}
+
+workflow "scale" {
+  uses = "kubernetes.scale"
+  parameter "cluster" { default = node.primary }
+  parameter "name" { default = "web" }
+  parameter "namespace" { default = input.namespace }
+  parameter "amount" { default = "+1" }
+}
+
+policy "web_cpu" {
+  type    = "orch.scale_threshold"
+  targets = [node.web]
+  properties = {
+    service_selector   = "\\.cpu\\."
+    scale_threshold    = 70
+    moving_window_size = "1s"
+    cooldown_time      = "1s"
+  }
+  trigger "scale" { workflow = workflow.scale }
+}
