@@ -26,8 +26,14 @@ type Intake struct {
 	Exchange string // default DefaultExchange
 	Queue    string // durable, one per orch instance
 	// Bindings are routing keys (deployment ids); default "#" (all).
-	Bindings   []string
-	Prefetch   int    // default 256
+	Bindings []string
+	Prefetch int // default 256
+	// AckBatch is how many applied messages are acknowledged at once (one
+	// multiple-ack); fewer are acknowledged once no delivery has come for
+	// AckDelay, and on shutdown. Defaults 64 and 20ms. (Acks never delay a
+	// decision: a message is applied before it is acknowledged.)
+	AckBatch   int
+	AckDelay   time.Duration
 	DeadLetter string // exchange for rejected messages; "" drops them
 	// Handle applies one message; a MalformedError rejects it, any other
 	// error requeues it.
@@ -63,6 +69,12 @@ func (in *Intake) defaults() {
 	}
 	if in.Prefetch == 0 {
 		in.Prefetch = 256
+	}
+	if in.AckBatch <= 0 {
+		in.AckBatch = min(64, in.Prefetch)
+	}
+	if in.AckDelay <= 0 {
+		in.AckDelay = 20 * time.Millisecond
 	}
 	if in.MinBackoff == 0 {
 		in.MinBackoff = 100 * time.Millisecond
@@ -151,16 +163,36 @@ func (in *Intake) session(ctx context.Context) error {
 		default:
 		}
 	}
-	// On the way out, drain what is in flight while the connection closes:
-	// unacked messages are requeued by the broker, never lost.
+	// Applied messages are acknowledged in batches: last is the newest
+	// applied delivery not yet acknowledged.
+	var last uint64
+	unacked := 0
+	flush := func() {
+		if unacked == 0 {
+			return
+		}
+		if err := ch.Ack(last, true); err != nil {
+			in.Log.Warn("ack", "err", err)
+		}
+		unacked = 0
+	}
+	// On the way out, acknowledge what was applied, then drain what is in
+	// flight while the connection closes: unacked messages are requeued by
+	// the broker, never lost.
 	defer func() {
+		flush()
 		go func() {
 			for range deliveries {
 			}
 		}()
 		conn.Close()
 	}()
+	idle := time.NewTimer(in.AckDelay)
+	defer idle.Stop()
 	for {
+		var d amqp.Delivery
+		var ok bool
+		idle.Reset(in.AckDelay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -168,23 +200,33 @@ func (in *Intake) session(ctx context.Context) error {
 			return fmt.Errorf("connection closed: %v", err)
 		case err := <-chClosed:
 			return fmt.Errorf("channel closed: %v", err)
-		case d, ok := <-deliveries:
-			if !ok {
-				return errors.New("deliveries closed")
+		case <-idle.C:
+			flush() // a quiet stream is acknowledged after AckDelay
+			continue
+		case d, ok = <-deliveries:
+		}
+		if !ok {
+			return errors.New("deliveries closed")
+		}
+		if in.deliver(d) {
+			last = d.DeliveryTag
+			if unacked++; unacked >= in.AckBatch {
+				flush()
 			}
-			in.deliver(d)
+		}
+		if ctx.Err() != nil {
+			return nil
 		}
 	}
 }
 
-func (in *Intake) deliver(d amqp.Delivery) {
+// deliver applies one delivery and reports whether it is to be
+// acknowledged; a malformed one is rejected, a failed one requeued.
+func (in *Intake) deliver(d amqp.Delivery) bool {
 	in.received.Add(1)
 	err := in.Handle(d.Body, d.RoutingKey)
 	if err == nil {
-		if err := d.Ack(false); err != nil {
-			in.Log.Warn("ack", "err", err)
-		}
-		return
+		return true
 	}
 	if kind, ok := IsMalformed(err); ok {
 		in.malformed.Add(1)
@@ -200,8 +242,9 @@ func (in *Intake) deliver(d amqp.Delivery) {
 			in.Log.Warn("malformed metric message (logged once per kind; all are counted)", "kind", kind, "err", err, "routing_key", d.RoutingKey, "sample", string(sample))
 		}
 		_ = d.Reject(false)
-		return
+		return false
 	}
 	in.Log.Warn("metric not applied; requeued", "err", err)
 	_ = d.Nack(false, true)
+	return false
 }

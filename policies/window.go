@@ -32,8 +32,80 @@ type series struct {
 	key     seriesKey
 	service string
 	aliases []string // the names a window may use for it: name, path, name.path
-	samples []sample // in time order
+	// samples[head:] are the live samples, in time order; cum[i] is the sum
+	// of samples[0..i], so a window's sum is two lookups, not a loop.
+	samples []sample
+	cum     []float64
+	head    int
 	expires float64
+}
+
+// add inserts a sample in time order (a late one is rare: the prefix sums
+// after it are recomputed).
+func (s *series) add(t, v float64) {
+	n := len(s.samples)
+	if n == s.head || s.samples[n-1].t <= t {
+		prev := 0.0
+		if n > 0 {
+			prev = s.cum[n-1]
+		}
+		s.samples = append(s.samples, sample{t, v})
+		s.cum = append(s.cum, prev+v)
+		return
+	}
+	i := s.head + sort.Search(n-s.head, func(i int) bool { return s.samples[s.head+i].t > t })
+	s.samples = append(s.samples, sample{})
+	copy(s.samples[i+1:], s.samples[i:])
+	s.samples[i] = sample{t, v}
+	s.cum = append(s.cum, 0)
+	s.recum(i)
+}
+
+// recum recomputes the prefix sums from index i.
+func (s *series) recum(i int) {
+	prev := 0.0
+	if i > 0 {
+		prev = s.cum[i-1]
+	}
+	for ; i < len(s.samples); i++ {
+		prev += s.samples[i].v
+		s.cum[i] = prev
+	}
+}
+
+// trim drops samples at or before `before` and beyond the last max. The
+// dropped prefix is compacted away once it is half the slice, so trimming
+// costs O(1) amortized (and the prefix sums restart, keeping them small).
+func (s *series) trim(before float64, max int) {
+	for s.head < len(s.samples) && s.samples[s.head].t <= before {
+		s.head++
+	}
+	if over := len(s.samples) - s.head - max; over > 0 {
+		s.head += over
+	}
+	if s.head > 0 && 2*s.head >= len(s.samples) {
+		n := copy(s.samples, s.samples[s.head:])
+		s.samples = s.samples[:n]
+		s.cum = s.cum[:n]
+		s.head = 0
+		s.recum(0)
+	}
+}
+
+// span returns the indexes [lo, hi) of the samples with from < t <= to.
+func (s *series) span(from, to float64) (lo, hi int) {
+	live := s.samples[s.head:]
+	lo = sort.Search(len(live), func(i int) bool { return live[i].t > from })
+	hi = lo + sort.Search(len(live)-lo, func(i int) bool { return live[lo+i].t > to })
+	return s.head + lo, s.head + hi
+}
+
+// sum is the sum of samples[lo:hi].
+func (s *series) sum(lo, hi int) float64 {
+	if lo > 0 {
+		return s.cum[hi-1] - s.cum[lo-1]
+	}
+	return s.cum[hi-1]
 }
 
 // NewWindows returns windows keeping horizon seconds.
@@ -72,15 +144,7 @@ func (w *Windows) Add(m *Metric) {
 		w.series[k] = s
 		w.index(s)
 	}
-	n := len(s.samples)
-	if n == 0 || s.samples[n-1].t <= m.Time {
-		s.samples = append(s.samples, sample{m.Time, m.Value})
-	} else {
-		i := sort.Search(n, func(i int) bool { return s.samples[i].t > m.Time })
-		s.samples = append(s.samples, sample{})
-		copy(s.samples[i+1:], s.samples[i:])
-		s.samples[i] = sample{m.Time, m.Value}
-	}
+	s.add(m.Time, m.Value)
 	if m.Time > w.now {
 		w.now = m.Time
 	}
@@ -92,16 +156,7 @@ func (w *Windows) Add(m *Metric) {
 		s.expires = e
 	}
 	// Trim history beyond the horizon and the bound.
-	cut := 0
-	for cut < len(s.samples) && s.samples[cut].t <= w.now-w.Horizon {
-		cut++
-	}
-	if over := len(s.samples) - cut - w.MaxSamples; over > 0 {
-		cut += over
-	}
-	if cut > 0 {
-		s.samples = append(s.samples[:0], s.samples[cut:]...)
-	}
+	s.trim(w.now-w.Horizon, w.MaxSamples)
 }
 
 // Expire drops the series whose ttl has passed at now.
@@ -147,11 +202,9 @@ type Query struct {
 	Now        float64
 }
 
-// hostSamples returns, per host, the samples in the window.
-func (w *Windows) hostSamples(q Query, buf map[string][]sample) map[string][]sample {
-	for k := range buf {
-		delete(buf, k)
-	}
+// each calls fn with every series of the query that has samples in the
+// window, and their span [lo, hi).
+func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
 	var list []*series
 	if q.Pattern != nil {
 		list = w.byDeploy[q.Deployment]
@@ -169,87 +222,118 @@ func (w *Windows) hostSamples(q Query, buf map[string][]sample) map[string][]sam
 		if s.expires < q.Now {
 			continue // stale: the source stopped reporting
 		}
-		i := sort.Search(len(s.samples), func(i int) bool { return s.samples[i].t > from })
-		for ; i < len(s.samples) && s.samples[i].t <= q.Now; i++ {
-			buf[s.key.host] = append(buf[s.key.host], s.samples[i])
+		if lo, hi := s.span(from, q.Now); hi > lo {
+			fn(s, lo, hi)
 		}
 	}
+}
+
+// hostAgg is one host's samples in a window: how many, and their sum.
+type hostAgg struct {
+	n   int
+	sum float64
+}
+
+// hostAggs returns, per host, the count and sum of its samples in the
+// window (a host's series of several nodes or metrics pooled, as
+// scale.clj's by-host grouping does).
+func (w *Windows) hostAggs(q Query, buf map[string]hostAgg) map[string]hostAgg {
+	clear(buf)
+	w.each(q, func(s *series, lo, hi int) {
+		a := buf[s.key.host]
+		a.n += hi - lo
+		a.sum += s.sum(lo, hi)
+		buf[s.key.host] = a
+	})
 	return buf
 }
 
-func meanOfHostMeans(hosts map[string][]sample) float64 {
+func meanOfHostMeans(hosts map[string]hostAgg) float64 {
 	total := 0.0
-	for _, ss := range hosts {
-		sum := 0.0
-		for _, s := range ss {
-			sum += s.v
-		}
-		total += sum / float64(len(ss))
+	for _, a := range hosts {
+		total += a.sum / float64(a.n)
 	}
 	return total / float64(len(hosts))
 }
 
+var aggPool = sync.Pool{New: func() any { return map[string]hostAgg{} }}
+
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
 func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
-	buf := bufPool.Get().(map[string][]sample)
-	defer bufPool.Put(buf)
-	hs := w.hostSamples(q, buf)
+	buf := aggPool.Get().(map[string]hostAgg)
+	defer aggPool.Put(buf)
+	hs := w.hostAggs(q, buf)
 	if len(hs) == 0 {
 		return math.NaN(), 0, false
 	}
 	return meanOfHostMeans(hs), float64(len(hs)), true
 }
 
-var bufPool = sync.Pool{New: func() any { return map[string][]sample{} }}
-
 // Reduce computes fn over the window: mean is the mean across hosts of each
 // host's mean (as Riemann's scale.clj), hosts counts the hosts reporting,
 // min/max/sum/count/percentile/last are over all samples, rate is the sum
 // per second, ewma smooths the samples in time order. ok is false when the
-// window has no samples: no data is never a zero.
+// window has no samples: no data is never a zero. mean, hosts, sum, rate
+// and count read prefix sums; min, max and last scan no more than the
+// window; ewma and percentile copy it.
 func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
-	buf := bufPool.Get().(map[string][]sample)
-	defer bufPool.Put(buf)
-	hosts := w.hostSamples(q, buf)
-	if len(hosts) == 0 {
-		return math.NaN(), false
-	}
 	switch fn {
-	case "hosts":
-		return float64(len(hosts)), true
-	case "mean":
-		return meanOfHostMeans(hosts), true
-	}
-	var all []sample
-	for _, ss := range hosts {
-		all = append(all, ss...)
-	}
-	switch fn {
-	case "min", "max":
-		best := all[0].v
-		for _, s := range all[1:] {
-			if fn == "min" && s.v < best || fn == "max" && s.v > best {
-				best = s.v
-			}
+	case "mean", "hosts":
+		mean, hosts, ok := w.MeanHosts(q)
+		if fn == "hosts" {
+			return hosts, ok
 		}
-		return best, true
-	case "sum", "rate":
-		sum := 0.0
-		for _, s := range all {
-			sum += s.v
-		}
-		if fn == "rate" {
+		return mean, ok
+	case "sum", "rate", "count":
+		n, sum := 0, 0.0
+		w.each(q, func(s *series, lo, hi int) {
+			n += hi - lo
+			sum += s.sum(lo, hi)
+		})
+		switch {
+		case n == 0:
+			return math.NaN(), false
+		case fn == "count":
+			return float64(n), true
+		case fn == "rate":
 			return sum / q.Seconds, true
 		}
 		return sum, true
-	case "count":
-		return float64(len(all)), true
-	case "last", "ewma":
-		sort.Slice(all, func(i, j int) bool { return all[i].t < all[j].t })
-		if fn == "last" {
-			return all[len(all)-1].v, true
+	case "min", "max":
+		best, seen := 0.0, false
+		w.each(q, func(s *series, lo, hi int) {
+			for _, x := range s.samples[lo:hi] {
+				if !seen || fn == "min" && x.v < best || fn == "max" && x.v > best {
+					best, seen = x.v, true
+				}
+			}
+		})
+		if !seen {
+			return math.NaN(), false
 		}
+		return best, true
+	case "last":
+		var last sample
+		seen := false
+		w.each(q, func(s *series, lo, hi int) {
+			if x := s.samples[hi-1]; !seen || x.t > last.t {
+				last, seen = x, true
+			}
+		})
+		if !seen {
+			return math.NaN(), false
+		}
+		return last.v, true
+	}
+	var all []sample
+	w.each(q, func(s *series, lo, hi int) { all = append(all, s.samples[lo:hi]...) })
+	if len(all) == 0 {
+		return math.NaN(), false
+	}
+	switch fn {
+	case "ewma":
+		sort.SliceStable(all, func(i, j int) bool { return all[i].t < all[j].t })
 		v := all[0].v
 		for _, s := range all[1:] {
 			v = arg*s.v + (1-arg)*v

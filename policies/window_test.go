@@ -63,12 +63,20 @@ func TestReduce(t *testing.T) {
 func TestWindowsStayBounded(t *testing.T) {
 	w := NewWindows(10)
 	w.MaxSamples = 100
+	s := (*series)(nil)
 	for i := 0; i < 100000; i++ {
 		w.Add(metric("shop", "web", "a", "cpu", float64(i), float64(i)/1000))
+		s = w.series[seriesKey{"shop", "web", "a", "cpu"}]
+		// Live samples stay within the bound; the dropped prefix waiting for
+		// compaction never makes the slice more than twice the bound.
+		if live := len(s.samples) - s.head; live > 100 || len(s.samples) > 200 || len(s.cum) != len(s.samples) {
+			t.Fatalf("after %d adds: %d live samples, %d kept, bound 100", i+1, live, len(s.samples))
+		}
 	}
-	s := w.series[seriesKey{"shop", "web", "a", "cpu"}]
-	if len(s.samples) > 100 {
-		t.Errorf("%d samples kept, bound 100", len(s.samples))
+	// The prefix sums still give the window's sum after many compactions:
+	// the last 100 values, 99900..99999.
+	if got, _ := w.Reduce("sum", Query{Deployment: "shop", Metric: "cpu", Seconds: 10, Now: 100}, 0); got != 9994950 {
+		t.Errorf("sum of the last 100 = %g, want 9994950", got)
 	}
 	// A host that stops reporting expires.
 	w.DefaultTTL = 5
@@ -89,5 +97,9 @@ func TestLateSamplesKeepTimeOrder(t *testing.T) {
 	}
 	if got, _ := w.Reduce("last", Query{Deployment: "d", Metric: "m", Seconds: 100, Now: 30}, 0); got != 30 {
 		t.Errorf("last = %g after a late sample", got)
+	}
+	// The prefix sums follow the late insertion: the window (15, 30] holds 20 and 30.
+	if got, _ := w.Reduce("sum", Query{Deployment: "d", Metric: "m", Seconds: 15, Now: 30}, 0); got != 50 {
+		t.Errorf("sum over (15, 30] = %g, want 50", got)
 	}
 }

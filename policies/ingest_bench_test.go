@@ -1,0 +1,171 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/orchhq/orch/internal/testenv"
+)
+
+const ingestMessages = 20000
+
+// fill declares a queue bound to a new exchange and publishes n Diamond
+// messages for deployment "shop" into it, with publisher confirms.
+func fill(b *testing.B, url string, n int) (exchange, queue string) {
+	b.Helper()
+	id := rand.String(6)
+	exchange, queue = "bench-monitoring-"+id, "bench-"+id
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		b.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, n))
+	now := float64(time.Now().Unix())
+	for i := 0; i < n; i++ {
+		host := fmt.Sprintf("10.0.0.%d", i%8)
+		body := fmt.Sprintf(`{"node_id": "web_1", "node_name": "web", "deployment_id": "shop", "name": "cpu", "path": "total", "metric": %d, "unit": "percent", "type": "GAUGE", "host": %q, "service": "shop.web.web_1.cpu.total", "time": %g}`,
+			20+i%30, host, now+float64(i)/1000)
+		if err := ch.PublishWithContext(context.Background(), exchange, "shop", false, false, amqp.Publishing{ContentType: "application/json", Body: []byte(body)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if c := <-confirms; !c.Ack {
+			b.Fatal("publish not confirmed")
+		}
+	}
+	return exchange, queue
+}
+
+func drop(url, exchange, queue string) {
+	if conn, err := amqp.Dial(url); err == nil {
+		if ch, err := conn.Channel(); err == nil {
+			_, _ = ch.QueueDelete(queue, false, false, false)
+			_ = ch.ExchangeDelete(exchange, false, false)
+		}
+		conn.Close()
+	}
+}
+
+// bareConsume consumes n messages as a bare amqp091-go consumer does:
+// prefetch 256, manual acks, one multiple-ack every 100.
+func bareConsume(b *testing.B, url, queue string, n int) time.Duration {
+	b.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := ch.Qos(256, 0, false); err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		d := <-deliveries
+		if i%100 == 0 || i == n {
+			if err := d.Ack(true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return time.Since(start)
+}
+
+// orchConsume consumes n messages through the intake and a runner with a
+// scale.clj policy of the messages' deployment (decode, window, evaluate).
+func orchConsume(b *testing.B, url, exchange, queue string, n int) time.Duration {
+	b.Helper()
+	plan := resolvePlan(&testing.T{}, runnerBlueprint)
+	r := NewRunner(NewPipeline(600), &recordingQueue{}, &memState{m: map[string][]byte{}})
+	if err := r.AddDeployment(context.Background(), "shop", plan); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	seen := 0
+	in := &Intake{URL: url, Exchange: exchange, Queue: queue, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Handle: func(body []byte, key string) error {
+			err := r.Ingest(body, key)
+			if seen++; seen == n {
+				close(done)
+			}
+			return err
+		}}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	start := time.Now()
+	go func() { _ = in.Run(ctx); close(stopped) }()
+	<-done
+	elapsed := time.Since(start)
+	cancel()
+	<-stopped
+	if m := in.Stats().Malformed; m != 0 {
+		b.Fatalf("%d malformed", m)
+	}
+	if r.Evaluations() < int64(n) {
+		b.Fatalf("%d evaluations for %d messages", r.Evaluations(), n)
+	}
+	return elapsed
+}
+
+// BenchmarkIngestThroughBroker: orch's intake and pipeline against a bare
+// amqp091-go consumer of the same real broker, in the same run, each
+// draining a queue pre-filled with the same 20,000 Diamond messages
+// (target: ratio at least 0.9). Run it with an even -benchtime (6x).
+func BenchmarkIngestThroughBroker(b *testing.B) {
+	e := testenv.Get(b)
+	var bare, orch time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		ex1, q1 := fill(b, e.AMQPURL, ingestMessages)
+		ex2, q2 := fill(b, e.AMQPURL, ingestMessages)
+		b.StartTimer()
+		// Alternate which goes first, so neither gets a warmer broker.
+		if i%2 == 0 {
+			bare += bareConsume(b, e.AMQPURL, q1, ingestMessages)
+			orch += orchConsume(b, e.AMQPURL, ex2, q2, ingestMessages)
+		} else {
+			orch += orchConsume(b, e.AMQPURL, ex2, q2, ingestMessages)
+			bare += bareConsume(b, e.AMQPURL, q1, ingestMessages)
+		}
+		b.StopTimer()
+		drop(e.AMQPURL, ex1, q1)
+		drop(e.AMQPURL, ex2, q2)
+		b.StartTimer()
+	}
+	total := float64(b.N * ingestMessages)
+	b.ReportMetric(total/bare.Seconds(), "bare-msg/s")
+	b.ReportMetric(total/orch.Seconds(), "orch-msg/s")
+	b.ReportMetric(bare.Seconds()/orch.Seconds(), "ratio")
+}
