@@ -32,8 +32,8 @@ env-down: ## stop everything env-up started
 env-status: ## exit 0 when the environment runs; prints its env file
 	cd hack/testenv && $(GO) run ./cmd/testenv status
 
-bench: ## benchmarks (not part of test; the kubernetes ones need make env-up)
-	$(GO) test -run XXX -bench . -benchmem ./blueprints ./orchestrator ./plugins/kubernetes
+bench: ## benchmarks (not part of test; the broker and kubernetes ones need make env-up)
+	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./plugins/kubernetes
 
 fuzz: ## fuzz the blueprint parser for a while (FUZZTIME, default 2m)
 	$(GO) test ./blueprints -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m}
