@@ -47,7 +47,7 @@ run $orch deploy examples/burst/blueprint.hcl -d bookings -i namespace="$ns" -i 
 
 bold "3. orch serve consumes metrics and runs what the policy triggers"
 printf '\033[1m$ %s\033[0m\n' "orch serve &"
-$orch serve --exchange "$exchange" --queue "orch.demo.$$" > "$work/serve.log" 2>&1 &
+$orch serve --exchange "$exchange" --queue "orch.demo.$$" --api-addr 127.0.0.1:0 > "$work/serve.log" 2>&1 &
 serve_pid=$!
 for _ in $(seq 100); do grep -q "metric intake connected" "$work/serve.log" && break; sleep 0.1; done
 
@@ -57,6 +57,8 @@ for _ in $(seq 300); do kubectl --context primary -n "$ns" get virtualservice or
 grep -E "burst fired|burst triggered|Waiting|running|traffic split" "$work/serve.log" | sed 's/^/    /' || true
 run kubectl --context peer -n "$ns" get deployments,pods
 run kubectl --context primary -n "$ns" get virtualservice orch-burst-bookings -o jsonpath='{range .spec.http[0].route[*]}{.destination.host}: {.weight}%{"\n"}{end}'
+echo "    (while serve runs, the CLI asks it through its API)"
+run $orch policies show bookings_rps -d bookings
 
 bold "5. Load drops: 5 rps for 12 seconds"
 run $orch metrics publish --exchange "$exchange" -d bookings --node bookings --name rps --value 5 --rate 5 --for 12s
@@ -65,10 +67,10 @@ grep -E "reconcile fired|removed|deleted" "$work/serve.log" | sed 's/^/    /' ||
 run kubectl --context peer get namespace "$ns" --ignore-not-found
 echo "    (nothing: the namespace burst created in the peer is gone)"
 
-bold "6. Stop orch serve and look at what ran"
+bold "6. Look at what ran, then stop orch serve"
+run $orch executions list -d bookings
 printf '\033[1m$ %s\033[0m\n' "kill -TERM <orch serve>"
 kill -TERM "$serve_pid" && wait "$serve_pid" || true
 serve_pid=
-run $orch executions list -d bookings
 
 bold "Done: burst when rps stayed above 40, reconcile when it stayed below 20; the peer is as before."

@@ -119,3 +119,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"data": data})
 }
+
+// SetMetrics sets what the service query answers for namespace/name.
+func (s *Server) SetMetrics(namespace, name string, m mesh.Metrics) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Metrics[namespace+"/"+name] = m
+}
+
+// SetFail makes every request fail (true) or not.
+func (s *Server) SetFail(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Fail = fail
+}
