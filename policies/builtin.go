@@ -25,6 +25,10 @@ policy_type "orch.scale_threshold" {
   }
   parameter "scale_direction" { default = "<" }
   parameter "cooldown_time" { default = "30s" }
+  parameter "cooldown_scope" {
+    default     = "policy"
+    description = "\"policy\": each policy cools down on its own, and the cooldown survives restarts. \"deployment\": the original scale.clj's one flag shared by every such policy of the deployment (a scale-up silences the scale-down too), kept in memory only."
+  }
   condition "scale" {}
 }
 

@@ -13,6 +13,7 @@ type Pipeline struct {
 	Evaluations int64
 
 	instances map[string][]*Instance // by deployment
+	shared    map[string]*float64    // scale.clj's shared cooldown flag, by deployment
 	last      *Metric                // the metric being applied: the triggering event
 }
 
@@ -23,6 +24,15 @@ func NewPipeline(horizon float64) *Pipeline {
 
 // Add registers a policy instance of a deployment.
 func (p *Pipeline) Add(deployment string, in *Instance) {
+	if in.Shared {
+		if p.shared == nil {
+			p.shared = map[string]*float64{}
+		}
+		if p.shared[deployment] == nil {
+			p.shared[deployment] = new(float64)
+		}
+		in.shared = p.shared[deployment]
+	}
 	p.instances[deployment] = append(p.instances[deployment], in)
 }
 

@@ -194,6 +194,7 @@ func (r *Runner) removeLocked(deployment string) {
 		}
 	}
 	delete(r.Pipeline.instances, deployment)
+	delete(r.Pipeline.shared, deployment)
 }
 
 // Err returns the first error the runner met (a failing state store).

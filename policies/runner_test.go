@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -173,5 +174,64 @@ policy "down" {
 	}
 	if len(q.runs) != 0 {
 		t.Errorf("a scale-down ran without cpu data: %+v", q.runs)
+	}
+}
+
+// cooldown_scope = "deployment" is scale.clj's original flag: a scale-up
+// silences the scale-down of the same deployment, and a restart forgets it.
+// The default keeps them apart.
+func TestSharedCooldownIsScaleCLJsFlag(t *testing.T) {
+	blueprint := func(scope string) string {
+		return fmt.Sprintf(`
+node "web" {}
+workflow "kube_scale" { uses = "test.scale" }
+policy "up" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { service_selector = "cpu", scale_threshold = 70, moving_window_size = "1s", cooldown_time = "30s", cooldown_scope = %q }
+  trigger "scale" { workflow = workflow.kube_scale }
+}
+policy "down" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 0, scale_direction = ">", moving_window_size = "1s", cooldown_time = "30s", cooldown_scope = %q }
+  trigger "scale" { workflow = workflow.kube_scale }
+}`, scope, scope)
+	}
+	at := func(t *testing.T, r *Runner, tm, v float64) {
+		t.Helper()
+		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "cpu", Value: v, Time: tm, Service: "shop.web.web_1.cpu."}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		scope                 string
+		runsBeforeRestart     int
+		runsAfterRestartAt10s int
+	}{
+		{"deployment", 1, 1}, // the scale-down is silenced; the flag is lost at restart
+		{"policy", 2, 0},     // the scale-down fires at once; its cooldown survives
+	} {
+		t.Run(tc.scope, func(t *testing.T) {
+			plan := resolvePlan(t, blueprint(tc.scope))
+			state := &memState{m: map[string][]byte{}}
+			q := &recordingQueue{}
+			r := newRunner(t, plan, q, state)
+			at(t, r, 1000, 95) // up fires
+			at(t, r, 1005, 5)  // down holds
+			if len(q.runs) != tc.runsBeforeRestart {
+				t.Errorf("before restart: %d runs, want %d", len(q.runs), tc.runsBeforeRestart)
+			}
+			q2 := &recordingQueue{}
+			r2 := newRunner(t, plan, q2, state)
+			at(t, r2, 1010, 5) // down holds again
+			if len(q2.runs) != tc.runsAfterRestartAt10s {
+				t.Errorf("after restart: %d runs, want %d", len(q2.runs), tc.runsAfterRestartAt10s)
+			}
+		})
+	}
+	plan := resolvePlan(t, blueprint("cluster"))
+	if err := NewRunner(NewPipeline(60), &recordingQueue{}, &memState{m: map[string][]byte{}}).AddDeployment(context.Background(), "shop", plan); err == nil || !strings.Contains(err.Error(), `cooldown_scope "cluster"`) {
+		t.Errorf("bad scope: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package policies
 
 import (
+	"fmt"
+
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/orchhq/orch/blueprints"
@@ -23,7 +25,11 @@ type Instance struct {
 	Name     string
 	Eval     Evaluator
 	Cooldown float64 // seconds, per condition
-	until    map[string]float64
+	// Shared is scale.clj's original cooldown: one flag for every shared
+	// policy of the deployment, not persisted (cooldown_scope = "deployment").
+	Shared bool
+	until  map[string]float64
+	shared *float64 // the deployment's flag, set by Pipeline.Add
 }
 
 // NewInstance compiles a resolved policy. Its cooldown is the
@@ -34,11 +40,29 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 		return nil, err
 	}
 	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}}
-	if props, _ := p.Properties.Unmark(); props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_time") {
+	props, _ := p.Properties.Unmark()
+	if props == cty.NilVal || props.IsNull() {
+		props = cty.EmptyObjectVal
+	}
+	if props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_time") {
 		if v := props.GetAttr("cooldown_time"); v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
 			if d, err := blueprints.ParseDuration(v.AsString()); err == nil {
 				in.Cooldown = d.Seconds()
 			}
+		}
+	}
+	if props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_scope") {
+		v := props.GetAttr("cooldown_scope")
+		scope := "policy"
+		if v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
+			scope = v.AsString()
+		}
+		switch scope {
+		case "policy":
+		case "deployment":
+			in.Shared = true
+		default:
+			return nil, fmt.Errorf("policy %s: cooldown_scope %q: want \"policy\" or \"deployment\"", p.Name, scope)
 		}
 	}
 	return in, nil
@@ -57,9 +81,17 @@ func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 			continue
 		}
 		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: r.Values}
-		if until := in.until[r.Condition]; now < until {
+		until := in.until[r.Condition]
+		if in.shared != nil {
+			until = *in.shared
+		}
+		switch {
+		case now < until:
 			d.Reason = "cooldown"
-		} else {
+		case in.shared != nil:
+			d.Fired = true
+			*in.shared = now + in.Cooldown
+		default:
 			d.Fired = true
 			in.until[r.Condition] = now + in.Cooldown
 		}
