@@ -12,7 +12,6 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/plugins"
@@ -58,8 +57,7 @@ func BenchmarkTriggerLatency(b *testing.B) {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := NewService(store, reg, quiet)
-	id := rand.String(6)
-	exchange, queue := "bench-monitoring-"+id, "bench-"+id
+	exchange, queue := testenv.AMQPNames(b, e.AMQPURL, "bench")
 	queued := make(chan time.Time, 1)
 	mgr := NewManager(svc, ManagerConfig{AMQPURL: e.AMQPURL, Exchange: exchange, Queue: queue, Log: quiet,
 		OnTrigger: func(_, _ string, t policies.Trigger) {
@@ -84,13 +82,6 @@ func BenchmarkTriggerLatency(b *testing.B) {
 		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer ccancel()
 		_ = mgr.Close(cctx)
-		if conn, err := amqp.Dial(e.AMQPURL); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(queue, false, false, false)
-				_ = ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
 	}()
 
 	conn, err := amqp.Dial(e.AMQPURL)

@@ -61,16 +61,6 @@ func fill(b *testing.B, url string, n int) (exchange, queue string) {
 	return exchange, queue
 }
 
-func drop(url, exchange, queue string) {
-	if conn, err := amqp.Dial(url); err == nil {
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(queue, false, false, false)
-			_ = ch.ExchangeDelete(exchange, false, false)
-		}
-		conn.Close()
-	}
-}
-
 // bareConsume consumes n messages as a bare amqp091-go consumer does:
 // prefetch 256, manual acks, one multiple-ack every 100.
 func bareConsume(b *testing.B, url, queue string, n int) time.Duration {
@@ -160,8 +150,8 @@ func BenchmarkIngestThroughBroker(b *testing.B) {
 			bare += bareConsume(b, e.AMQPURL, q1, ingestMessages)
 		}
 		b.StopTimer()
-		drop(e.AMQPURL, ex1, q1)
-		drop(e.AMQPURL, ex2, q2)
+		testenv.DeleteAMQP(e.AMQPURL, ex1, q1)
+		testenv.DeleteAMQP(e.AMQPURL, ex2, q2)
 		b.StartTimer()
 	}
 	total := float64(b.N * ingestMessages)

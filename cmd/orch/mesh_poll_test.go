@@ -25,15 +25,12 @@ func TestServePollsMeshMetrics(t *testing.T) {
 	ctx := context.Background()
 	ns := bookingsApp(t, primary, "meshpoll")
 	state := filepath.Join(t.TempDir(), "state.db")
-	if r := orch(t, state, "deploy", "../../examples/burst/blueprint.hcl", "-d", "bookings",
-		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns, "-i", "throttle_delay=3s"); r.code != 0 {
-		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
-	}
+	deployBurstExample(t, e, state, ns)
 	calisti := meshtest.New("mesh-token")
 	defer calisti.Close()
 	calisti.SetMetrics(ns, "bookings", mesh.Metrics{RPS: 100, LatencyP50: 0.02})
 	t.Setenv("ORCH_CALISTI_TOKEN", "mesh-token")
-	exchange, queue := amqpNames(t, e.AMQPURL)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
 	serve := startServe(t, state, "--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue,
 		"--mesh-url", calisti.URL, "--mesh-interval", "250ms")
 	defer serve.stop(t)

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-	"k8s.io/apimachinery/pkg/util/rand"
-
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator/api"
 )
@@ -30,22 +27,6 @@ policy "web_cpu" {
 }
 `
 
-// amqpNames returns a test's own exchange and queue, deleted at the end.
-func amqpNames(t *testing.T, url string) (exchange, queue string) {
-	id := rand.String(6)
-	exchange, queue = "test-monitoring-"+id, "orch-test-"+id
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(url); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(queue, false, false, false)
-				_ = ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
-	})
-	return exchange, queue
-}
-
 // While orch serve holds the state file, the CLI works through its API:
 // deploy with progress, listings, events, policies with live values, undeploy;
 // /metrics needs the token; stopping serve gives the state file back.
@@ -53,7 +34,7 @@ func TestCLIGoesThroughServe(t *testing.T) {
 	e := testenv.Get(t)
 	tmp := t.TempDir()
 	state := filepath.Join(tmp, "state.db")
-	exchange, queue := amqpNames(t, e.AMQPURL)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
 	serve := startServe(t, state, "--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue)
 
 	ep, err := api.ReadEndpoint(api.EndpointPath(state))

@@ -11,9 +11,6 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-	"k8s.io/apimachinery/pkg/util/rand"
-
 	"github.com/orchhq/orch/internal/testenv"
 )
 
@@ -81,17 +78,7 @@ func TestStory1ServeScalesFromMetrics(t *testing.T) {
 	replicas := func() int32 { return replicasOf(t, cs, ns, "bookings") }
 	state := filepath.Join(t.TempDir(), "state.db")
 	deployScaleExample(t, e, state, ns)
-	id := rand.String(6)
-	exchange, queue := "test-monitoring-"+id, "orch-test-"+id
-	t.Cleanup(func() {
-		if conn, err := amqp.Dial(e.AMQPURL); err == nil {
-			if ch, err := conn.Channel(); err == nil {
-				_, _ = ch.QueueDelete(queue, false, false, false)
-				_ = ch.ExchangeDelete(exchange, false, false)
-			}
-			conn.Close()
-		}
-	})
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
 	publish := func(value float64) {
 		t.Helper()
 		body := fmt.Sprintf(`{"node_id": "bookings_1", "node_name": "bookings", "deployment_id": "scale", "name": "cpu", "path": "total", "metric": %g, "unit": "percent", "type": "GAUGE", "host": "10.0.0.7", "service": "scale.bookings.bookings_1.cpu.total", "time": %d}`, value, time.Now().Unix())

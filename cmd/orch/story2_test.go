@@ -9,7 +9,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
 	k8s "github.com/orchhq/orch/plugins/kubernetes"
@@ -24,12 +23,8 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 	ctx := context.Background()
 	ns := bookingsApp(t, primary, "story2serve")
 	state := filepath.Join(t.TempDir(), "state.db")
-	if r := orch(t, state, "deploy", "../../examples/burst/blueprint.hcl", "-d", "bookings",
-		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns, "-i", "throttle_delay=3s"); r.code != 0 {
-		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
-	}
-	id := rand.String(6)
-	exchange, queue := "test-monitoring-"+id, "orch-test-"+id
+	deployBurstExample(t, e, state, ns)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
 	serve := startServe(t, state, "--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue)
 	defer serve.stop(t)
 	// Policies are evaluated as metrics arrive: each phase publishes long
@@ -62,5 +57,15 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 	out := serve.output()
 	if strings.Count(out, "bookings_rps: burst fired") != 1 || strings.Count(out, "bookings_rps: reconcile fired") != 1 {
 		t.Errorf("want one burst and one reconcile:\n%s", out)
+	}
+}
+
+// deployBurstExample deploys examples/burst as "bookings" for the app in ns,
+// with a 3s throttle delay.
+func deployBurstExample(t *testing.T, e *testenv.Env, state, ns string) {
+	t.Helper()
+	if r := orch(t, state, "deploy", "../../examples/burst/blueprint.hcl", "-d", "bookings",
+		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns, "-i", "throttle_delay=3s"); r.code != 0 {
+		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
 	}
 }

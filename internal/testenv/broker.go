@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"k8s.io/apimachinery/pkg/util/rand"
 )
 
 // Broker is a RabbitMQ node of a test's own, on its own port and data
@@ -116,4 +119,27 @@ func (b *Broker) Stop(t testing.TB) {
 
 func (b *Broker) stop() ([]byte, error) {
 	return b.ctl("stop", filepath.Join(b.dir, "pid")).CombinedOutput()
+}
+
+// AMQPNames returns an exchange and a queue of the test's own (prefix plus
+// a random id), deleted from the broker at url when the test ends.
+func AMQPNames(t testing.TB, url, prefix string) (exchange, queue string) {
+	t.Helper()
+	id := rand.String(6)
+	exchange, queue = prefix+"-monitoring-"+id, "orch-"+prefix+"-"+id
+	t.Cleanup(func() { DeleteAMQP(url, exchange, queue) })
+	return exchange, queue
+}
+
+// DeleteAMQP deletes a queue and an exchange, if they exist.
+func DeleteAMQP(url, exchange, queue string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(queue, false, false, false)
+		_ = ch.ExchangeDelete(exchange, false, false)
+	}
 }
