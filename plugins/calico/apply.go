@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
@@ -152,7 +153,7 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 	for _, n := range nodes {
 		byName[n.Name] = n
 	}
-	for _, name := range sortedKeys(res.Change.Label) {
+	for _, name := range slices.Sorted(maps.Keys(res.Change.Label)) {
 		if err := cl.mark(ctx, name, map[string]any{c.Label: LabelValue(c, byName[name])}, map[string]any{ClusterIDAnnotation: res.Change.Label[name]}); err != nil {
 			return res, err
 		}
@@ -186,15 +187,6 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 		}
 	}
 	return res, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // mark merge-patches a node's labels and annotations (nil removes one).

@@ -2,69 +2,14 @@ package calico
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"sort"
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/orchhq/orch/internal/testenv"
 )
-
-// pool is a test's own set of kwok nodes in the primary cluster: labelled
-// with the pool, and tainted so no other test's pods land on them.
-type pool struct {
-	t     *testing.T
-	cs    kubernetes.Interface
-	name  string
-	count int
-}
-
-func (p *pool) add(n int) {
-	p.t.Helper()
-	ctx := context.Background()
-	zones := []string{"zone-a", "zone-b", "zone-c"}
-	for i := p.count; i < p.count+n; i++ {
-		node := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{
-				Name:        fmt.Sprintf("%s-%02d", p.name, i),
-				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
-				Labels:      map[string]string{"orch-test-pool": p.name, "type": "kwok", DefaultZoneLabel: zones[i%3]},
-			},
-			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "orch-test/route-reflectors", Effect: corev1.TaintEffectNoSchedule}}},
-			Status: corev1.NodeStatus{Allocatable: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")},
-				Capacity: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}},
-		}
-		if _, err := p.cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-			p.t.Fatal(err)
-		}
-		// Creation order is age order: keep them a tick apart.
-		time.Sleep(time.Millisecond)
-	}
-	p.count += n
-	// Ready, and without the not-ready taint the node lifecycle controller
-	// leaves on a new node for a moment.
-	testenv.WaitFor(p.t, fmt.Sprintf("%d eligible nodes", p.count), 60*time.Second, func() bool {
-		list, err := p.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "orch-test-pool=" + p.name})
-		if err != nil {
-			return false
-		}
-		ready := 0
-		for i := range list.Items {
-			if ok, _ := (Config{}).Eligible(FromNode(&list.Items[i])); ok {
-				ready++
-			}
-		}
-		return ready == p.count
-	})
-}
 
 // Story 3 on the real primary cluster: nodes come in steps (6 -> 20 -> 60
 // with ratio 0.1), one reflector is cordoned, all are cordoned; after each
@@ -75,11 +20,10 @@ func TestApplyConvergesAsNodesComeAndGo(t *testing.T) {
 	cs := e.Clientset(t, testenv.Primary)
 	dyn := e.Dynamic(t, testenv.Primary)
 	ctx := context.Background()
-	p := &pool{t: t, cs: cs, name: "rr-" + rand.String(5)}
-	cl := Cluster{Kube: cs, Dynamic: dyn, NodeSelector: "orch-test-pool=" + p.name, PeerPrefix: "orch-" + p.name, MeshConfig: "orch-" + p.name}
+	p := testenv.NewNodePool(t, cs)
+	cl := Cluster{Kube: cs, Dynamic: dyn, NodeSelector: p.Selector(), PeerPrefix: "orch-" + p.Name, MeshConfig: "orch-" + p.Name}
 	cfg := Config{Ratio: 0.1, Topology: Multi}
 	t.Cleanup(func() {
-		_ = cs.CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: cl.NodeSelector})
 		_ = dyn.Resource(BGPPeers).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: ManagedBy + "=orch"})
 		_ = dyn.Resource(BGPConfigurations).Delete(ctx, cl.MeshConfig, metav1.DeleteOptions{})
 	})
@@ -139,13 +83,13 @@ func TestApplyConvergesAsNodesComeAndGo(t *testing.T) {
 		return labelled
 	}
 
-	p.add(6)
+	p.Add(6)
 	first := check("6 nodes", 3, false)
-	p.add(14)
+	p.Add(14)
 	if got := check("20 nodes", 3, false); !reflect.DeepEqual(got, first) {
 		t.Errorf("20 nodes: reflectors moved from %v to %v", first, got)
 	}
-	p.add(40)
+	p.Add(40)
 	sixty := check("60 nodes", 6, false)
 	for _, n := range first {
 		if !contains(sixty, n) {
@@ -154,20 +98,14 @@ func TestApplyConvergesAsNodesComeAndGo(t *testing.T) {
 	}
 
 	// A reflector is cordoned: it loses the role at once.
-	cordon := func(name string) {
-		patch := []byte(`{"spec":{"unschedulable":true}}`)
-		if _, err := cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cordon(first[0])
+	p.Cordon(first[0])
 	if got := check("a reflector cordoned", 6, false); contains(got, first[0]) {
 		t.Errorf("cordoned %s still a reflector", first[0])
 	}
 
 	// Dry run: says what it would do, writes nothing.
 	for i := 0; i < 60; i++ {
-		cordon(fmt.Sprintf("%s-%02d", p.name, i))
+		p.Cordon(p.NodeName(i))
 	}
 	dry, err := cl.Apply(ctx, cfg, true)
 	if err != nil || len(dry.Change.Unlabel) != 6 || !dry.MeshChanged || len(dry.PeersDeleted) != 3 {

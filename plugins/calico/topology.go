@@ -137,6 +137,7 @@ func (c Config) Expected(ready int) int {
 
 // Topology is a chosen route-reflector topology.
 type Topology struct {
+	Eligible int // eligible nodes
 	Expected int
 	// Reflectors are the chosen nodes, sorted, with their cluster IDs.
 	Reflectors []string
@@ -174,6 +175,7 @@ func Select(c Config, nodes []Node) Topology {
 		ready += len(ns)
 		zones = append(zones, z)
 	}
+	t.Eligible = ready
 	t.Expected = c.Expected(ready)
 	// Zone IDs are by zone name, so they do not change as sizes change.
 	sort.Strings(zones)

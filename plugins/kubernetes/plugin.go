@@ -93,7 +93,8 @@ func New() *Plugin {
 	return &Plugin{clients: map[string]kubernetes.Interface{}, ssh: map[SSHTarget]*SSH{}}
 }
 
-// Register adds the node types and the kubernetes.scale workflow.
+// Register adds the node types, the app operations and the kubernetes.scale,
+// burst, reconcile and route_reflectors workflows.
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
 	if err := r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow)); err != nil {
@@ -106,6 +107,9 @@ func (p *Plugin) Register(r *plugins.Registry) error {
 		return err
 	}
 	if err := r.RegisterWorkflow("kubernetes.burst", resumable(p.burstWorkflow)); err != nil {
+		return err
+	}
+	if err := r.RegisterWorkflow("kubernetes.route_reflectors", resumable(p.routeReflectorsWorkflow)); err != nil {
 		return err
 	}
 	return r.RegisterWorkflow("kubernetes.reconcile", resumable(p.reconcileWorkflow))
