@@ -29,9 +29,25 @@ type ManagerConfig struct {
 	// latency_p50) of every kubernetes.app node a policy targets.
 	Mesh         policies.ServiceMetricsSource
 	MeshInterval time.Duration
+	// Nodes watches the nodes of clusters for orch.node_changes policies;
+	// nil: such policies only fire when something else applies the metric.
+	Nodes NodeWatcher
 	// OnTrigger observes every trigger.
 	OnTrigger func(deployment, policy string, t policies.Trigger)
 	Log       *slog.Logger
+}
+
+// NodeWatcher calls changed when a cluster's nodes change (settled) and
+// every resync, until ctx is done (the kubernetes plugin implements it).
+type NodeWatcher interface {
+	WatchNodes(ctx context.Context, kubeconfig, kubeContext string, settle, resync time.Duration, changed func()) error
+}
+
+// nodeWatch is one cluster an orch.node_changes policy of a deployment
+// watches.
+type nodeWatch struct {
+	node, kubeconfig, context string
+	settle, resync            time.Duration
 }
 
 // Manager is orch serve: the metric intake and pollers feed the policy
@@ -49,6 +65,9 @@ type Manager struct {
 
 	mu       sync.Mutex
 	polled   map[string][]policies.PolledService // by deployment
+	watches  map[string]context.CancelFunc       // by deployment
+	pending  map[string][]nodeWatch              // watches waiting for Run
+	runCtx   context.Context                     // set while Run runs
 	undeploy sync.WaitGroup
 }
 
@@ -75,7 +94,8 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner := policies.NewRunner(policies.NewPipeline(3600), engineQueue{svc.Engine}, svc.Store)
 	runner.DryRun = cfg.DryRun
 	runner.OnTrigger = cfg.OnTrigger
-	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}}
+	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{},
+		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest}
 	if cfg.Mesh != nil {
@@ -112,9 +132,20 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if err := m.Runner.AddDeployment(ctx, id, plan); err != nil {
 		return err
 	}
+	watches, err := nodeWatches(plan)
+	if err != nil {
+		return fmt.Errorf("deployment %s: %w", id, err)
+	}
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.polled[id] = meshServices(id, plan)
-	m.mu.Unlock()
+	m.stopWatchLocked(id)
+	if len(watches) > 0 && m.cfg.Nodes != nil {
+		m.pending[id] = watches
+		if m.runCtx != nil {
+			m.startWatchesLocked(m.runCtx)
+		}
+	}
 	return nil
 }
 
@@ -122,7 +153,76 @@ func (m *Manager) remove(id string) {
 	m.Runner.RemoveDeployment(id)
 	m.mu.Lock()
 	delete(m.polled, id)
+	m.stopWatchLocked(id)
 	m.mu.Unlock()
+}
+
+func (m *Manager) stopWatchLocked(id string) {
+	if cancel := m.watches[id]; cancel != nil {
+		cancel()
+	}
+	delete(m.watches, id)
+	delete(m.pending, id)
+}
+
+// startWatchesLocked starts the pending node watches under ctx.
+func (m *Manager) startWatchesLocked(ctx context.Context) {
+	for id, ws := range m.pending {
+		wctx, cancel := context.WithCancel(ctx)
+		m.watches[id] = cancel
+		for _, w := range ws {
+			go func() {
+				changed := func() {
+					now := float64(time.Now().UnixNano()) / 1e9
+					metric := &policies.Metric{DeploymentID: id, NodeName: w.node, NodeID: w.node, Host: "orch", Name: policies.NodeChangesMetric,
+						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + w.node + "." + w.node + "." + policies.NodeChangesMetric + "."}
+					if err := m.Runner.Apply(metric); err != nil {
+						m.log.Warn("node change not applied", "deployment", id, "node", w.node, "err", err)
+					}
+				}
+				if err := m.cfg.Nodes.WatchNodes(wctx, w.kubeconfig, w.context, w.settle, w.resync, changed); err != nil {
+					m.log.Warn("watch nodes", "deployment", id, "node", w.node, "err", err)
+				}
+			}()
+		}
+		delete(m.pending, id)
+	}
+}
+
+// nodeWatches are the clusters the orch.node_changes policies of a plan
+// target, with their settle and resync durations.
+func nodeWatches(plan *blueprints.Plan) ([]nodeWatch, error) {
+	nodes := map[string]*blueprints.PlanNode{}
+	for _, n := range plan.Nodes {
+		nodes[n.Name] = n
+	}
+	var out []nodeWatch
+	for _, p := range plan.Policies {
+		if p.Type == nil || p.Type.Uses != "builtin.node_changes" {
+			continue
+		}
+		props := blueprints.GoMap(p.Properties, false)
+		durations := map[string]time.Duration{}
+		for _, k := range []string{"settle", "resync"} {
+			s, _ := props[k].(string)
+			d, err := blueprints.ParseDuration(s)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("policy %s: %s %q: want a duration such as \"2s\"", p.Name, k, s)
+			}
+			durations[k] = d
+		}
+		for _, t := range p.Targets {
+			n := nodes[t]
+			if n == nil || !slices.Contains(n.Types, "kubernetes.cluster") {
+				return nil, fmt.Errorf("policy %s: target %s is not a kubernetes.cluster node", p.Name, t)
+			}
+			np := blueprints.GoMap(n.Properties, false)
+			kc, _ := np["kubeconfig"].(string)
+			ctxName, _ := np["context"].(string)
+			out = append(out, nodeWatch{node: t, kubeconfig: kc, context: ctxName, settle: durations["settle"], resync: durations["resync"]})
+		}
+	}
+	return out, nil
 }
 
 // meshServices are the kubernetes.app nodes of a plan that a policy
@@ -166,6 +266,15 @@ func (m *Manager) polledServices() []policies.PolledService {
 // Run consumes metrics (and polls the mesh) until ctx is done. It returns
 // nil then, or early for a configuration error.
 func (m *Manager) Run(ctx context.Context) error {
+	m.mu.Lock()
+	m.runCtx = ctx
+	m.startWatchesLocked(ctx)
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.runCtx = nil
+		m.mu.Unlock()
+	}()
 	var wg sync.WaitGroup
 	if m.Poller != nil {
 		wg.Add(1)

@@ -32,6 +32,14 @@ policy_type "orch.scale_threshold" {
   condition "scale" {}
 }
 
+policy_type "orch.node_changes" {
+  uses        = "builtin.node_changes"
+  description = "Fires when the nodes of the kubernetes.cluster nodes it targets change (added, removed, readiness, cordon, labels or taints; debounced by settle) and every resync: orch serve watches them. For level-triggered workflows such as kubernetes.route_reflectors."
+  parameter "settle" { default = "2s" }
+  parameter "resync" { default = "5m" }
+  condition "changed" {}
+}
+
 policy_type "orch.rps_burst" {
   uses        = "builtin.rps_burst"
   description = "Cloud burst with hysteresis: burst when the metric (the mean across hosts over the last sample_window) stays above burst_value for the whole throttle_delay, reconcile when it stays below reconcile_value for the whole delay. In between, nothing fires."
@@ -68,13 +76,38 @@ policy_type "orch.ewma_threshold" {
 
 // BuiltinImplementations are the `uses` names of the built-in types.
 func BuiltinImplementations() []string {
-	return []string{"builtin.ewma_threshold", "builtin.rps_burst", "builtin.scale_threshold"}
+	return []string{"builtin.ewma_threshold", "builtin.node_changes", "builtin.rps_burst", "builtin.scale_threshold"}
 }
+
+// NodeChangesMetric is the metric orch serve applies to a deployment when
+// the nodes of a cluster it watches change (debounced), and every resync.
+const NodeChangesMetric = "node_changes"
 
 var builtins = map[string]func(Target, *blueprints.PlanPolicy) (Evaluator, error){
 	"builtin.scale_threshold": newScaleThreshold,
 	"builtin.rps_burst":       newRPSBurst,
 	"builtin.ewma_threshold":  newEWMAThreshold,
+	"builtin.node_changes":    newNodeChanges,
+}
+
+// nodeChanges fires "changed" on every node_changes metric: orch serve
+// applies one when the watched cluster's nodes change (after they have
+// settled) and every resync, and the triggered workflow reads the
+// cluster's state itself, so one run per metric converges.
+type nodeChanges struct{ target Target }
+
+func newNodeChanges(t Target, _ *blueprints.PlanPolicy) (Evaluator, error) {
+	return nodeChanges{target: t}, nil
+}
+
+func (n nodeChanges) Evaluate(w *Windows, now float64) ([]Result, error) {
+	r := Result{Condition: "changed", Known: true}
+	q := Query{Deployment: n.target.Deployment, Nodes: n.target.Nodes, Metric: NodeChangesMetric, Seconds: 0.001, Now: now}
+	if count, ok := w.Reduce("count", q, 0); ok {
+		r.Holds = true
+		r.Values = map[string]float64{"changes": count}
+	}
+	return []Result{r}, nil
 }
 
 // props reads typed properties of a resolved policy.

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -74,4 +76,70 @@ func TestRouteReflectorsExampleOnTheCluster(t *testing.T) {
 	if r = orch(t, state, "workflow", "run", "route_reflectors", "-d", "rr"); !strings.Contains(r.stdout, "nothing to change") {
 		t.Errorf("a third run changed something:\n%s", r.stdout)
 	}
+}
+
+// Story 3 under orch serve: the topology follows the nodes as they come in
+// steps (6 -> 20 -> 60 with ratio 0.1) and as a reflector is cordoned; serve
+// killed with SIGKILL while a reflector is cordoned converges when it
+// starts again.
+func TestServeFollowsNodeChanges(t *testing.T) {
+	e := testenv.Get(t)
+	cs := e.Clientset(t, testenv.Primary)
+	dyn := e.Dynamic(t, testenv.Primary)
+	ctx := context.Background()
+	pool := testenv.NewNodePool(t, cs)
+	mesh := "orch-" + pool.Name
+	t.Cleanup(func() {
+		_ = dyn.Resource(calico.BGPPeers).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: calico.ManagedBy + "=orch"})
+		_ = dyn.Resource(calico.BGPConfigurations).Delete(ctx, mesh, metav1.DeleteOptions{})
+	})
+	state := filepath.Join(t.TempDir(), "state.db")
+	if r := orch(t, state, "deploy", "../../examples/route-reflectors/blueprint.hcl", "-d", "rr", "-i", "kubeconfig="+e.Kubeconfig,
+		"-i", "node_selector="+pool.Selector(), "-i", "mesh_config="+mesh, "-i", "ratio=0.1"); r.code != 0 {
+		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
+	}
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
+	args := []string{"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue}
+	serve := startServe(t, state, args...)
+
+	// converged: the pool's labelled nodes are what the rule chooses now.
+	converged := func(step string) {
+		t.Helper()
+		start := time.Now()
+		testenv.WaitFor(t, step+": the topology to follow", 60*time.Second, func() bool {
+			list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: pool.Selector()})
+			if err != nil {
+				return false
+			}
+			var nodes []calico.Node
+			var labelled []string
+			for i := range list.Items {
+				n := calico.FromNode(&list.Items[i])
+				nodes = append(nodes, n)
+				if _, ok := n.Labels[calico.DefaultLabel]; ok {
+					labelled = append(labelled, n.Name)
+				}
+			}
+			sort.Strings(labelled)
+			want := calico.Select(calico.Config{Ratio: 0.1, Topology: calico.Multi}, nodes)
+			return len(want.Reflectors) > 0 && strings.Join(labelled, ",") == strings.Join(want.Reflectors, ",")
+		})
+		t.Logf("%s: converged in %s", step, time.Since(start).Round(10*time.Millisecond))
+	}
+	pool.Add(6)
+	converged("6 nodes")
+	pool.Add(14)
+	converged("20 nodes")
+	pool.Add(40)
+	converged("60 nodes")
+	pool.Cordon(pool.NodeName(0))
+	converged("a reflector cordoned")
+
+	// Killed, a reflector cordoned meanwhile, started again: converges.
+	_ = serve.cmd.Process.Kill()
+	_ = serve.cmd.Wait()
+	pool.Cordon(pool.NodeName(1))
+	serve = startServe(t, state, args...)
+	defer serve.stop(t)
+	converged("after a restart")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/orchestrator/api"
+	"github.com/orchhq/orch/plugins/kubernetes"
 	"github.com/orchhq/orch/plugins/mesh"
 	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
@@ -94,6 +95,7 @@ start.`,
 				cfg.Mesh = meshSource{mesh.New(meshURL, auth)}
 			}
 			cfg.Log = log
+			cfg.Nodes = kubernetes.New()
 			cfg.OnTrigger = func(dep, policy string, t policies.Trigger) {
 				what := "queued " + t.Execution
 				switch {

@@ -10,6 +10,7 @@
 #   orch deploy examples/route-reflectors/blueprint.hcl -d rr
 #   orch workflow run route_reflectors -d rr --dry-run   # what it would change
 #   orch workflow run route_reflectors -d rr
+#   orch serve                                           # and it follows the nodes
 
 input "kubeconfig" { default = "" }
 input "context" { default = "primary" }
@@ -60,4 +61,15 @@ workflow "route_reflectors" {
   parameter "route_reflector_cluster_id" { default = "224.0.0.1" }
   parameter "node_selector" { default = input.node_selector }
   parameter "mesh_config" { default = input.mesh_config }
+}
+
+# With orch serve running, the topology follows the nodes: serve watches the
+# cluster's nodes, and every change (once they have settled for a second)
+# and every resync runs route_reflectors, which converges from whatever state
+# it finds.
+policy "topology" {
+  type       = "orch.node_changes"
+  targets    = [node.cluster]
+  properties = { settle = "1s", resync = "5m" }
+  trigger "changed" { workflow = workflow.route_reflectors }
 }

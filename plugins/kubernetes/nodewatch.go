@@ -1,0 +1,98 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+)
+
+// WatchNodes calls changed whenever the cluster's nodes change in a way
+// that matters to the roles they play (a node added or deleted, its
+// readiness, cordon, labels or taints; not heartbeats), once the changes
+// have settled for settle (at most 5x settle after the first), and every
+// resync. The informer's first list counts as a change, so a watch starts
+// with one call. It returns when ctx is done.
+func (p *Plugin) WatchNodes(ctx context.Context, kubeconfig, kubeContext string, settle, resync time.Duration, changed func()) error {
+	cs, err := p.Client(kubeconfig, kubeContext)
+	if err != nil {
+		return err
+	}
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	factory := informers.NewSharedInformerFactory(cs, 0)
+	inf := factory.Core().V1().Nodes().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		DeleteFunc: func(any) { poke() },
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Node)
+			n, ok2 := newObj.(*corev1.Node)
+			if !ok1 || !ok2 || roleRelevant(o) != roleRelevant(n) {
+				poke()
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("watch nodes of %q: %w", kubeContext, err)
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	tick := time.NewTicker(resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			changed()
+		case <-kick:
+			// Trailing debounce: wait until nothing changed for settle.
+			deadline := time.After(5 * settle)
+			quiet := time.NewTimer(settle)
+		settling:
+			for {
+				select {
+				case <-ctx.Done():
+					quiet.Stop()
+					return nil
+				case <-kick:
+					quiet.Reset(settle)
+				case <-quiet.C:
+					break settling
+				case <-deadline:
+					quiet.Stop()
+					break settling
+				}
+			}
+			changed()
+		}
+	}
+}
+
+// roleRelevant is what of a node the route-reflector choice reads.
+func roleRelevant(n *corev1.Node) string {
+	ready := "unknown"
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			ready = string(c.Status)
+		}
+	}
+	s := fmt.Sprintf("%s|%v|", ready, n.Spec.Unschedulable)
+	for _, k := range slices.Sorted(maps.Keys(n.Labels)) {
+		s += k + "=" + n.Labels[k] + ","
+	}
+	for _, t := range n.Spec.Taints {
+		s += "|" + t.Key + ":" + string(t.Effect)
+	}
+	return s
+}
