@@ -40,14 +40,14 @@ type ManagerConfig struct {
 // NodeWatcher calls changed when a cluster's nodes change (settled) and
 // every resync, until ctx is done (the kubernetes plugin implements it).
 type NodeWatcher interface {
-	WatchNodes(ctx context.Context, kubeconfig, kubeContext string, settle, resync time.Duration, changed func()) error
+	WatchNodes(ctx context.Context, kubeconfig, kubeContext, selector string, settle, resync time.Duration, changed func()) error
 }
 
 // nodeWatch is one cluster an orch.node_changes policy of a deployment
 // watches.
 type nodeWatch struct {
-	node, kubeconfig, context string
-	settle, resync            time.Duration
+	node, kubeconfig, context, selector string
+	settle, resync                      time.Duration
 }
 
 // Manager is orch serve: the metric intake and pollers feed the policy
@@ -180,7 +180,7 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 						m.log.Warn("node change not applied", "deployment", id, "node", w.node, "err", err)
 					}
 				}
-				if err := m.cfg.Nodes.WatchNodes(wctx, w.kubeconfig, w.context, w.settle, w.resync, changed); err != nil {
+				if err := m.cfg.Nodes.WatchNodes(wctx, w.kubeconfig, w.context, w.selector, w.settle, w.resync, changed); err != nil {
 					m.log.Warn("watch nodes", "deployment", id, "node", w.node, "err", err)
 				}
 			}()
@@ -219,7 +219,8 @@ func nodeWatches(plan *blueprints.Plan) ([]nodeWatch, error) {
 			np := blueprints.GoMap(n.Properties, false)
 			kc, _ := np["kubeconfig"].(string)
 			ctxName, _ := np["context"].(string)
-			out = append(out, nodeWatch{node: t, kubeconfig: kc, context: ctxName, settle: durations["settle"], resync: durations["resync"]})
+			sel, _ := props["node_selector"].(string)
+			out = append(out, nodeWatch{node: t, kubeconfig: kc, context: ctxName, selector: sel, settle: durations["settle"], resync: durations["resync"]})
 		}
 	}
 	return out, nil

@@ -37,6 +37,10 @@ policy_type "orch.node_changes" {
   description = "Fires when the nodes of the kubernetes.cluster nodes it targets change (added, removed, readiness, cordon, labels or taints; debounced by settle) and every resync: orch serve watches them. For level-triggered workflows such as kubernetes.route_reflectors."
   parameter "settle" { default = "2s" }
   parameter "resync" { default = "5m" }
+  parameter "node_selector" {
+    default     = ""
+    description = "Watch only the nodes this label selector picks; empty: every node."
+  }
   condition "changed" {}
 }
 

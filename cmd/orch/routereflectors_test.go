@@ -79,7 +79,8 @@ func TestRouteReflectorsExampleOnTheCluster(t *testing.T) {
 }
 
 // Story 3 under orch serve: the topology follows the nodes as they come in
-// steps (6 -> 20 -> 60 with ratio 0.1) and as a reflector is cordoned; serve
+// steps (6 -> 20 -> 60 with ratio 0.1), as a reflector is cordoned and as
+// nodes are removed; serve
 // killed with SIGKILL while a reflector is cordoned converges when it
 // starts again.
 func TestServeFollowsNodeChanges(t *testing.T) {
@@ -134,6 +135,10 @@ func TestServeFollowsNodeChanges(t *testing.T) {
 	converged("60 nodes")
 	pool.Cordon(pool.NodeName(0))
 	converged("a reflector cordoned")
+	for _, i := range []int{2, 3, 5, 8} { // reflectors and others go
+		pool.Delete(pool.NodeName(i))
+	}
+	converged("4 nodes removed")
 
 	// Killed, a reflector cordoned meanwhile, started again: converges.
 	_ = serve.cmd.Process.Kill()

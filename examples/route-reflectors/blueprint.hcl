@@ -70,6 +70,6 @@ workflow "route_reflectors" {
 policy "topology" {
   type       = "orch.node_changes"
   targets    = [node.cluster]
-  properties = { settle = "1s", resync = "5m" }
+  properties = { settle = "1s", resync = "5m", node_selector = input.node_selector }
   trigger "changed" { workflow = workflow.route_reflectors }
 }

@@ -144,3 +144,11 @@ func (p *NodePool) Cordon(name string) {
 		p.t.Fatal(err)
 	}
 }
+
+// Delete deletes one of the pool's nodes.
+func (p *NodePool) Delete(name string) {
+	p.t.Helper()
+	if err := p.cs.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+		p.t.Fatal(err)
+	}
+}

@@ -8,17 +8,19 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 )
 
-// WatchNodes calls changed whenever the cluster's nodes change in a way
+// WatchNodes calls changed whenever the cluster's nodes (those selector
+// picks; "" for all) change in a way
 // that matters to the roles they play (a node added or deleted, its
 // readiness, cordon, labels or taints; not heartbeats), once the changes
 // have settled for settle (at most 5x settle after the first), and every
 // resync. The informer's first list counts as a change, so a watch starts
 // with one call. It returns when ctx is done.
-func (p *Plugin) WatchNodes(ctx context.Context, kubeconfig, kubeContext string, settle, resync time.Duration, changed func()) error {
+func (p *Plugin) WatchNodes(ctx context.Context, kubeconfig, kubeContext, selector string, settle, resync time.Duration, changed func()) error {
 	cs, err := p.Client(kubeconfig, kubeContext)
 	if err != nil {
 		return err
@@ -30,7 +32,9 @@ func (p *Plugin) WatchNodes(ctx context.Context, kubeconfig, kubeContext string,
 		default:
 		}
 	}
-	factory := informers.NewSharedInformerFactory(cs, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.LabelSelector = selector
+	}))
 	inf := factory.Core().V1().Nodes().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { poke() },
