@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/plugins/calico"
@@ -19,17 +20,9 @@ import (
 // says what it would do; the run marks one reflector per zone; a cordoned
 // reflector is replaced by the next run.
 func TestRouteReflectorsExampleOnTheCluster(t *testing.T) {
-	e := testenv.Get(t)
-	cs := e.Clientset(t, testenv.Primary)
-	dyn := e.Dynamic(t, testenv.Primary)
+	e, cs, pool, mesh := routeReflectorPool(t)
 	ctx := context.Background()
-	pool := testenv.NewNodePool(t, cs)
 	pool.Add(6)
-	mesh := "orch-" + pool.Name
-	t.Cleanup(func() {
-		_ = dyn.Resource(calico.BGPPeers).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: calico.ManagedBy + "=orch"})
-		_ = dyn.Resource(calico.BGPConfigurations).Delete(ctx, mesh, metav1.DeleteOptions{})
-	})
 	state := filepath.Join(t.TempDir(), "state.db")
 	if r := orch(t, state, "deploy", "../../examples/route-reflectors/blueprint.hcl", "-d", "rr", "-i", "kubeconfig="+e.Kubeconfig,
 		"-i", "node_selector="+pool.Selector(), "-i", "mesh_config="+mesh); r.code != 0 {
@@ -84,16 +77,8 @@ func TestRouteReflectorsExampleOnTheCluster(t *testing.T) {
 // killed with SIGKILL while a reflector is cordoned converges when it
 // starts again.
 func TestServeFollowsNodeChanges(t *testing.T) {
-	e := testenv.Get(t)
-	cs := e.Clientset(t, testenv.Primary)
-	dyn := e.Dynamic(t, testenv.Primary)
+	e, cs, pool, mesh := routeReflectorPool(t)
 	ctx := context.Background()
-	pool := testenv.NewNodePool(t, cs)
-	mesh := "orch-" + pool.Name
-	t.Cleanup(func() {
-		_ = dyn.Resource(calico.BGPPeers).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: calico.ManagedBy + "=orch"})
-		_ = dyn.Resource(calico.BGPConfigurations).Delete(ctx, mesh, metav1.DeleteOptions{})
-	})
 	state := filepath.Join(t.TempDir(), "state.db")
 	if r := orch(t, state, "deploy", "../../examples/route-reflectors/blueprint.hcl", "-d", "rr", "-i", "kubeconfig="+e.Kubeconfig,
 		"-i", "node_selector="+pool.Selector(), "-i", "mesh_config="+mesh, "-i", "ratio=0.1"); r.code != 0 {
@@ -147,4 +132,22 @@ func TestServeFollowsNodeChanges(t *testing.T) {
 	serve = startServe(t, state, args...)
 	defer serve.stop(t)
 	converged("after a restart")
+}
+
+// routeReflectorPool gives a test its own node pool of the primary cluster
+// and mesh BGPConfiguration name, and removes orch's BGPPeers and that
+// configuration at the end.
+func routeReflectorPool(t *testing.T) (*testenv.Env, kubernetes.Interface, *testenv.NodePool, string) {
+	t.Helper()
+	e := testenv.Get(t)
+	cs := e.Clientset(t, testenv.Primary)
+	dyn := e.Dynamic(t, testenv.Primary)
+	pool := testenv.NewNodePool(t, cs)
+	mesh := "orch-" + pool.Name
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = calico.Cluster{Dynamic: dyn}.DeletePeers(ctx) // the example's orch-rr-* peers
+		_ = dyn.Resource(calico.BGPConfigurations).Delete(ctx, mesh, metav1.DeleteOptions{})
+	})
+	return e, cs, pool, mesh
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -124,7 +125,7 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 	current := map[string]*unstructured.Unstructured{}
 	for i := range existing.Items {
 		p := &existing.Items[i]
-		if len(p.GetName()) > len(cl.PeerPrefix) && p.GetName()[:len(cl.PeerPrefix)+1] == cl.PeerPrefix+"-" {
+		if strings.HasPrefix(p.GetName(), cl.PeerPrefix+"-") {
 			current[p.GetName()] = p
 		}
 	}
@@ -253,6 +254,27 @@ func (cl Cluster) setMesh(ctx context.Context, enabled, exists bool) error {
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"nodeToNodeMeshEnabled": enabled}})
 	if _, err := cl.Dynamic.Resource(BGPConfigurations).Patch(ctx, cl.MeshConfig, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "orch"}); err != nil {
 		return fmt.Errorf("set nodeToNodeMeshEnabled=%v on bgpconfiguration %s: %w", enabled, cl.MeshConfig, err)
+	}
+	return nil
+}
+
+// DeletePeers deletes orch's BGPPeers of this cluster's prefix (and no
+// other), e.g. when the topology is no longer managed.
+func (cl Cluster) DeletePeers(ctx context.Context) error {
+	if cl.PeerPrefix == "" {
+		cl.PeerPrefix = "orch-rr"
+	}
+	list, err := cl.Dynamic.Resource(BGPPeers).List(ctx, metav1.ListOptions{LabelSelector: ManagedBy + "=orch"})
+	if err != nil {
+		return fmt.Errorf("list bgppeers: %w", err)
+	}
+	for _, p := range list.Items {
+		if !strings.HasPrefix(p.GetName(), cl.PeerPrefix+"-") {
+			continue
+		}
+		if err := cl.Dynamic.Resource(BGPPeers).Delete(ctx, p.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete bgppeer %s: %w", p.GetName(), err)
+		}
 	}
 	return nil
 }

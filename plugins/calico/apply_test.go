@@ -24,7 +24,7 @@ func TestApplyConvergesAsNodesComeAndGo(t *testing.T) {
 	cl := Cluster{Kube: cs, Dynamic: dyn, NodeSelector: p.Selector(), PeerPrefix: "orch-" + p.Name, MeshConfig: "orch-" + p.Name}
 	cfg := Config{Ratio: 0.1, Topology: Multi}
 	t.Cleanup(func() {
-		_ = dyn.Resource(BGPPeers).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: ManagedBy + "=orch"})
+		_ = cl.DeletePeers(ctx)
 		_ = dyn.Resource(BGPConfigurations).Delete(ctx, cl.MeshConfig, metav1.DeleteOptions{})
 	})
 
