@@ -339,6 +339,12 @@ func (m *Manager) Policies(deployment string) []policies.PolicyStatus {
 	return m.Runner.Status(deployment, float64(time.Now().UnixNano())/1e9)
 }
 
+// SetPause pauses (p non-nil) or resumes policies of a deployment (all of
+// them with policy "").
+func (m *Manager) SetPause(ctx context.Context, deployment, policy string, p *policies.Pause) ([]string, error) {
+	return m.Runner.SetPause(ctx, deployment, policy, p)
+}
+
 // Close waits up to ctx for running executions and pending undeploys.
 func (m *Manager) Close(ctx context.Context) error {
 	err := m.Svc.Engine.Close(ctx)
@@ -359,10 +365,9 @@ func (nopQueue) Queue(context.Context, string, string, map[string]string) (strin
 	return "", errors.New("not running")
 }
 
-// Policies returns the policies of a deployment ("" for all) as the state
-// file knows them, for when orch serve is not running: cooldowns and
-// trigger history, but no window values (serve keeps the windows).
-func (s *Service) Policies(ctx context.Context, deployment string) ([]policies.PolicyStatus, error) {
+// offlineRunner is a runner over the state file with a deployment's
+// policies ("" for all), for when orch serve is not running.
+func (s *Service) offlineRunner(ctx context.Context, deployment string) (*policies.Runner, error) {
 	r := policies.NewRunner(policies.NewPipeline(1), nopQueue{}, s.Store)
 	deps, err := s.Store.Deployments(ctx)
 	if err != nil {
@@ -384,6 +389,27 @@ func (s *Service) Policies(ctx context.Context, deployment string) ([]policies.P
 		if _, err := s.Store.Deployment(ctx, deployment); err != nil {
 			return nil, err
 		}
+	}
+	return r, nil
+}
+
+// SetPause pauses or resumes policies in the state file, for when orch
+// serve is not running (it reads the pause when it starts).
+func (s *Service) SetPause(ctx context.Context, deployment, policy string, p *policies.Pause) ([]string, error) {
+	r, err := s.offlineRunner(ctx, deployment)
+	if err != nil {
+		return nil, err
+	}
+	return r.SetPause(ctx, deployment, policy, p)
+}
+
+// Policies returns the policies of a deployment ("" for all) as the state
+// file knows them, for when orch serve is not running: cooldowns and
+// trigger history, but no window values (serve keeps the windows).
+func (s *Service) Policies(ctx context.Context, deployment string) ([]policies.PolicyStatus, error) {
+	r, err := s.offlineRunner(ctx, deployment)
+	if err != nil {
+		return nil, err
 	}
 	return r.Status(deployment, float64(time.Now().UnixNano())/1e9), nil
 }

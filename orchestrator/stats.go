@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -69,6 +70,9 @@ func (s *ServeStats) register(m *Manager) {
 			counter("orch_policy_triggers_total", "Workflows queued by policies (recorded only, in a dry run).", func() float64 { return float64(r.Counts().Triggers.Load()) }),
 			counter("orch_policy_trigger_errors_total", "Triggers whose workflow could not be queued.", func() float64 { return float64(r.Counts().Errors.Load()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies", Help: "Policies being evaluated."}, func() float64 { return float64(r.Len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_paused", Help: "Policies paused by hand."}, func() float64 {
+				return float64(r.Paused(float64(time.Now().UnixNano()) / 1e9))
+			}),
 		)
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(

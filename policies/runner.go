@@ -33,6 +33,7 @@ type StateStore interface {
 type policyState struct {
 	Until    map[string]float64 `json:"until"`
 	Triggers []Trigger          `json:"triggers,omitempty"`
+	Paused   *Pause             `json:"paused,omitempty"`
 }
 
 // Trigger is one fired condition and the execution it queued.
@@ -165,6 +166,7 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 			for cond, until := range rp.state.Until {
 				in.until[cond] = until
 			}
+			in.pause = rp.state.Paused
 		}
 		compiled = append(compiled, rp)
 	}
@@ -176,6 +178,53 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 		r.Pipeline.Add(deployment, rp.instance)
 	}
 	return nil
+}
+
+// SetPause pauses (p non-nil) or resumes (nil) policies of a deployment:
+// the one named, or all of them with policy "". The pause is stored before
+// it takes effect, so a restart keeps it. It returns the policies changed.
+func (r *Runner) SetPause(ctx context.Context, deployment, policy string, p *Pause) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var names, all []string
+	for _, rp := range r.policies {
+		if rp.deployment != deployment {
+			continue
+		}
+		all = append(all, rp.plan.Name)
+		if policy != "" && rp.plan.Name != policy {
+			continue
+		}
+		st := rp.state
+		st.Paused = p
+		if err := r.State.PutPolicyState(ctx, stateKey(deployment, rp.plan.Name), &st); err != nil {
+			return names, fmt.Errorf("store policy state of %s/%s: %w", deployment, rp.plan.Name, err)
+		}
+		rp.state.Paused, rp.instance.pause = p, p
+		names = append(names, rp.plan.Name)
+	}
+	if len(names) == 0 {
+		sort.Strings(all)
+		if len(all) == 0 {
+			return nil, fmt.Errorf("deployment %s has no policies", deployment)
+		}
+		return nil, fmt.Errorf("deployment %s has no policy %q (it has: %s)", deployment, policy, strings.Join(all, ", "))
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Paused counts the policies paused at now.
+func (r *Runner) Paused(now float64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rp := range r.policies {
+		if rp.state.Paused.Active(now) {
+			n++
+		}
+	}
+	return n
 }
 
 // RemoveDeployment stops evaluating a deployment's policies. Their stored
@@ -232,7 +281,9 @@ type PolicyStatus struct {
 	LastDecision *Decision `json:"last_decision,omitempty"`
 	// Triggers are the recent triggers, oldest first (kept across restarts).
 	Triggers []Trigger `json:"triggers,omitempty"`
-	DryRun   bool      `json:"dry_run,omitempty"`
+	// Paused is set while the policy is paused by hand.
+	Paused *Pause `json:"paused,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
 }
 
 // Status evaluates the policies of a deployment ("" for all) at now (Unix
@@ -253,6 +304,10 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			ps.LastDecision = &d
 		}
 		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
+		if rp.state.Paused.Active(now) {
+			p := *rp.state.Paused
+			ps.Paused = &p
+		}
 		workflow := map[string]string{}
 		for _, t := range rp.plan.Triggers {
 			workflow[t.Condition] = t.Workflow

@@ -235,3 +235,62 @@ policy "down" {
 		t.Errorf("bad scope: %v", err)
 	}
 }
+
+// A paused policy still evaluates and says it was held back by the pause,
+// starts no cooldown, stays paused across a restart, and fires again once
+// resumed or once the pause has expired.
+func TestPausedPoliciesHoldBackAndSurviveRestarts(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, state)
+	ctx := context.Background()
+	if _, err := r.SetPause(ctx, "shop", "nope", &Pause{Since: 1000}); err == nil || !strings.Contains(err.Error(), "web_cpu") {
+		t.Errorf("pausing an unknown policy: %v", err)
+	}
+	names, err := r.SetPause(ctx, "shop", "", &Pause{By: "ops", Reason: "maintenance", Since: 1000})
+	if err != nil || len(names) != 1 {
+		t.Fatal(names, err)
+	}
+	breach(t, r, 0, 5)
+	if len(q.runs) != 0 {
+		t.Fatalf("a paused policy queued %v", q.runs)
+	}
+	st := r.Status("shop", 1004)
+	if st[0].Paused == nil || st[0].LastDecision == nil || st[0].LastDecision.Reason != "paused" || st[0].Conditions[0].CooldownLeft != 0 {
+		t.Errorf("status while paused: %+v", st[0])
+	}
+	if r.Paused(1004) != 1 {
+		t.Errorf("paused count %d", r.Paused(1004))
+	}
+
+	// Restart: still paused. Then a pause that ends at 1020.
+	r2 := newRunner(t, plan, q, state)
+	breach(t, r2, 5, 10)
+	if len(q.runs) != 0 {
+		t.Fatalf("the pause was forgotten across a restart: %v", q.runs)
+	}
+	if _, err := r2.SetPause(ctx, "shop", "web_cpu", &Pause{Since: 1010, Until: 1020}); err != nil {
+		t.Fatal(err)
+	}
+	breach(t, r2, 10, 20)
+	if len(q.runs) != 0 {
+		t.Fatalf("fired before the pause expired: %v", q.runs)
+	}
+	breach(t, r2, 20, 21)
+	if len(q.runs) != 1 {
+		t.Fatalf("after the pause expired: %d runs, want 1", len(q.runs))
+	}
+	// Paused again, then resumed: fires at once after the cooldown.
+	if _, err := r2.SetPause(ctx, "shop", "", &Pause{Since: 1021}); err != nil {
+		t.Fatal(err)
+	}
+	breach(t, r2, 51, 52)
+	if _, err := r2.SetPause(ctx, "shop", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	breach(t, r2, 52, 53)
+	if len(q.runs) != 2 {
+		t.Errorf("after resume: %d runs, want 2", len(q.runs))
+	}
+}

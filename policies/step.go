@@ -30,7 +30,23 @@ type Instance struct {
 	Shared bool
 	until  map[string]float64
 	shared *float64 // the deployment's flag, set by Pipeline.Add
+	// pause, when set, holds back every firing (without starting a
+	// cooldown) until it expires.
+	pause *Pause
 }
+
+// Pause is a policy paused by hand: it still evaluates, and records what it
+// would have done, but queues nothing.
+type Pause struct {
+	By     string  `json:"by,omitempty"`
+	Reason string  `json:"reason,omitempty"`
+	Since  float64 `json:"since"`
+	// Until is when the pause ends by itself (Unix seconds); 0: at resume.
+	Until float64 `json:"until,omitempty"`
+}
+
+// Active reports whether the pause holds at now.
+func (p *Pause) Active(now float64) bool { return p != nil && (p.Until == 0 || now < p.Until) }
 
 // NewInstance compiles a resolved policy. Its cooldown is the
 // cooldown_time property (as scale.clj's), when the type has one.
@@ -86,6 +102,8 @@ func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 			until = *in.shared
 		}
 		switch {
+		case in.pause.Active(now):
+			d.Reason = "paused"
 		case now < until:
 			d.Reason = "cooldown"
 		case in.shared != nil:

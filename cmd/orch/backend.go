@@ -36,6 +36,9 @@ type backend interface {
 	// Policies returns the policies' state; live is true when it comes
 	// from a running serve (with window values).
 	Policies(ctx context.Context, deployment string) (ps []policies.PolicyStatus, live bool, err error)
+	// SetPause pauses (p non-nil) or resumes a deployment's policy ("" for
+	// all) and returns the policies changed.
+	SetPause(ctx context.Context, deployment, policy string, p *policies.Pause) ([]string, error)
 	Close()
 }
 
@@ -240,6 +243,14 @@ func (l *local) Policies(ctx context.Context, dep string) ([]policies.PolicyStat
 	return out, false, err
 }
 
+func (l *local) SetPause(ctx context.Context, dep, policy string, p *policies.Pause) ([]string, error) {
+	svc, err := l.service()
+	if err != nil {
+		return nil, err
+	}
+	return svc.SetPause(ctx, dep, policy, p)
+}
+
 // remote acts through a running orch serve.
 type remote struct {
 	g *globals
@@ -342,4 +353,8 @@ func (r *remote) waitDeleted(ctx context.Context, id string) {
 func (r *remote) Policies(ctx context.Context, dep string) ([]policies.PolicyStatus, bool, error) {
 	ps, err := r.c.Policies(ctx, dep)
 	return ps, true, err
+}
+
+func (r *remote) SetPause(ctx context.Context, dep, policy string, p *policies.Pause) ([]string, error) {
+	return r.c.SetPause(ctx, dep, policy, p)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -47,11 +48,15 @@ still tells the cooldowns and trigger history, but no window values.`,
 					fmt.Fprintln(g.stderr, "orch serve is not running: no window values, only what the state file keeps")
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "DEPLOYMENT\tPOLICY\tTYPE\tCONDITION\tNOW\tVALUES\tCOOLDOWN\tLAST TRIGGER")
+				fmt.Fprintln(tw, "DEPLOYMENT\tPOLICY\tTYPE\tCONDITION\tNOW\tVALUES\tCOOLDOWN\tLAST TRIGGER\tPAUSED")
 				for _, p := range ps {
+					paused := "-"
+					if p.Paused != nil {
+						paused = truncate(pausedText(p.Paused), 40)
+					}
 					for _, c := range p.Conditions {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Deployment, p.Name, p.Type, c.Name,
-							conditionNow(c, live), truncate(formatValues(c.Values), 48), cooldownLeft(c), lastTrigger(p, c.Name))
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Deployment, p.Name, p.Type, c.Name,
+							conditionNow(c, live), truncate(formatValues(c.Values), 48), cooldownLeft(c), lastTrigger(p, c.Name), paused)
 					}
 				}
 				return tw.Flush()
@@ -89,8 +94,101 @@ still tells the cooldowns and trigger history, but no window values.`,
 	}
 	show.Flags().StringVarP(&showDep, "deployment", "d", "", "deployment id (required)")
 	_ = show.MarkFlagRequired("deployment")
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, newPauseCmd(g, true), newPauseCmd(g, false))
 	return cmd
+}
+
+// newPauseCmd is `policies pause` (pause true) or `policies resume`.
+func newPauseCmd(g *globals, pause bool) *cobra.Command {
+	var dep, reason string
+	var all bool
+	var forDur time.Duration
+	verb, short := "resume", "Resume paused policies"
+	long := `Resume a paused policy (or --all of a deployment's): its triggers run again.`
+	example := `  orch policies resume bookings_rps -d bookings
+  orch policies resume --all -d bookings`
+	if pause {
+		verb, short = "pause", "Pause policies: they evaluate but run nothing"
+		long = `Pause a policy (or --all of a deployment's). A paused policy still evaluates
+and records what it would have done (orch policies show: held back by
+"paused"), but queues no workflow and starts no cooldown. The pause is kept in
+the state file, so a restart of orch serve keeps it; with --for it ends by
+itself. Works with or without orch serve running.`
+		example = `  orch policies pause bookings_rps -d bookings --for 30m --reason "load test"
+  orch policies pause --all -d bookings`
+	}
+	cmd := &cobra.Command{
+		Use:     verb + " [NAME] -d DEPLOYMENT [--all]",
+		Short:   short,
+		Long:    long,
+		Example: example,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := ""
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if (name == "") == !all {
+				return fmt.Errorf("%s: name one policy, or give --all", verb)
+			}
+			var p *policies.Pause
+			if pause {
+				now := time.Now()
+				p = &policies.Pause{By: os.Getenv("USER"), Reason: reason, Since: float64(now.UnixNano()) / 1e9}
+				if forDur < 0 {
+					return fmt.Errorf("--for %s: must not be negative", forDur)
+				}
+				if forDur > 0 {
+					p.Until = float64(now.Add(forDur).UnixNano()) / 1e9
+				}
+			}
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				names, err := b.SetPause(cmd.Context(), dep, name, p)
+				if err != nil {
+					return err
+				}
+				if g.output == "json" {
+					return g.printJSON(names)
+				}
+				for _, n := range names {
+					what := "resumed"
+					if pause {
+						what = "paused"
+						if p.Until > 0 {
+							what += " until " + eventTime(p.Until)
+						}
+					}
+					fmt.Fprintf(g.stdout, "Policy %s/%s %s\n", dep, n, what)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&dep, "deployment", "d", "", "deployment id (required)")
+	_ = cmd.MarkFlagRequired("deployment")
+	cmd.Flags().BoolVar(&all, "all", false, "every policy of the deployment")
+	if pause {
+		cmd.Flags().DurationVar(&forDur, "for", 0, "end the pause by itself after this long (default: until resumed)")
+		cmd.Flags().StringVar(&reason, "reason", "", "why, shown by policies list and show")
+	}
+	return cmd
+}
+
+func pausedText(p *policies.Pause) string {
+	if p == nil {
+		return ""
+	}
+	s := "paused"
+	if p.By != "" {
+		s += " by " + p.By
+	}
+	if p.Until > 0 {
+		s += " until " + eventTime(p.Until)
+	}
+	if p.Reason != "" {
+		s += " (" + p.Reason + ")"
+	}
+	return s
 }
 
 func conditionNow(c policies.ConditionStatus, live bool) string {
@@ -159,6 +257,9 @@ func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
 	}
 	if p.DryRun {
 		fmt.Fprintln(w, "Dry run:     yes (decisions are recorded, no workflow is queued)")
+	}
+	if p.Paused != nil {
+		fmt.Fprintf(w, "Paused:      %s\n", strings.TrimPrefix(pausedText(p.Paused), "paused "))
 	}
 	if p.Error != "" {
 		fmt.Fprintf(w, "Error:       %s\n", p.Error)

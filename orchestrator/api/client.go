@@ -249,3 +249,14 @@ func (c *Client) Policies(ctx context.Context, deployment string) ([]policies.Po
 	var out []policies.PolicyStatus
 	return out, c.do(ctx, http.MethodGet, "/v1/policies?deployment="+url.QueryEscape(deployment), nil, &out)
 }
+
+// SetPause pauses (p non-nil) or resumes a deployment's policy ("" for all)
+// and returns the policies changed.
+func (c *Client) SetPause(ctx context.Context, deployment, policy string, p *policies.Pause) ([]string, error) {
+	verb := "resume"
+	if p != nil {
+		verb = "pause"
+	}
+	var out []string
+	return out, c.do(ctx, http.MethodPost, "/v1/policies/"+url.PathEscape(deployment)+"/"+verb, PauseRequest{Policy: policy, Pause: p}, &out)
+}

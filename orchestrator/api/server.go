@@ -61,6 +61,12 @@ type EventsResponse struct {
 	Events    []workflows.Event    `json:"events"`
 }
 
+// PauseRequest pauses or resumes a policy ("" for all of the deployment's).
+type PauseRequest struct {
+	Policy string          `json:"policy,omitempty"`
+	Pause  *policies.Pause `json:"pause,omitempty"`
+}
+
 // Health is what GET /v1/health answers.
 type Health struct {
 	PID   int    `json:"pid"`
@@ -144,6 +150,23 @@ func (s *Server) Handler() http.Handler {
 			ps = []policies.PolicyStatus{}
 		}
 		return ps, nil
+	})
+	handle("POST /v1/policies/{deployment}/pause", func(r *http.Request) (any, error) {
+		var req PauseRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		if req.Pause == nil {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "pause: the request lacks the pause"}
+		}
+		return m.SetPause(r.Context(), r.PathValue("deployment"), req.Policy, req.Pause)
+	})
+	handle("POST /v1/policies/{deployment}/resume", func(r *http.Request) (any, error) {
+		var req PauseRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return m.SetPause(r.Context(), r.PathValue("deployment"), req.Policy, nil)
 	})
 	mux.Handle("GET /metrics", m.Stats.Handler())
 	return s.auth(mux)
