@@ -281,8 +281,29 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.Poller.Run(ctx) }()
 	}
+	// Decision logs go to the state file every second, and once more at
+	// the end.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if err := m.Runner.FlushDecisions(ctx); err != nil && ctx.Err() == nil {
+					m.log.Warn("decision log", "err", err)
+				}
+			}
+		}
+	}()
 	err := m.Intake.Run(ctx)
 	wg.Wait()
+	if ferr := m.Runner.FlushDecisions(context.WithoutCancel(ctx)); ferr != nil {
+		m.log.Warn("decision log", "err", ferr)
+	}
 	return err
 }
 

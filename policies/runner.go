@@ -61,6 +61,11 @@ type Runner struct {
 	// OnTrigger observes every trigger (fired or dry run).
 	OnTrigger func(deployment, policy string, t Trigger)
 
+	// LogSize and LogAge bound each policy's decision log (default 100
+	// decisions, 24 hours).
+	LogSize int
+	LogAge  float64
+
 	mu       sync.Mutex
 	policies map[string]*runPolicy // deployment \x00 policy
 	err      error
@@ -82,6 +87,50 @@ type runPolicy struct {
 	instance   *Instance
 	state      policyState
 	last       *Decision
+	// log is the policy's recent decisions, oldest first; dirty says it
+	// changed since it was last stored.
+	log   []Decision
+	dirty bool
+}
+
+func logKey(deployment, policy string) string { return "decisions/" + deployment + "/" + policy }
+
+// record appends a decision to the policy's log, within its bounds.
+func (r *Runner) record(rp *runPolicy, d Decision) {
+	size, age := r.LogSize, r.LogAge
+	if size <= 0 {
+		size = 100
+	}
+	if age <= 0 {
+		age = 24 * 3600
+	}
+	rp.log = append(rp.log, d)
+	cut := 0
+	for cut < len(rp.log) && (len(rp.log)-cut > size || rp.log[cut].Time < d.Time-age) {
+		cut++
+	}
+	if cut > 0 {
+		rp.log = append(rp.log[:0], rp.log[cut:]...)
+	}
+	rp.dirty = true
+}
+
+// FlushDecisions stores the decision logs that changed. orch serve calls
+// it every second and when it stops: held-back decisions can come with
+// every metric, so they are not written one by one.
+func (r *Runner) FlushDecisions(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rp := range r.policies {
+		if !rp.dirty {
+			continue
+		}
+		if err := r.State.PutPolicyState(ctx, logKey(rp.deployment, rp.plan.Name), rp.log); err != nil {
+			return fmt.Errorf("store decisions of %s/%s: %w", rp.deployment, rp.plan.Name, err)
+		}
+		rp.dirty = false
+	}
+	return nil
 }
 
 // NewRunner returns a runner over a pipeline.
@@ -168,6 +217,7 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 			}
 			in.pause = rp.state.Paused
 		}
+		_ = r.State.PolicyState(ctx, logKey(deployment, p.Name), &rp.log)
 		compiled = append(compiled, rp)
 	}
 	r.mu.Lock()
@@ -283,7 +333,10 @@ type PolicyStatus struct {
 	Triggers []Trigger `json:"triggers,omitempty"`
 	// Paused is set while the policy is paused by hand.
 	Paused *Pause `json:"paused,omitempty"`
-	DryRun bool   `json:"dry_run,omitempty"`
+	// Decisions are the recent decisions, oldest first: each time a
+	// condition held, whether it fired or what held it back.
+	Decisions []Decision `json:"decisions,omitempty"`
+	DryRun    bool       `json:"dry_run,omitempty"`
 }
 
 // Status evaluates the policies of a deployment ("" for all) at now (Unix
@@ -304,6 +357,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			ps.LastDecision = &d
 		}
 		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
+		ps.Decisions = append(ps.Decisions, rp.log...)
 		if rp.state.Paused.Active(now) {
 			p := *rp.state.Paused
 			ps.Paused = &p
@@ -345,22 +399,28 @@ func (r *Runner) decide(deployment string, d Decision) {
 	if rp == nil {
 		return
 	}
-	rp.last = &d
-	if !d.Fired {
-		r.counts.HeldBack.Add(1)
-		return
-	}
-	r.counts.Fired.Add(1)
-	ctx := context.Background()
 	var trig *blueprints.Trigger
 	for _, t := range rp.plan.Triggers {
 		if t.Condition == d.Condition {
 			trig = t
 		}
 	}
-	if trig == nil {
-		return // a condition with no trigger only shows in decisions
+	if trig != nil {
+		d.Workflow = trig.Workflow
 	}
+	rp.last = &d
+	if !d.Fired || trig == nil {
+		// Held back, or a condition with no trigger: only in decisions.
+		if !d.Fired {
+			r.counts.HeldBack.Add(1)
+		} else {
+			r.counts.Fired.Add(1)
+		}
+		r.record(rp, d)
+		return
+	}
+	r.counts.Fired.Add(1)
+	ctx := context.Background()
 	t := Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}
 	if rp.state.Until == nil {
 		rp.state.Until = map[string]float64{}
@@ -385,6 +445,9 @@ func (r *Runner) decide(deployment string, d Decision) {
 	} else {
 		r.counts.Triggers.Add(1)
 	}
+	d.Execution, d.Error = t.Execution, t.Error
+	rp.last = &d
+	r.record(rp, d)
 	rp.state.Triggers = append(rp.state.Triggers, t)
 	if n := len(rp.state.Triggers); n > maxTriggerHistory {
 		rp.state.Triggers = rp.state.Triggers[n-maxTriggerHistory:]

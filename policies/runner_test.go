@@ -294,3 +294,39 @@ func TestPausedPoliciesHoldBackAndSurviveRestarts(t *testing.T) {
 		t.Errorf("after resume: %d runs, want 2", len(q.runs))
 	}
 }
+
+// Every decision is logged, fired or held back with its reason and the
+// cooldown left; the log keeps its bounds and survives a restart once
+// flushed.
+func TestDecisionLogIsBoundedAndKept(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, state)
+	r.LogSize = 10
+	breach(t, r, 0, 3) // fires at 0, held back at 1 and 2
+	log := r.Status("shop", 1003)[0].Decisions
+	if len(log) != 3 || !log[0].Fired || log[0].Execution != "exec-1" || log[0].Workflow != "kube_scale" {
+		t.Fatalf("log %+v", log)
+	}
+	if log[1].Fired || log[1].Reason != "cooldown" || log[1].CooldownLeft != 29 || log[2].CooldownLeft != 28 {
+		t.Errorf("held back: %+v %+v", log[1], log[2])
+	}
+	breach(t, r, 3, 500) // a long breaching stream
+	log = r.Status("shop", 1500)[0].Decisions
+	if len(log) != 10 || log[9].Time != 1499 {
+		t.Fatalf("log of %d, last at %g: want the newest 10", len(log), log[len(log)-1].Time)
+	}
+	r.LogAge = 5
+	breach(t, r, 500, 501)
+	if log = r.Status("shop", 1501)[0].Decisions; len(log) != 6 || log[0].Time != 1495 {
+		t.Errorf("age bound: %d decisions from %g", len(log), log[0].Time)
+	}
+	if err := r.FlushDecisions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := newRunner(t, plan, q, state)
+	if got := r2.Status("shop", 1501)[0].Decisions; len(got) != 6 || got[5].Time != 1500 {
+		t.Errorf("after a restart: %d decisions", len(got))
+	}
+}

@@ -17,6 +17,13 @@ type Decision struct {
 	Fired     bool               `json:"fired"`
 	Reason    string             `json:"reason,omitempty"` // why it was held back
 	Values    map[string]float64 `json:"values,omitempty"`
+	// CooldownLeft is the seconds left of the cooldown that held it back.
+	CooldownLeft float64 `json:"cooldown_left,omitempty"`
+	// Workflow and Execution are the workflow a fired decision queued (or
+	// the error that kept it from being queued).
+	Workflow  string `json:"workflow,omitempty"`
+	Execution string `json:"execution,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // Instance is a policy being evaluated: its evaluator and its cooldowns,
@@ -106,6 +113,7 @@ func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 			d.Reason = "paused"
 		case now < until:
 			d.Reason = "cooldown"
+			d.CooldownLeft = until - now
 		case in.shared != nil:
 			d.Fired = true
 			*in.shared = now + in.Cooldown

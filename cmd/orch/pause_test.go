@@ -79,4 +79,12 @@ func TestPausedPolicyHoldsAcrossServeRestarts(t *testing.T) {
 	time.Sleep(1 * time.Second) // the pause has ended
 	publish()
 	testenv.WaitFor(t, "a scale-up once the pause expired", 60*time.Second, func() bool { return replicasOf(t, cs, ns, "web") == 3 })
+
+	// explain tells it all, the decisions of the first serve included (the
+	// log is kept in the state file).
+	r := orch(t, state, "policies", "explain", "web_cpu", "-d", "web", "-n", "50")
+	if r.code != 0 || strings.Count(r.stdout, "held back: the policy is paused") < 3 ||
+		strings.Count(r.stdout, "fired: queued scale as execution") != 2 || !strings.Contains(r.stdout, "value=95") {
+		t.Errorf("explain: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

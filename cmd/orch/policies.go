@@ -94,7 +94,48 @@ still tells the cooldowns and trigger history, but no window values.`,
 	}
 	show.Flags().StringVarP(&showDep, "deployment", "d", "", "deployment id (required)")
 	_ = show.MarkFlagRequired("deployment")
-	cmd.AddCommand(list, show, newPauseCmd(g, true), newPauseCmd(g, false))
+	var explainDep string
+	var last int
+	explain := &cobra.Command{
+		Use:   "explain NAME -d DEPLOYMENT [-n N]",
+		Short: "Explain a policy: its state now and its last decisions, with their reasons",
+		Long: `Show a policy as policies show does, then its last decisions: every time a
+condition held, whether it fired (and the execution it queued) or what held
+it back: a cooldown (and how long was left) or a pause. The log is kept in the
+state file, bounded per policy (100 decisions, 24 hours).`,
+		Example: `  orch policies explain bookings_rps -d bookings
+  orch policies explain bookings_cpu_up -d scale -n 50 -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				ps, live, err := b.Policies(cmd.Context(), explainDep)
+				if err != nil {
+					return err
+				}
+				var names []string
+				for _, p := range ps {
+					if p.Name != args[0] {
+						names = append(names, p.Name)
+						continue
+					}
+					if last > 0 && len(p.Decisions) > last {
+						p.Decisions = p.Decisions[len(p.Decisions)-last:]
+					}
+					if g.output == "json" {
+						return g.printJSON(p)
+					}
+					writePolicy(g.stdout, p, live)
+					writeDecisions(g.stdout, p.Decisions)
+					return nil
+				}
+				return fmt.Errorf("deployment %s has no policy %q (it has: %s)", explainDep, args[0], strings.Join(names, ", "))
+			})
+		},
+	}
+	explain.Flags().StringVarP(&explainDep, "deployment", "d", "", "deployment id (required)")
+	explain.Flags().IntVarP(&last, "last", "n", 20, "how many decisions to show")
+	_ = explain.MarkFlagRequired("deployment")
+	cmd.AddCommand(list, show, explain, newPauseCmd(g, true), newPauseCmd(g, false))
 	return cmd
 }
 
@@ -291,5 +332,38 @@ func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
 		for _, t := range p.Triggers[from:] {
 			fmt.Fprintf(w, "  %s  %s\n", t.Condition, formatTrigger(t))
 		}
+	}
+}
+
+// writeDecisions explains decisions in plain words, one a line.
+func writeDecisions(w io.Writer, ds []policies.Decision) {
+	if len(ds) == 0 {
+		fmt.Fprintln(w, "Decisions:   none yet (no condition has held)")
+		return
+	}
+	fmt.Fprintln(w, "Decisions (latest last):")
+	for _, d := range ds {
+		var what string
+		switch {
+		case d.Fired && d.Error != "":
+			what = "fired, but " + d.Workflow + " could not be queued: " + d.Error
+		case d.Fired && d.Execution != "":
+			what = "fired: queued " + d.Workflow + " as execution " + d.Execution
+		case d.Fired && d.Workflow != "":
+			what = "fired: " + d.Workflow + " recorded (dry run)"
+		case d.Fired:
+			what = "held (no trigger names this condition)"
+		case d.Reason == "cooldown":
+			what = fmt.Sprintf("held back by the cooldown, %s left", time.Duration(d.CooldownLeft*float64(time.Second)).Round(time.Second))
+		case d.Reason == "paused":
+			what = "held back: the policy is paused"
+		default:
+			what = "held back: " + d.Reason
+		}
+		fmt.Fprintf(w, "  %s  %-10s %s", eventTime(d.Time), d.Condition, what)
+		if v := formatValues(d.Values); v != "" {
+			fmt.Fprintf(w, "  [%s]", v)
+		}
+		fmt.Fprintln(w)
 	}
 }
