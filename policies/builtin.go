@@ -237,6 +237,13 @@ func newRPSBurst(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
 	return r, nil
 }
 
+// Peek evaluates a copy: the hysteresis clocks and the last condition fired
+// stay as they are.
+func (r *rpsBurst) Peek(w *Windows, now float64) ([]Result, error) {
+	c := *r
+	return c.Evaluate(w, now)
+}
+
 func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
 	q := Query{Deployment: r.target.Deployment, Nodes: r.target.Nodes, Metric: r.metric, Seconds: r.sample, Now: now}
 	v, ok := w.Reduce("mean", q, 0)

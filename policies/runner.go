@@ -366,7 +366,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		for _, t := range rp.plan.Triggers {
 			workflow[t.Condition] = t.Workflow
 		}
-		results, err := rp.instance.Eval.Evaluate(r.Pipeline.Windows, now)
+		results, err := peek(rp.instance.Eval, r.Pipeline.Windows, now)
 		if err != nil {
 			ps.Error = err.Error()
 		}

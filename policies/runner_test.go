@@ -330,3 +330,36 @@ func TestDecisionLogIsBoundedAndKept(t *testing.T) {
 		t.Errorf("after a restart: %d decisions", len(got))
 	}
 }
+
+// Reading a policy's status decides nothing: a status read while rps has
+// been high for the whole delay must not use up the burst that the next
+// metric fires.
+func TestStatusDoesNotChangeWhatFires(t *testing.T) {
+	plan := resolvePlan(t, `
+node "web" {}
+workflow "burst" { uses = "test.scale" }
+policy "rps" {
+  type       = "orch.rps_burst"
+  targets    = [node.web]
+  properties = { burst_value = 40, reconcile_value = 20, throttle_delay = "3s" }
+  trigger "burst" { workflow = workflow.burst }
+}`)
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	rps := func(tm float64) {
+		t.Helper()
+		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "rps", Value: 100, Time: tm}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for tm := 1000.0; tm <= 1002; tm++ {
+		rps(tm) // above for 2s: not yet
+	}
+	if st := r.Status("shop", 1003.5); len(st) != 1 || !st[0].Conditions[0].Holds {
+		t.Fatalf("status at 1003.5 = %+v, want burst holding", st)
+	}
+	rps(1004)
+	if len(q.runs) != 1 {
+		t.Fatalf("after a status read, the burst fired %d times, want 1", len(q.runs))
+	}
+}

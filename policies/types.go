@@ -31,6 +31,21 @@ type Evaluator interface {
 	Evaluate(w *Windows, now float64) ([]Result, error)
 }
 
+// peeker is implemented by evaluators that keep state from one evaluation
+// to the next (rps_burst's hysteresis): Peek evaluates without changing
+// it, so reading a policy's status decides nothing.
+type peeker interface {
+	Peek(w *Windows, now float64) ([]Result, error)
+}
+
+// peek evaluates for a status read.
+func peek(e Evaluator, w *Windows, now float64) ([]Result, error) {
+	if p, ok := e.(peeker); ok {
+		return p.Peek(w, now)
+	}
+	return e.Evaluate(w, now)
+}
+
 // Target is what a policy watches: a deployment and (optionally) nodes.
 type Target struct {
 	Deployment string
