@@ -86,7 +86,6 @@ type runPolicy struct {
 	plan       *blueprints.PlanPolicy
 	instance   *Instance
 	state      policyState
-	last       *Decision
 	// log is the policy's recent decisions, oldest first; dirty says it
 	// changed since it was last stored.
 	log   []Decision
@@ -181,17 +180,6 @@ func (r *Runner) Evaluations() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.Pipeline.Evaluations
-}
-
-// Malformed returns the malformed messages seen, by kind.
-func (r *Runner) Malformed() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]int, len(r.Pipeline.Malformed))
-	for k, v := range r.Pipeline.Malformed {
-		out[k] = v
-	}
-	return out
 }
 
 // AddDeployment compiles a deployment's policies and restores their state.
@@ -326,8 +314,8 @@ type PolicyStatus struct {
 	Time       float64           `json:"time"`
 	Conditions []ConditionStatus `json:"conditions"`
 	Error      string            `json:"error,omitempty"`
-	// LastDecision is the last time a condition held (fired or held back)
-	// since this runner started.
+	// LastDecision is the last time a condition held (fired or held back):
+	// the newest of Decisions.
 	LastDecision *Decision `json:"last_decision,omitempty"`
 	// Triggers are the recent triggers, oldest first (kept across restarts).
 	Triggers []Trigger `json:"triggers,omitempty"`
@@ -352,8 +340,8 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		}
 		ps := PolicyStatus{Deployment: rp.deployment, Name: rp.plan.Name, Type: rp.plan.Type.Name,
 			Targets: rp.plan.Targets, Time: now, DryRun: r.DryRun}
-		if rp.last != nil {
-			d := *rp.last
+		if n := len(rp.log); n > 0 {
+			d := rp.log[n-1]
 			ps.LastDecision = &d
 		}
 		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
@@ -408,7 +396,6 @@ func (r *Runner) decide(deployment string, d Decision) {
 	if trig != nil {
 		d.Workflow = trig.Workflow
 	}
-	rp.last = &d
 	if !d.Fired || trig == nil {
 		// Held back, or a condition with no trigger: only in decisions.
 		if !d.Fired {
@@ -428,6 +415,8 @@ func (r *Runner) decide(deployment string, d Decision) {
 	rp.state.Until[d.Condition] = rp.instance.until[d.Condition]
 	if err := r.State.PutPolicyState(ctx, stateKey(deployment, d.Policy), &rp.state); err != nil {
 		r.err = fmt.Errorf("store policy state of %s/%s: %w", deployment, d.Policy, err)
+		d.Error = r.err.Error()
+		r.record(rp, d)
 		return
 	}
 	params, err := triggerParams(trig, r.Pipeline.last)
@@ -446,7 +435,6 @@ func (r *Runner) decide(deployment string, d Decision) {
 		r.counts.Triggers.Add(1)
 	}
 	d.Execution, d.Error = t.Execution, t.Error
-	rp.last = &d
 	r.record(rp, d)
 	rp.state.Triggers = append(rp.state.Triggers, t)
 	if n := len(rp.state.Triggers); n > maxTriggerHistory {
