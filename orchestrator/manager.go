@@ -173,7 +173,7 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 		for _, w := range ws {
 			go func() {
 				changed := func() {
-					now := float64(time.Now().UnixNano()) / 1e9
+					now := policies.Seconds(time.Now())
 					metric := &policies.Metric{DeploymentID: id, NodeName: w.node, NodeID: w.node, Host: "orch", Name: policies.NodeChangesMetric,
 						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + w.node + "." + w.node + "." + policies.NodeChangesMetric + "."}
 					if err := m.Runner.Apply(metric); err != nil {
@@ -357,7 +357,7 @@ func (m *Manager) StartUndeploy(ctx context.Context, id string) (*workflows.Exec
 // Policies returns the state of the policies of a deployment ("" for all),
 // evaluated now.
 func (m *Manager) Policies(deployment string) []policies.PolicyStatus {
-	return m.Runner.Status(deployment, float64(time.Now().UnixNano())/1e9)
+	return m.Runner.Status(deployment, policies.Seconds(time.Now()))
 }
 
 // SetPause pauses (p non-nil) or resumes policies of a deployment (all of
@@ -432,5 +432,5 @@ func (s *Service) Policies(ctx context.Context, deployment string) ([]policies.P
 	if err != nil {
 		return nil, err
 	}
-	return r.Status(deployment, float64(time.Now().UnixNano())/1e9), nil
+	return r.Status(deployment, policies.Seconds(time.Now())), nil
 }

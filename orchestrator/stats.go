@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -71,7 +72,7 @@ func (s *ServeStats) register(m *Manager) {
 			counter("orch_policy_trigger_errors_total", "Triggers whose workflow could not be queued.", func() float64 { return float64(r.Counts().Errors.Load()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies", Help: "Policies being evaluated."}, func() float64 { return float64(r.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_paused", Help: "Policies paused by hand."}, func() float64 {
-				return float64(r.Paused(float64(time.Now().UnixNano()) / 1e9))
+				return float64(r.Paused(policies.Seconds(time.Now())))
 			}),
 		)
 		if p := m.Poller; p != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -104,3 +105,6 @@ func Decode(data []byte, routingKey string) (Metric, error) {
 
 // Encode writes a metric as the Diamond handler does.
 func Encode(m Metric) ([]byte, error) { return json.Marshal(m) }
+
+// Seconds is t as an event time: Unix seconds, as messages carry it.
+func Seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -104,7 +104,7 @@ func (p *Poller) Poll(ctx context.Context) {
 		if p.setFailing(key, false) {
 			p.Log.Info("metric source answering again", "deployment", s.Deployment, "node", s.Node)
 		}
-		now := float64(p.Now().UnixNano()) / 1e9
+		now := Seconds(p.Now())
 		for name, v := range values {
 			m := &Metric{DeploymentID: s.Deployment, NodeName: s.Node, NodeID: s.Node, Host: p.Host, Name: name,
 				Value: v, Time: now, Type: "GAUGE",

@@ -175,12 +175,12 @@ itself. Works with or without orch serve running.`
 			var p *policies.Pause
 			if pause {
 				now := time.Now()
-				p = &policies.Pause{By: os.Getenv("USER"), Reason: reason, Since: float64(now.UnixNano()) / 1e9}
+				p = &policies.Pause{By: os.Getenv("USER"), Reason: reason, Since: policies.Seconds(now)}
 				if forDur < 0 {
 					return fmt.Errorf("--for %s: must not be negative", forDur)
 				}
 				if forDur > 0 {
-					p.Until = float64(now.Add(forDur).UnixNano()) / 1e9
+					p.Until = policies.Seconds(now.Add(forDur))
 				}
 			}
 			return g.withBackend(cmd.Context(), func(b backend) error {
