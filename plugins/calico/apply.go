@@ -35,7 +35,7 @@ type Cluster struct {
 	// NodeSelector limits the nodes considered (a label selector); "" is
 	// every node.
 	NodeSelector string
-	// PeerPrefix prefixes orch's BGPPeer names (default "orch-rr"), so two
+	// PeerPrefix prefixes orch's BGPPeer names (default DefaultPeerPrefix), so two
 	// node pools can be managed apart.
 	PeerPrefix string
 	// MeshConfig is the BGPConfiguration whose nodeToNodeMeshEnabled is
@@ -51,6 +51,14 @@ type Result struct {
 	PeersDeleted []string
 	Mesh         bool // nodeToNodeMeshEnabled as left
 	MeshChanged  bool
+}
+
+// prefix is the BGPPeer name prefix, DefaultPeerPrefix unless set.
+func (cl Cluster) prefix() string {
+	if cl.PeerPrefix == "" {
+		return DefaultPeerPrefix
+	}
+	return cl.PeerPrefix
 }
 
 // Nodes reads the cluster's nodes as the selection sees them, with their
@@ -101,9 +109,6 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	if cl.PeerPrefix == "" {
-		cl.PeerPrefix = "orch-rr"
-	}
 	if cl.MeshConfig == "" {
 		cl.MeshConfig = "default"
 	}
@@ -114,10 +119,7 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 	res := &Result{Topology: Select(c, nodes)}
 	res.Change = Diff(c, res.Topology, nodes, ann)
 	res.Mesh = MeshEnabled(res.Topology)
-	peers := Peers(c, res.Topology)
-	for i := range peers {
-		peers[i].Name = cl.PeerPrefix + peers[i].Name[len("orch-rr"):]
-	}
+	peers := Peers(c, res.Topology, cl.prefix())
 	existing, err := cl.Dynamic.Resource(BGPPeers).List(ctx, metav1.ListOptions{LabelSelector: ManagedBy + "=orch"})
 	if err != nil {
 		return nil, fmt.Errorf("list bgppeers: %w", err)
@@ -125,7 +127,7 @@ func (cl Cluster) Apply(ctx context.Context, c Config, dryRun bool) (*Result, er
 	current := map[string]*unstructured.Unstructured{}
 	for i := range existing.Items {
 		p := &existing.Items[i]
-		if strings.HasPrefix(p.GetName(), cl.PeerPrefix+"-") {
+		if strings.HasPrefix(p.GetName(), cl.prefix()+"-") {
 			current[p.GetName()] = p
 		}
 	}
@@ -261,15 +263,12 @@ func (cl Cluster) setMesh(ctx context.Context, enabled, exists bool) error {
 // DeletePeers deletes orch's BGPPeers of this cluster's prefix (and no
 // other), e.g. when the topology is no longer managed.
 func (cl Cluster) DeletePeers(ctx context.Context) error {
-	if cl.PeerPrefix == "" {
-		cl.PeerPrefix = "orch-rr"
-	}
 	list, err := cl.Dynamic.Resource(BGPPeers).List(ctx, metav1.ListOptions{LabelSelector: ManagedBy + "=orch"})
 	if err != nil {
 		return fmt.Errorf("list bgppeers: %w", err)
 	}
 	for _, p := range list.Items {
-		if !strings.HasPrefix(p.GetName(), cl.PeerPrefix+"-") {
+		if !strings.HasPrefix(p.GetName(), cl.prefix()+"-") {
 			continue
 		}
 		if err := cl.Dynamic.Resource(BGPPeers).Delete(ctx, p.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {

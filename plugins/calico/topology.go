@@ -21,6 +21,8 @@ const (
 	// cluster ID.
 	ClusterIDAnnotation = "projectcalico.org/RouteReflectorClusterID"
 	DefaultClusterID    = "224.0.0.1"
+	// DefaultPeerPrefix starts the names of orch's BGPPeers.
+	DefaultPeerPrefix = "orch-rr"
 )
 
 // Topology kinds.
@@ -284,17 +286,18 @@ type Peer struct {
 	PeerSelector string
 }
 
-// Peers returns the BGPPeers of a topology, sorted by name. With no
-// reflector there are none (and the node-to-node mesh must stay on).
-func Peers(c Config, t Topology) []Peer {
+// Peers returns the BGPPeers of a topology, their names starting with
+// prefix, sorted by name. With no reflector there are none (and the
+// node-to-node mesh must stay on).
+func Peers(c Config, t Topology, prefix string) []Peer {
 	c = c.WithDefaults()
 	if len(t.Reflectors) == 0 {
 		return nil
 	}
 	if c.Topology == Single {
 		return []Peer{
-			{Name: "orch-rr-mesh", NodeSelector: fmt.Sprintf("has(%s)", c.Label), PeerSelector: fmt.Sprintf("has(%s)", c.Label)},
-			{Name: "orch-rr-clients", NodeSelector: fmt.Sprintf("!has(%s)", c.Label), PeerSelector: fmt.Sprintf("has(%s)", c.Label)},
+			{Name: prefix + "-mesh", NodeSelector: fmt.Sprintf("has(%s)", c.Label), PeerSelector: fmt.Sprintf("has(%s)", c.Label)},
+			{Name: prefix + "-clients", NodeSelector: fmt.Sprintf("!has(%s)", c.Label), PeerSelector: fmt.Sprintf("has(%s)", c.Label)},
 		}
 	}
 	var out []Peer
@@ -309,7 +312,7 @@ func Peers(c Config, t Topology) []Peer {
 		if z == "" {
 			nodeSel = fmt.Sprintf("!has(%s)", c.ZoneLabel)
 		}
-		out = append(out, Peer{Name: "orch-rr-zone-" + peerNameSafe(v), NodeSelector: nodeSel, PeerSelector: fmt.Sprintf("%s == '%s'", c.Label, v)})
+		out = append(out, Peer{Name: prefix + "-zone-" + peerNameSafe(v), NodeSelector: nodeSel, PeerSelector: fmt.Sprintf("%s == '%s'", c.Label, v)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -151,7 +151,7 @@ func TestMultiTopologyHasAClusterIDAndAPeerPerZone(t *testing.T) {
 	if !reflect.DeepEqual(topo.ClusterIDs, wantIDs) {
 		t.Errorf("cluster ids %v, want %v", topo.ClusterIDs, wantIDs)
 	}
-	peers := Peers(c, topo)
+	peers := Peers(c, topo, DefaultPeerPrefix)
 	want := []Peer{
 		{"orch-rr-zone-a", "topology.kubernetes.io/zone == 'a'", "calico-route-reflector == 'a'"},
 		{"orch-rr-zone-b", "topology.kubernetes.io/zone == 'b'", "calico-route-reflector == 'b'"},
@@ -176,11 +176,11 @@ func TestSingleTopologyPeersAndMesh(t *testing.T) {
 		{"orch-rr-mesh", "has(calico-route-reflector)", "has(calico-route-reflector)"},
 		{"orch-rr-clients", "!has(calico-route-reflector)", "has(calico-route-reflector)"},
 	}
-	if got := Peers(Config{}, topo); !reflect.DeepEqual(got, want) {
+	if got := Peers(Config{}, topo, DefaultPeerPrefix); !reflect.DeepEqual(got, want) {
 		t.Errorf("peers %+v", got)
 	}
 	empty := Select(Config{}, nil)
-	if Peers(Config{}, empty) != nil || !MeshEnabled(empty) {
+	if Peers(Config{}, empty, DefaultPeerPrefix) != nil || !MeshEnabled(empty) {
 		t.Error("with no reflector: no peers, and the mesh must be on")
 	}
 }
@@ -233,6 +233,6 @@ func BenchmarkSelect1000Nodes(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		t := Select(c, nodes)
 		_ = Diff(c, t, nodes, nil)
-		_ = Peers(c, t)
+		_ = Peers(c, t, DefaultPeerPrefix)
 	}
 }

@@ -49,17 +49,15 @@ func (p *Plugin) routeReflectorsWorkflow(ctx context.Context, wc plugins.Workflo
 func routeReflectorConfig(params map[string]any) (calico.Config, error) {
 	c := calico.Config{ZoneLabel: str(params, "zone_label"), Label: str(params, "label"),
 		Topology: str(params, "topology"), ClusterID: str(params, "route_reflector_cluster_id")}
-	for _, k := range []string{"min", "max"} {
-		n, err := num(params, k)
-		if err != nil {
-			return c, err
-		}
-		if k == "min" {
-			c.Min = int(n)
-		} else {
-			c.Max = int(n)
-		}
+	lo, err := num(params, "min")
+	if err != nil {
+		return c, err
 	}
+	hi, err := num(params, "max")
+	if err != nil {
+		return c, err
+	}
+	c.Min, c.Max = int(lo), int(hi)
 	switch v := params["ratio"].(type) {
 	case nil:
 	case float64:
