@@ -30,13 +30,7 @@ func TestPausedPolicyHoldsAcrossServeRestarts(t *testing.T) {
 	}
 	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "test")
 	args := []string{"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue}
-	publish := func() {
-		t.Helper()
-		if r := orch(t, state+".unused", "metrics", "publish", "--url", e.AMQPURL, "--exchange", exchange, "-d", "web", "--node", "web",
-			"--name", "cpu", "--path", "total", "--value", "95"); r.code != 0 {
-			t.Fatalf("publish: %s%s", r.stdout, r.stderr)
-		}
-	}
+	publish := func() { breachWeb(t, e.AMQPURL, exchange) }
 	held := func(step string) {
 		t.Helper()
 		testenv.WaitFor(t, step+": the breach held back as paused", 30*time.Second, func() bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator/api"
+	"github.com/orchhq/orch/policies"
 )
 
 const webPolicy = `
@@ -151,13 +152,7 @@ func TestServeSurvivesABrokerRestart(t *testing.T) {
 	}
 	serve := startServe(t, state, "--amqp-url", broker.URL, "--queue", "orch-restart-test")
 	defer serve.stop(t)
-	publish := func() {
-		t.Helper()
-		if r := orch(t, state+".unused", "metrics", "publish", "--url", broker.URL, "-d", "web", "--node", "web",
-			"--name", "cpu", "--path", "total", "--value", "95"); r.code != 0 {
-			t.Fatalf("publish: %s%s", r.stdout, r.stderr)
-		}
-	}
+	publish := func() { breachWeb(t, broker.URL, policies.DefaultExchange) }
 	publish()
 	testenv.WaitFor(t, "a scale-up before the restart", 60*time.Second, func() bool { return replicasOf(t, cs, ns, "web") == 2 })
 
@@ -174,5 +169,15 @@ func TestServeSurvivesABrokerRestart(t *testing.T) {
 	testenv.WaitFor(t, "a scale-up after the restart", 60*time.Second, func() bool { return replicasOf(t, cs, ns, "web") == 3 })
 	if serve.cmd.ProcessState != nil {
 		t.Fatalf("serve exited:\n%s", serve.output())
+	}
+}
+
+// breachWeb publishes, with orch metrics publish, a cpu of 95 for the web
+// node of the testdata/restart.hcl deployment "web": above its threshold.
+func breachWeb(t *testing.T, url, exchange string) {
+	t.Helper()
+	if r := orch(t, filepath.Join(t.TempDir(), "unused.db"), "metrics", "publish", "--url", url, "--exchange", exchange, "-d", "web", "--node", "web",
+		"--name", "cpu", "--path", "total", "--value", "95"); r.code != 0 {
+		t.Fatalf("publish: %s%s", r.stdout, r.stderr)
 	}
 }
