@@ -3,6 +3,7 @@ package blueprints
 import (
 	"fmt"
 	"maps"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -518,7 +519,7 @@ var policyTypeSchema = &hcl.BodySchema{
 	},
 }
 
-var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}}}
+var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}, {Name: "direction"}}}
 
 func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 	diags := checkTypeName(block, "policy type")
@@ -549,6 +550,14 @@ func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 				})
 			}
 			diags = append(diags, decodeStaticString(cc.Attributes["description"], &c.Description)...)
+			if attr := cc.Attributes["direction"]; attr != nil {
+				d := decodeStaticString(attr, &c.Direction)
+				diags = append(diags, d...)
+				if !d.HasErrors() && c.Direction != "up" && c.Direction != "down" {
+					diags = append(diags, attrError(attr, "Invalid direction",
+						fmt.Sprintf("direction is \"up\" (the condition scales up) or \"down\" (it scales down), not %q.", c.Direction)))
+				}
+			}
 			pt.Conditions = append(pt.Conditions, c)
 		}
 	}
@@ -566,8 +575,9 @@ func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 }
 
 var policySchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "type", Required: true}, {Name: "targets"}, {Name: "properties"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "trigger", LabelNames: []string{"condition"}}},
+	Attributes: []hcl.AttributeSchema{{Name: "type", Required: true}, {Name: "targets"}, {Name: "properties"},
+		{Name: "on_missing_data"}, {Name: "min_hosts"}, {Name: "initial_delay"}},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "trigger", LabelNames: []string{"condition"}}},
 }
 
 var triggerSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -600,6 +610,47 @@ func decodePolicyBlock(block *hcl.Block) (*Policy, hcl.Diagnostics) {
 	}
 	if attr, ok := content.Attributes["properties"]; ok {
 		p.Properties = attr.Expr
+	}
+	if attr := content.Attributes["on_missing_data"]; attr != nil {
+		p.OnMissingDataRange = attr.Expr.Range()
+		d := decodeStaticString(attr, &p.OnMissingData)
+		diags = append(diags, d...)
+		if !d.HasErrors() && !contains([]string{"hold", "scale_up", "trigger"}, p.OnMissingData) {
+			diags = append(diags, attrError(attr, "Invalid on_missing_data",
+				fmt.Sprintf("on_missing_data is \"hold\" (do nothing; the default), \"scale_up\" (fire the condition that scales up) or \"trigger\" (run the policy's trigger \"missing_data\"), not %q.", p.OnMissingData)))
+		}
+	}
+	if attr := content.Attributes["min_hosts"]; attr != nil {
+		v, d := attr.Expr.Value(staticEvalContext())
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			n, err := convert.Convert(v, cty.Number)
+			var i int64
+			ok := err == nil && n.IsKnown() && !n.IsNull()
+			if ok {
+				var acc big.Accuracy
+				i, acc = n.AsBigFloat().Int64()
+				ok = acc == big.Exact && i >= 1 && i <= 1<<20
+			}
+			if !ok {
+				diags = append(diags, attrError(attr, "Invalid min_hosts", "min_hosts must be a whole number of hosts, 1 or more."))
+			}
+			p.MinHosts = int(i)
+		}
+	}
+	if attr := content.Attributes["initial_delay"]; attr != nil {
+		var s string
+		d := decodeStaticString(attr, &s)
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			dur, err := time.ParseDuration(s)
+			if err != nil || dur < 0 {
+				diags = append(diags, attrError(attr, "Invalid initial_delay",
+					fmt.Sprintf("%q is not a duration; write a number with a unit, such as \"30s\" or \"2m\" (\"0s\": no grace).", s)))
+			} else {
+				p.InitialDelay = &dur
+			}
+		}
 	}
 	for _, b := range content.Blocks {
 		t := &Trigger{Condition: b.Labels[0], DeclRange: b.DefRange}

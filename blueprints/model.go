@@ -154,7 +154,11 @@ type Condition struct {
 	Name        string
 	Description string
 	When        hcl.Expression // nil for Go-implemented types
-	DeclRange   hcl.Range
+	// Direction is "up" for a condition that scales up (the one
+	// on_missing_data = "scale_up" fires), "down" for one that scales
+	// down; "" when it does neither or it depends on parameters.
+	Direction string
+	DeclRange hcl.Range
 }
 
 // Policy is a `policy "name" {}` block.
@@ -166,8 +170,23 @@ type Policy struct {
 	TargetRanges []hcl.Range
 	Properties   hcl.Expression // nil when absent
 	Triggers     []*Trigger
+	// OnMissingData is what the policy does while a window it reads has
+	// no data or its source fails: "hold" (default), "scale_up" or
+	// "trigger" (the policy's `trigger "missing_data"`).
+	OnMissingData      string
+	OnMissingDataRange hcl.Range
+	// MinHosts is how many hosts must report in a window for it to count
+	// (0: one is enough).
+	MinHosts int
+	// InitialDelay is the grace after the policy starts being evaluated
+	// during which nothing fires; nil: one window length.
+	InitialDelay *time.Duration
 	DeclRange    hcl.Range
 }
+
+// MissingDataCondition is the pseudo-condition a policy with
+// on_missing_data = "trigger" fires while its data is missing.
+const MissingDataCondition = "missing_data"
 
 // Trigger is a `trigger "condition" {}` block of a policy: when the condition
 // fires, the workflow runs with the parameters.

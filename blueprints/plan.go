@@ -1,6 +1,7 @@
 package blueprints
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math/big"
@@ -70,6 +71,11 @@ type PlanPolicy struct {
 	Targets    []string
 	Properties cty.Value
 	Triggers   []*Trigger
+	// OnMissingData is "hold", "scale_up" or "trigger".
+	OnMissingData string
+	MinHosts      int
+	// InitialDelay is the start-up grace; nil: one window length.
+	InitialDelay *time.Duration
 }
 
 // Dependencies returns the names of the nodes n must be installed after.
@@ -163,7 +169,12 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 			c.errorf(p.TargetRanges[i], "Reference to undeclared node", "Policy %q targets node %q, which is not declared.%s", p.Name, t, suggestion(t, slices.Sorted(maps.Keys(c.nodes))))
 		}
 	}
-	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers}
+	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers,
+		OnMissingData: p.OnMissingData, MinHosts: p.MinHosts, InitialDelay: p.InitialDelay}
+	if pp.OnMissingData == "" {
+		pp.OnMissingData = "hold"
+	}
+	c.checkMissingData(p, pt)
 	raw := cty.EmptyObjectVal
 	ok := true
 	if p.Properties != nil {
@@ -178,7 +189,7 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 			for _, cd := range pt.Conditions {
 				conds = append(conds, cd.Name)
 			}
-			if !contains(conds, t.Condition) {
+			if !contains(conds, t.Condition) && t.Condition != MissingDataCondition {
 				c.errorf(t.DeclRange, "Unknown condition", "Policy type %q has no condition named %q.%s Its conditions: %s.",
 					pt.Name, t.Condition, suggestion(t.Condition, conds), strings.Join(conds, ", "))
 			}
@@ -365,4 +376,43 @@ func ReadInputsFile(filename string, src []byte) (map[string]cty.Value, *hcl.Fil
 		}
 	}
 	return out, f, diags
+}
+
+// checkMissingData checks that on_missing_data has what it fires: the
+// policy's trigger "missing_data" for "trigger", a condition that scales
+// up (with a trigger) for "scale_up".
+func (c *checker) checkMissingData(p *Policy, pt *PolicyType) {
+	var missing *Trigger
+	for _, t := range p.Triggers {
+		if t.Condition == MissingDataCondition {
+			missing = t
+		}
+	}
+	switch {
+	case p.OnMissingData == "trigger" && missing == nil:
+		c.errorf(p.OnMissingDataRange, "Missing trigger", "Policy %q has on_missing_data = \"trigger\" but no `trigger %q { workflow = ... }` block naming the workflow to run while its data is missing.", p.Name, MissingDataCondition)
+	case p.OnMissingData != "trigger" && missing != nil:
+		c.errorf(missing.DeclRange, "Trigger never fires", "The trigger %q runs only with on_missing_data = \"trigger\"; policy %q has on_missing_data = %q.", MissingDataCondition, p.Name, cmp.Or(p.OnMissingData, "hold"))
+	}
+	if p.OnMissingData != "scale_up" || pt == nil {
+		return
+	}
+	up := ""
+	for _, cd := range pt.Conditions {
+		if cd.Direction == "up" {
+			up = cd.Name
+		}
+	}
+	if up == "" {
+		if pt.Uses == "" {
+			c.errorf(p.OnMissingDataRange, "No condition scales up", "Policy %q has on_missing_data = \"scale_up\", but no condition of policy type %q says `direction = \"up\"`.", p.Name, pt.Name)
+		}
+		return // a built-in type whose direction depends on its parameters: checked when it is compiled
+	}
+	for _, t := range p.Triggers {
+		if t.Condition == up {
+			return
+		}
+	}
+	c.errorf(p.OnMissingDataRange, "No trigger to scale up", "Policy %q has on_missing_data = \"scale_up\", which fires condition %q, but the policy has no `trigger %q` block.", p.Name, up, up)
 }

@@ -32,6 +32,7 @@ policy_type "breach" {
   condition "high" { when = last(window("cpu", "10s")) > 50 }
 }
 policy "web_cpu" {
+  initial_delay = "0s"
   type    = policy_type.breach
   targets = [node.web]
   trigger "high" { workflow = workflow.react }

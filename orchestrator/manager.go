@@ -97,9 +97,17 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
-		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest}
+		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest,
+		OnConnection: func(err error) {
+			msg := ""
+			if err != nil {
+				msg = err.Error()
+			}
+			runner.SetSource("", "broker", msg)
+		}}
 	if cfg.Mesh != nil {
-		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Apply: runner.Apply, Interval: cfg.MeshInterval, Log: cfg.Log}
+		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Apply: runner.Apply, Interval: cfg.MeshInterval, Log: cfg.Log,
+			OnFailing: func(deployment, node, err string) { runner.SetSource(deployment, "mesh "+node, err) }}
 	}
 	stats.register(m)
 	return m
@@ -281,8 +289,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.Poller.Run(ctx) }()
 	}
-	// Decision logs go to the state file every second, and once more at
-	// the end.
+	// Every second: policies are checked for missing data (a stopped
+	// source sends nothing that would evaluate them), and decision logs go
+	// to the state file (once more at the end).
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -292,7 +301,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return
-			case <-tick.C:
+			case now := <-tick.C:
+				if err := m.Runner.Tick(now); err != nil {
+					m.log.Warn("missing-data check", "err", err)
+				}
 				if err := m.Runner.FlushDecisions(ctx); err != nil && ctx.Err() == nil {
 					m.log.Warn("decision log", "err", err)
 				}

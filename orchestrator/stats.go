@@ -67,14 +67,23 @@ func (s *ServeStats) register(m *Manager) {
 			counter("orch_metrics_applied_total", "Metrics applied to the windows (broker and pollers).", func() float64 { return float64(r.Counts().Metrics.Load()) }),
 			counter("orch_policy_evaluations_total", "Policy evaluations.", func() float64 { return float64(r.Evaluations()) }),
 			counter("orch_policy_conditions_fired_total", "Conditions that held and fired.", func() float64 { return float64(r.Counts().Fired.Load()) }),
-			counter("orch_policy_conditions_held_back_total", "Conditions that held but were held back (cooldown).", func() float64 { return float64(r.Counts().HeldBack.Load()) }),
+			counter("orch_policy_conditions_held_back_total", "Conditions that held but were held back (cooldown, paused, grace or missing data).", func() float64 { return float64(r.Counts().HeldBack.Load()) }),
 			counter("orch_policy_triggers_total", "Workflows queued by policies (recorded only, in a dry run).", func() float64 { return float64(r.Counts().Triggers.Load()) }),
 			counter("orch_policy_trigger_errors_total", "Triggers whose workflow could not be queued.", func() float64 { return float64(r.Counts().Errors.Load()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies", Help: "Policies being evaluated."}, func() float64 { return float64(r.Len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_paused", Help: "Policies paused by hand."}, func() float64 {
 				return float64(r.Paused(policies.Seconds(time.Now())))
 			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_missing_data", Help: "Policies whose data is missing (a window they read is empty, or its source fails)."}, func() float64 {
+				return float64(r.Missing())
+			}),
 		)
+		for _, outcome := range policies.DecisionOutcomes {
+			c := r.Counts().Outcome(outcome)
+			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orch_policy_decisions_total",
+				Help:        "Policy decisions by outcome: triggered, error, no-trigger (fired, no trigger block), or held back by cooldown, paused, grace or missing-data.",
+				ConstLabels: prometheus.Labels{"outcome": outcome}}, func() float64 { return float64(c.Load()) }))
+		}
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(
 				counter("orch_mesh_polls_total", "Service metric queries to the mesh.", func() float64 { return float64(p.Stats().Polls) }),

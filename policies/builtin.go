@@ -58,8 +58,8 @@ policy_type "orch.rps_burst" {
   }
   parameter "throttle_delay" { default = "120s" }
   parameter "sample_window" { default = "5s" }
-  condition "burst" {}
-  condition "reconcile" {}
+  condition "burst" { direction = "up" }
+  condition "reconcile" { direction = "down" }
 }
 
 policy_type "orch.ewma_threshold" {
@@ -73,8 +73,8 @@ policy_type "orch.ewma_threshold" {
   }
   parameter "scale_up_above" { type = number }
   parameter "scale_down_below" { type = number }
-  condition "scale_up" {}
-  condition "scale_down" {}
+  condition "scale_up" { direction = "up" }
+  condition "scale_down" { direction = "down" }
 }
 `
 
@@ -195,8 +195,21 @@ func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) 
 	return s, nil
 }
 
+// Window is the longest window it reads: the default start-up grace.
+func (s *scaleThreshold) Window() float64 { return s.window }
+
+// ScaleUp names the condition that scales up: "scale" when the direction
+// is "<", none otherwise.
+func (s *scaleThreshold) ScaleUp() string {
+	if s.up {
+		return "scale"
+	}
+	return ""
+}
+
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
-	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Pattern: s.selector, Seconds: s.window, Now: now}
+	q := s.target.query("", s.window, now)
+	q.Pattern = s.selector
 	r := Result{Condition: "scale"}
 	if value, hosts, ok := w.MeanHosts(q); ok {
 		r.Known = true
@@ -237,6 +250,9 @@ func newRPSBurst(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
 	return r, nil
 }
 
+// Window is the sample window (throttle_delay holds it back anyway).
+func (r *rpsBurst) Window() float64 { return r.sample }
+
 // Peek evaluates a copy: the hysteresis clocks and the last condition fired
 // stay as they are.
 func (r *rpsBurst) Peek(w *Windows, now float64) ([]Result, error) {
@@ -245,7 +261,7 @@ func (r *rpsBurst) Peek(w *Windows, now float64) ([]Result, error) {
 }
 
 func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
-	q := Query{Deployment: r.target.Deployment, Nodes: r.target.Nodes, Metric: r.metric, Seconds: r.sample, Now: now}
+	q := r.target.query(r.metric, r.sample, now)
 	v, ok := w.Reduce("mean", q, 0)
 	burst, reconcile := Result{Condition: "burst"}, Result{Condition: "reconcile"}
 	if !ok {
@@ -305,8 +321,11 @@ func newEWMAThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
 	return e, nil
 }
 
+// Window is the window the average is taken over.
+func (e *ewmaThreshold) Window() float64 { return e.window }
+
 func (e *ewmaThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
-	q := Query{Deployment: e.target.Deployment, Nodes: e.target.Nodes, Metric: e.metric, Seconds: e.window, Now: now}
+	q := e.target.query(e.metric, e.window, now)
 	up, down := Result{Condition: "scale_up"}, Result{Condition: "scale_down"}
 	v, ok := w.Reduce("ewma", q, e.alpha)
 	if ok {

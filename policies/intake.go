@@ -37,10 +37,14 @@ type Intake struct {
 	DeadLetter string // exchange for rejected messages; "" drops them
 	// Handle applies one message; a MalformedError rejects it, any other
 	// error requeues it.
-	Handle     func(body []byte, routingKey string) error
-	MinBackoff time.Duration // default 100ms
-	MaxBackoff time.Duration // default 10s
-	Log        *slog.Logger
+	Handle func(body []byte, routingKey string) error
+	// OnConnection, when set, hears of the connection: nil once consuming,
+	// the error when it is lost (the metrics it brings are missing until
+	// it is back).
+	OnConnection func(err error)
+	MinBackoff   time.Duration // default 100ms
+	MaxBackoff   time.Duration // default 10s
+	Log          *slog.Logger
 
 	reconnects atomic.Int64
 	received   atomic.Int64
@@ -105,6 +109,12 @@ func (in *Intake) Run(ctx context.Context) error {
 			return nil
 		}
 		in.Log.Warn("metric intake disconnected; reconnecting", "err", err, "in", backoff)
+		if in.OnConnection != nil {
+			if err == nil {
+				err = errors.New("connection closed")
+			}
+			in.OnConnection(err)
+		}
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -157,6 +167,9 @@ func (in *Intake) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", in.Queue, err)
 	}
 	in.Log.Info("metric intake connected", "exchange", in.Exchange, "queue", in.Queue)
+	if in.OnConnection != nil {
+		in.OnConnection(nil)
+	}
 	if in.connected != nil {
 		select {
 		case in.connected <- struct{}{}:

@@ -1,5 +1,12 @@
 package policies
 
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
 // Pipeline is the in-process path of a metric: decode, add to the windows,
 // evaluate the policies of the message's deployment, hand decisions on. It
 // is owned by one goroutine (the runner's); it takes no locks.
@@ -15,6 +22,9 @@ type Pipeline struct {
 	instances map[string][]*Instance // by deployment
 	shared    map[string]*float64    // scale.clj's shared cooldown flag, by deployment
 	last      *Metric                // the metric being applied: the triggering event
+	// failing are the sources in error, by deployment ("" for all) and
+	// source: a missing-data decision names them.
+	failing map[string]map[string]string
 }
 
 // NewPipeline returns a pipeline keeping horizon seconds of history.
@@ -53,8 +63,10 @@ func (p *Pipeline) Ingest(body []byte, routingKey string) error {
 func (p *Pipeline) Apply(m *Metric) error {
 	p.last = m
 	p.Windows.Add(m)
+	sources := p.failingSources(m.DeploymentID)
 	for _, in := range p.instances[m.DeploymentID] {
 		p.Evaluations++
+		in.sources = sources
 		ds, err := in.Step(p.Windows, m.Time)
 		if err != nil {
 			return err
@@ -66,4 +78,58 @@ func (p *Pipeline) Apply(m *Metric) error {
 		}
 	}
 	return nil
+}
+
+// Tick looks for missing data in every policy at now (event time): a
+// source that stopped sends nothing that would evaluate them. Its
+// decisions go to OnDecision, with no triggering event.
+func (p *Pipeline) Tick(now float64) error {
+	p.last = nil
+	for dep, list := range p.instances {
+		sources := p.failingSources(dep)
+		for _, in := range list {
+			in.sources = sources
+			ds, err := in.Check(p.Windows, now)
+			if err != nil {
+				return fmt.Errorf("policy %s/%s: %w", dep, in.Name, err)
+			}
+			if p.OnDecision != nil {
+				for _, d := range ds {
+					p.OnDecision(dep, d)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// SetSource records a metric source of a deployment ("" for all of them)
+// as failing (err non-empty) or working again (err ""), so missing-data
+// decisions say why the data is missing.
+func (p *Pipeline) SetSource(deployment, source, err string) {
+	if err == "" {
+		delete(p.failing[deployment], source)
+		return
+	}
+	if p.failing == nil {
+		p.failing = map[string]map[string]string{}
+	}
+	if p.failing[deployment] == nil {
+		p.failing[deployment] = map[string]string{}
+	}
+	p.failing[deployment][source] = err
+}
+
+// failingSources describes the failing sources of a deployment.
+func (p *Pipeline) failingSources(deployment string) string {
+	if len(p.failing[deployment]) == 0 && len(p.failing[""]) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, dep := range []string{"", deployment} {
+		for _, src := range slices.Sorted(maps.Keys(p.failing[dep])) {
+			parts = append(parts, src+" failing: "+p.failing[dep][src])
+		}
+	}
+	return strings.Join(parts, "; ")
 }

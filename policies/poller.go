@@ -39,6 +39,9 @@ type Poller struct {
 	Seconds int
 	Host    string // default "calisti"
 	Log     *slog.Logger
+	// OnFailing, when set, hears when a deployment's service starts failing
+	// (err non-empty) and answers again ("").
+	OnFailing func(deployment, node, err string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
@@ -96,12 +99,18 @@ func (p *Poller) Poll(ctx context.Context) {
 		if err != nil {
 			p.errs.Add(1)
 			if p.setFailing(key, true) {
+				if p.OnFailing != nil {
+					p.OnFailing(s.Deployment, s.Node, err.Error())
+				}
 				p.Log.Warn("metric source failing; its metrics are missing until it answers (nothing scales down on missing data)",
 					"deployment", s.Deployment, "node", s.Node, "service", s.Namespace+"/"+s.Name, "err", err)
 			}
 			continue
 		}
 		if p.setFailing(key, false) {
+			if p.OnFailing != nil {
+				p.OnFailing(s.Deployment, s.Node, "")
+			}
 			p.Log.Info("metric source answering again", "deployment", s.Deployment, "node", s.Node)
 		}
 		now := Seconds(p.Now())

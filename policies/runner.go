@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -70,6 +71,10 @@ type Runner struct {
 	policies map[string]*runPolicy // deployment \x00 policy
 	err      error
 	counts   Counts
+	// lastEvent is the event time of the newest metric applied and
+	// lastWall when it was: Tick's clock runs on from there.
+	lastEvent float64
+	lastWall  time.Time
 }
 
 // Counts are the runner's counters since it started.
@@ -79,7 +84,25 @@ type Counts struct {
 	HeldBack atomic.Int64 // conditions that held but were held back
 	Triggers atomic.Int64 // workflows queued (or recorded, in a dry run)
 	Errors   atomic.Int64 // triggers that failed to queue
+	// Outcomes count decisions by outcome: "triggered", "error" (fired
+	// but not queued), "no-trigger" (fired, no trigger block), and the
+	// reasons for holding back: "cooldown", "paused", "grace",
+	// "missing-data".
+	Outcomes sync.Map // string -> *atomic.Int64
 }
+
+// Outcome returns the counter of decisions with an outcome.
+func (c *Counts) Outcome(name string) *atomic.Int64 {
+	if v, ok := c.Outcomes.Load(name); ok {
+		return v.(*atomic.Int64)
+	}
+	v, _ := c.Outcomes.LoadOrStore(name, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// DecisionOutcomes are the outcomes a decision can have, for exporting
+// every counter from the start.
+var DecisionOutcomes = []string{"triggered", "error", "no-trigger", "cooldown", "paused", "grace", "missing-data"}
 
 type runPolicy struct {
 	deployment string
@@ -153,8 +176,48 @@ func (r *Runner) Ingest(body []byte, routingKey string) error {
 	if err := r.Pipeline.Ingest(body, routingKey); err != nil {
 		return err
 	}
-	r.counts.Metrics.Add(1)
+	r.applied()
 	return r.err
+}
+
+// applied counts a metric and moves Tick's clock to its event time.
+func (r *Runner) applied() {
+	r.counts.Metrics.Add(1)
+	if now := r.Pipeline.Windows.Now(); now > r.lastEvent {
+		r.lastEvent, r.lastWall = now, time.Now()
+	}
+}
+
+// Tick looks for missing data in every policy. orch serve calls it every
+// second with the wall clock; its time runs on from the newest metric's
+// event time, so producers' clocks, not serve's, time the windows.
+func (r *Runner) Tick(wall time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := Seconds(wall)
+	if !r.lastWall.IsZero() {
+		now = r.lastEvent + wall.Sub(r.lastWall).Seconds()
+	}
+	return r.Pipeline.Tick(now)
+}
+
+// Now is Tick's clock at wall: event time.
+func (r *Runner) Now(wall time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lastWall.IsZero() {
+		return Seconds(wall)
+	}
+	return r.lastEvent + wall.Sub(r.lastWall).Seconds()
+}
+
+// SetSource records a metric source of a deployment ("" for every
+// deployment) failing (err non-empty) or working again (""): decisions on
+// missing data name it.
+func (r *Runner) SetSource(deployment, source, err string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Pipeline.SetSource(deployment, source, err)
 }
 
 // Apply applies a metric from a source other than the broker (a poller).
@@ -164,7 +227,7 @@ func (r *Runner) Apply(m *Metric) error {
 	if err := r.Pipeline.Apply(m); err != nil {
 		return err
 	}
-	r.counts.Metrics.Add(1)
+	r.applied()
 	return r.err
 }
 
@@ -265,6 +328,19 @@ func (r *Runner) Paused(now float64) int {
 	return n
 }
 
+// Missing counts the policies whose data is missing.
+func (r *Runner) Missing() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, rp := range r.policies {
+		if rp.instance.missingSince != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // RemoveDeployment stops evaluating a deployment's policies. Their stored
 // state stays (a deployment deployed again under the same id keeps its
 // cooldowns).
@@ -321,6 +397,11 @@ type PolicyStatus struct {
 	Triggers []Trigger `json:"triggers,omitempty"`
 	// Paused is set while the policy is paused by hand.
 	Paused *Pause `json:"paused,omitempty"`
+	// MissingSince is when its data went missing (event time); 0: it is
+	// there. GraceUntil is when the start-up grace ends (or ended).
+	MissingSince float64 `json:"missing_since,omitempty"`
+	OnMissing    string  `json:"on_missing_data,omitempty"`
+	GraceUntil   float64 `json:"grace_until,omitempty"`
 	// Decisions are the recent decisions, oldest first: each time a
 	// condition held, whether it fired or what held it back.
 	Decisions []Decision `json:"decisions,omitempty"`
@@ -350,6 +431,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			p := *rp.state.Paused
 			ps.Paused = &p
 		}
+		ps.MissingSince, ps.OnMissing, ps.GraceUntil = rp.instance.missingSince, rp.instance.OnMissing, rp.instance.graceUntil
 		workflow := map[string]string{}
 		for _, t := range rp.plan.Triggers {
 			workflow[t.Condition] = t.Workflow
@@ -400,8 +482,10 @@ func (r *Runner) decide(deployment string, d Decision) {
 		// Held back, or a condition with no trigger: only in decisions.
 		if !d.Fired {
 			r.counts.HeldBack.Add(1)
+			r.counts.Outcome(d.Reason).Add(1)
 		} else {
 			r.counts.Fired.Add(1)
+			r.counts.Outcome("no-trigger").Add(1)
 		}
 		r.record(rp, d)
 		return
@@ -416,6 +500,7 @@ func (r *Runner) decide(deployment string, d Decision) {
 	if err := r.State.PutPolicyState(ctx, stateKey(deployment, d.Policy), &rp.state); err != nil {
 		r.err = fmt.Errorf("store policy state of %s/%s: %w", deployment, d.Policy, err)
 		d.Error = r.err.Error()
+		r.counts.Outcome("error").Add(1)
 		r.record(rp, d)
 		return
 	}
@@ -431,8 +516,10 @@ func (r *Runner) decide(deployment string, d Decision) {
 	}
 	if t.Error != "" {
 		r.counts.Errors.Add(1)
+		r.counts.Outcome("error").Add(1)
 	} else {
 		r.counts.Triggers.Add(1)
+		r.counts.Outcome("triggered").Add(1)
 	}
 	d.Execution, d.Error = t.Execution, t.Error
 	r.record(rp, d)
@@ -452,7 +539,7 @@ func (r *Runner) decide(deployment string, d Decision) {
 // parameters.
 func eventValue(m *Metric) cty.Value {
 	if m == nil {
-		return cty.EmptyObjectVal
+		m = &Metric{} // a decision on missing data: no event
 	}
 	return cty.ObjectVal(map[string]cty.Value{
 		"node_id": cty.StringVal(m.NodeID), "node_name": cty.StringVal(m.NodeName),

@@ -58,6 +58,7 @@ workflow "kube_scale" {
   parameter "amount" { default = "+0" }
 }
 policy "web_cpu" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 70, cooldown_time = "30s" }
@@ -159,6 +160,7 @@ func TestRunnerNeverScalesDownOnMissingData(t *testing.T) {
 node "web" {}
 workflow "kube_scale" { uses = "test.scale" }
 policy "down" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 0, scale_direction = ">" }
@@ -186,12 +188,14 @@ func TestSharedCooldownIsScaleCLJsFlag(t *testing.T) {
 node "web" {}
 workflow "kube_scale" { uses = "test.scale" }
 policy "up" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 70, moving_window_size = "1s", cooldown_time = "30s", cooldown_scope = %q }
   trigger "scale" { workflow = workflow.kube_scale }
 }
 policy "down" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 0, scale_direction = ">", moving_window_size = "1s", cooldown_time = "30s", cooldown_scope = %q }
@@ -339,6 +343,7 @@ func TestStatusDoesNotChangeWhatFires(t *testing.T) {
 node "web" {}
 workflow "burst" { uses = "test.scale" }
 policy "rps" {
+  initial_delay = "0s"
   type       = "orch.rps_burst"
   targets    = [node.web]
   properties = { burst_value = 40, reconcile_value = 20, throttle_delay = "3s" }

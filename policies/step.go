@@ -2,29 +2,42 @@ package policies
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/orchhq/orch/blueprints"
 )
 
-// Decision is a condition that held at an evaluation: fired, or held back
-// (by a cooldown, for now; pause, limits and grace come with the runner).
+// Decision is a condition that held at an evaluation (fired, or held back
+// and why), or a policy whose data went missing.
 type Decision struct {
-	Time      float64            `json:"time"`
-	Policy    string             `json:"policy"`
-	Condition string             `json:"condition"`
-	Fired     bool               `json:"fired"`
-	Reason    string             `json:"reason,omitempty"` // why it was held back
-	Values    map[string]float64 `json:"values,omitempty"`
-	// CooldownLeft is the seconds left of the cooldown that held it back.
+	Time      float64 `json:"time"`
+	Policy    string  `json:"policy"`
+	Condition string  `json:"condition"`
+	Fired     bool    `json:"fired"`
+	// Reason is why it was held back: "cooldown", "paused", "grace" or
+	// "missing-data" (on_missing_data = "hold").
+	Reason string             `json:"reason,omitempty"`
+	Values map[string]float64 `json:"values,omitempty"`
+	// CooldownLeft is the seconds left of the cooldown that held it back;
+	// GraceLeft of the start-up grace.
 	CooldownLeft float64 `json:"cooldown_left,omitempty"`
+	GraceLeft    float64 `json:"grace_left,omitempty"`
+	// Missing says why the policy's data counts as missing, for a decision
+	// made on missing data.
+	Missing string `json:"missing,omitempty"`
 	// Workflow and Execution are the workflow a fired decision queued (or
 	// the error that kept it from being queued).
 	Workflow  string `json:"workflow,omitempty"`
 	Execution string `json:"execution,omitempty"`
 	Error     string `json:"error,omitempty"`
 }
+
+// MissingDataRepeat is how often (seconds) on_missing_data = "scale_up"
+// or "trigger" fires again while the data stays missing, for a policy
+// without a cooldown.
+const MissingDataRepeat = 60
 
 // Instance is a policy being evaluated: its evaluator and its cooldowns,
 // kept per condition (scale up and scale down cool down separately).
@@ -35,11 +48,28 @@ type Instance struct {
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
 	Shared bool
-	until  map[string]float64
-	shared *float64 // the deployment's flag, set by Pipeline.Add
+	// OnMissing is what it does while its data is missing: "hold" (log
+	// it), "scale_up" (fire the condition that scales up) or "trigger"
+	// (fire the missing_data trigger).
+	OnMissing string
+	// Delay is the start-up grace in seconds: nothing fires until Delay
+	// after the first evaluation. Negative: the longest window it reads.
+	Delay    float64
+	minHosts int
+	up       string // the condition that scales up, for OnMissing "scale_up"
+	until    map[string]float64
+	shared   *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
 	pause *Pause
+	// graceUntil is when the start-up grace ends (set at the first
+	// evaluation).
+	started    bool
+	graceUntil float64
+	// missingSince is when its data went missing; 0 while it is there.
+	// sources are the failing sources of its deployment, for the cause.
+	missingSince float64
+	sources      string
 }
 
 // Pause is a policy paused by hand: it still evaluates, and records what it
@@ -58,11 +88,18 @@ func (p *Pause) Active(now float64) bool { return p != nil && (p.Until == 0 || n
 // NewInstance compiles a resolved policy. Its cooldown is the
 // cooldown_time property (as scale.clj's), when the type has one.
 func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
+	t.MinHosts = p.MinHosts
 	ev, err := Compile(t, p)
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}}
+	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts}
+	if in.OnMissing == "" {
+		in.OnMissing = "hold"
+	}
+	if p.InitialDelay != nil {
+		in.Delay = p.InitialDelay.Seconds()
+	}
 	props, _ := p.Properties.Unmark()
 	if props == cty.NilVal || props.IsNull() {
 		props = cty.EmptyObjectVal
@@ -88,40 +125,150 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 			return nil, fmt.Errorf("policy %s: cooldown_scope %q: want \"policy\" or \"deployment\"", p.Name, scope)
 		}
 	}
+	if in.OnMissing == "scale_up" {
+		if sc, ok := ev.(scaler); ok {
+			in.up = sc.ScaleUp()
+		} else {
+			for _, c := range p.Type.Conditions {
+				if c.Direction == "up" {
+					in.up = c.Name
+				}
+			}
+		}
+		if in.up == "" {
+			return nil, fmt.Errorf("policy %s: on_missing_data = \"scale_up\", but none of its conditions scales up (a scale_threshold with scale_direction \"<\" does)", p.Name)
+		}
+		if !slices.ContainsFunc(p.Triggers, func(t *blueprints.Trigger) bool { return t.Condition == in.up }) {
+			return nil, fmt.Errorf("policy %s: on_missing_data = \"scale_up\" fires condition %q, which has no trigger", p.Name, in.up)
+		}
+	}
 	return in, nil
 }
 
-// Step evaluates the policy at now and returns what held: fired, or held
-// back by a cooldown.
+// start begins the start-up grace at the first evaluation.
+func (in *Instance) start(now float64) {
+	if in.started {
+		return
+	}
+	in.started = true
+	delay := in.Delay
+	if delay < 0 {
+		delay = 0
+		if w, ok := in.Eval.(windowed); ok {
+			delay = w.Window()
+		}
+	}
+	in.graceUntil = now + delay
+}
+
+// gate decides whether a condition that holds fires: not while paused, in
+// the start-up grace or cooling down. A firing starts its cooldown (at
+// least MissingDataRepeat for one on missing data).
+func (in *Instance) gate(d *Decision, now float64) {
+	until := in.until[d.Condition]
+	shared := in.shared != nil && d.Condition != blueprints.MissingDataCondition
+	if shared {
+		until = *in.shared
+	}
+	cooldown := in.Cooldown
+	if d.Missing != "" && cooldown <= 0 {
+		cooldown = MissingDataRepeat
+	}
+	switch {
+	case in.pause.Active(now):
+		d.Reason = "paused"
+	case now < in.graceUntil:
+		d.Reason = "grace"
+		d.GraceLeft = in.graceUntil - now
+	case now < until:
+		d.Reason = "cooldown"
+		d.CooldownLeft = until - now
+	case shared:
+		d.Fired = true
+		*in.shared = now + cooldown
+	default:
+		d.Fired = true
+		in.until[d.Condition] = now + cooldown
+	}
+}
+
+// Step evaluates the policy at now and returns what held (fired, or held
+// back and why), and what its missing data decided.
 func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 	results, err := in.Eval.Evaluate(w, now)
 	if err != nil {
 		return nil, err
 	}
+	in.start(now)
 	var out []Decision
 	for _, r := range results {
 		if !r.Known || !r.Holds {
 			continue
 		}
 		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: r.Values}
-		until := in.until[r.Condition]
-		if in.shared != nil {
-			until = *in.shared
-		}
-		switch {
-		case in.pause.Active(now):
-			d.Reason = "paused"
-		case now < until:
-			d.Reason = "cooldown"
-			d.CooldownLeft = until - now
-		case in.shared != nil:
-			d.Fired = true
-			*in.shared = now + in.Cooldown
-		default:
-			d.Fired = true
-			in.until[r.Condition] = now + in.Cooldown
-		}
+		in.gate(&d, now)
 		out = append(out, d)
 	}
-	return out, nil
+	return append(out, in.missing(results, now)...), nil
+}
+
+// Check looks for missing data at now without evaluating for firing (the
+// evaluator's state is left as it is): orch serve calls it every second, so
+// a source that stopped is noticed though no metric arrives.
+func (in *Instance) Check(w *Windows, now float64) ([]Decision, error) {
+	results, err := peek(in.Eval, w, now)
+	if err != nil {
+		return nil, err
+	}
+	in.start(now)
+	return in.missing(results, now), nil
+}
+
+// MissingSince is when the policy's data went missing (0: it is there).
+func (in *Instance) MissingSince() float64 { return in.missingSince }
+
+// missing handles a policy with a condition whose window has no data
+// (missing data is never a zero, so that condition does not hold). After
+// the start-up grace: "hold" records it when it starts; "scale_up" and
+// "trigger" fire, once per cooldown while it lasts.
+func (in *Instance) missing(results []Result, now float64) []Decision {
+	unknown := ""
+	for _, r := range results {
+		if !r.Known {
+			unknown = r.Condition
+			break
+		}
+	}
+	if unknown == "" || now < in.graceUntil {
+		in.missingSince = 0
+		return nil
+	}
+	cause := "no data in the window of condition " + unknown
+	if in.minHosts > 1 {
+		cause = fmt.Sprintf("fewer than %d hosts (min_hosts) in the window of condition %s", in.minHosts, unknown)
+	}
+	if in.sources != "" {
+		cause += " (" + in.sources + ")"
+	}
+	first := in.missingSince == 0
+	if first {
+		in.missingSince = now
+	}
+	switch in.OnMissing {
+	case "scale_up", "trigger":
+		cond := in.up
+		if in.OnMissing == "trigger" {
+			cond = blueprints.MissingDataCondition
+		}
+		d := Decision{Time: now, Policy: in.Name, Condition: cond, Missing: cause}
+		in.gate(&d, now)
+		if d.Fired || first {
+			return []Decision{d}
+		}
+	default:
+		if first {
+			return []Decision{{Time: now, Policy: in.Name, Condition: unknown, Reason: "missing-data", Missing: cause}}
+		}
+	}
+	return nil
 }

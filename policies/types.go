@@ -38,6 +38,18 @@ type peeker interface {
 	Peek(w *Windows, now float64) ([]Result, error)
 }
 
+// windowed is implemented by evaluators that know the longest window they
+// read: a policy's default start-up grace (initial_delay).
+type windowed interface {
+	Window() float64
+}
+
+// scaler is implemented by built-in evaluators whose scale-up condition
+// depends on their parameters (scale_threshold's scale_direction).
+type scaler interface {
+	ScaleUp() string
+}
+
 // peek evaluates for a status read.
 func peek(e Evaluator, w *Windows, now float64) ([]Result, error) {
 	if p, ok := e.(peeker); ok {
@@ -50,6 +62,13 @@ func peek(e Evaluator, w *Windows, now float64) ([]Result, error) {
 type Target struct {
 	Deployment string
 	Nodes      map[string]bool // nil: every node
+	// MinHosts is the policy's min_hosts: fewer hosts in a window is no data.
+	MinHosts int
+}
+
+// query is a window of metric over the target's nodes.
+func (t Target) query(metric string, seconds, now float64) Query {
+	return Query{Deployment: t.Deployment, Nodes: t.Nodes, MinHosts: t.MinHosts, Metric: metric, Seconds: seconds, Now: now}
 }
 
 // Compile builds the evaluator of a resolved policy.
@@ -83,6 +102,8 @@ type scope struct {
 	now      float64
 	patterns map[string]*regexp.Regexp
 	values   map[string]float64
+	// longest is the longest window read so far.
+	longest float64
 	// memo keeps this evaluation's reductions: a condition often reads the
 	// same window more than once (and HCL evaluates both branches of ?:).
 	memo map[reduceKey]reduced
@@ -100,6 +121,7 @@ type reduced struct {
 
 func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
 	key := reduceKey{fn, spec.Metric, spec.Pattern, spec.Duration, arg}
+	s.longest = max(s.longest, spec.Duration)
 	r, seen := s.memo[key]
 	if !seen {
 		r.v, r.ok = s.reduce(fn, spec, arg)
@@ -120,7 +142,7 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 }
 
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
-	q := Query{Deployment: s.target.Deployment, Nodes: s.target.Nodes, Metric: spec.Metric, Seconds: spec.Duration, Now: s.now}
+	q := s.target.query(spec.Metric, spec.Duration, s.now)
 	if spec.Pattern != "" {
 		re := s.patterns[spec.Pattern]
 		if re == nil {
@@ -143,6 +165,9 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	}
 	return &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc)}, nil
 }
+
+// Window is the longest window its conditions have read.
+func (e *hclEvaluator) Window() float64 { return e.scope.longest }
 
 func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	e.scope.w, e.scope.now = w, now

@@ -33,24 +33,28 @@ node "web" {}
 workflow "scale" { uses = "test.scale" }
 
 policy "builtin_up" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 70, scale_limit = 5 }
   trigger "scale" { workflow = workflow.scale }
 }
 policy "hcl_up" {
+  initial_delay = "0s"
   type       = policy_type.scale_clj
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 70, scale_limit = 5 }
   trigger "scale" { workflow = workflow.scale }
 }
 policy "builtin_down" {
+  initial_delay = "0s"
   type       = "orch.scale_threshold"
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 1, scale_direction = ">", cooldown_time = "45s" }
   trigger "scale" { workflow = workflow.scale }
 }
 policy "hcl_down" {
+  initial_delay = "0s"
   type       = policy_type.scale_clj
   targets    = [node.web]
   properties = { service_selector = "cpu", scale_threshold = 30, scale_limit = 1, scale_direction = ">", cooldown_time = "45s" }
@@ -142,6 +146,7 @@ func TestRPSBurstHysteresis(t *testing.T) {
 node "bookings" {}
 workflow "w" { uses = "test.scale" }
 policy "rps" {
+  initial_delay = "0s"
   type       = "orch.rps_burst"
   targets    = [node.bookings]
   properties = { burst_value = 40, reconcile_value = 20, throttle_delay = "30s" }

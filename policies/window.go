@@ -200,6 +200,9 @@ type Query struct {
 	Pattern    *regexp.Regexp // instead of Metric: match the service
 	Seconds    float64
 	Now        float64
+	// MinHosts is how many hosts must report in the window for it to
+	// count (a policy's min_hosts); fewer is no data. 0 or 1: any.
+	MinHosts int
 }
 
 // each calls fn with every series of the query that has samples in the
@@ -256,6 +259,14 @@ func meanOfHostMeans(hosts map[string]hostAgg) float64 {
 	return total / float64(len(hosts))
 }
 
+// enoughHosts reports whether at least q.MinHosts hosts report in the
+// window.
+func (w *Windows) enoughHosts(q Query) bool {
+	buf := aggPool.Get().(map[string]hostAgg)
+	defer aggPool.Put(buf)
+	return len(w.hostAggs(q, buf)) >= q.MinHosts
+}
+
 var aggPool = sync.Pool{New: func() any { return map[string]hostAgg{} }}
 
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
@@ -264,7 +275,7 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 	buf := aggPool.Get().(map[string]hostAgg)
 	defer aggPool.Put(buf)
 	hs := w.hostAggs(q, buf)
-	if len(hs) == 0 {
+	if len(hs) == 0 || len(hs) < q.MinHosts {
 		return math.NaN(), 0, false
 	}
 	return meanOfHostMeans(hs), float64(len(hs)), true
@@ -278,6 +289,9 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 // and count read prefix sums; min, max and last scan no more than the
 // window; ewma and percentile copy it.
 func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
+	if q.MinHosts > 1 && fn != "mean" && fn != "hosts" && !w.enoughHosts(q) {
+		return math.NaN(), false
+	}
 	switch fn {
 	case "mean", "hosts":
 		mean, hosts, ok := w.MeanHosts(q)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -96,15 +98,19 @@ still tells the cooldowns and trigger history, but no window values.`,
 	_ = show.MarkFlagRequired("deployment")
 	var explainDep string
 	var last int
+	var follow bool
 	explain := &cobra.Command{
 		Use:   "explain NAME -d DEPLOYMENT [-n N]",
 		Short: "Explain a policy: its state now and its last decisions, with their reasons",
 		Long: `Show a policy as policies show does, then its last decisions: every time a
 condition held, whether it fired (and the execution it queued) or what held
-it back: a cooldown (and how long was left) or a pause. The log is kept in the
-state file, bounded per policy (100 decisions, 24 hours).`,
+it back: a cooldown (and how long was left), a pause, the start-up grace or
+missing data. The log is kept in the state file, bounded per policy (100
+decisions, 24 hours). --follow then prints new decisions as they are made
+(checking every second) until interrupted.`,
 		Example: `  orch policies explain bookings_rps -d bookings
-  orch policies explain bookings_cpu_up -d scale -n 50 -o json`,
+  orch policies explain bookings_cpu_up -d scale -n 50 -o json
+  orch policies explain bookings_rps -d bookings --follow`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withBackend(cmd.Context(), func(b backend) error {
@@ -121,17 +127,23 @@ state file, bounded per policy (100 decisions, 24 hours).`,
 					if last > 0 && len(p.Decisions) > last {
 						p.Decisions = p.Decisions[len(p.Decisions)-last:]
 					}
-					if g.output == "json" {
+					if g.output == "json" && !follow {
 						return g.printJSON(p)
 					}
-					writePolicy(g.stdout, p, live)
-					writeDecisions(g.stdout, p.Decisions)
+					if g.output != "json" {
+						writePolicy(g.stdout, p, live)
+						writeDecisions(g.stdout, p.Decisions)
+					}
+					if follow {
+						return followDecisions(cmd.Context(), g, b, explainDep, args[0], p.Decisions)
+					}
 					return nil
 				}
 				return fmt.Errorf("deployment %s has no policy %q (it has: %s)", explainDep, args[0], strings.Join(names, ", "))
 			})
 		},
 	}
+	explain.Flags().BoolVarP(&follow, "follow", "f", false, "then print new decisions as they are made (one JSON object a line with -o json)")
 	explain.Flags().StringVarP(&explainDep, "deployment", "d", "", "deployment id (required)")
 	explain.Flags().IntVarP(&last, "last", "n", 20, "how many decisions to show")
 	_ = explain.MarkFlagRequired("deployment")
@@ -305,6 +317,12 @@ func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
 	if p.Error != "" {
 		fmt.Fprintf(w, "Error:       %s\n", p.Error)
 	}
+	if live && p.GraceUntil > p.Time {
+		fmt.Fprintf(w, "Grace:       nothing fires until %s (initial_delay: the windows are filling)\n", eventTime(p.GraceUntil))
+	}
+	if p.MissingSince > 0 {
+		fmt.Fprintf(w, "Data:        missing since %s (on_missing_data = %q)\n", eventTime(p.MissingSince), p.OnMissing)
+	}
 	fmt.Fprintln(w, "Conditions:")
 	for _, c := range p.Conditions {
 		line := fmt.Sprintf("  %-12s %-8s", c.Name, conditionNow(c, live))
@@ -335,6 +353,73 @@ func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
 	}
 }
 
+// followDecisions prints the decisions of a policy made after seen, every
+// second, until ctx is done.
+func followDecisions(ctx context.Context, g *globals, b backend, deployment, policy string, seen []policies.Decision) error {
+	var last *policies.Decision
+	if n := len(seen); n > 0 {
+		last = &seen[n-1]
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		ps, _, err := b.Policies(ctx, deployment)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, p := range ps {
+			if p.Name != policy {
+				continue
+			}
+			fresh := newDecisions(p.Decisions, last)
+			for i := range fresh {
+				if g.output == "json" {
+					if err := json.NewEncoder(g.stdout).Encode(fresh[i]); err != nil {
+						return err
+					}
+				} else {
+					writeDecisionLines(g.stdout, fresh[i:i+1])
+				}
+			}
+			if n := len(fresh); n > 0 {
+				last = &fresh[n-1]
+			}
+		}
+	}
+}
+
+// newDecisions returns the decisions of log after last: those following
+// it, or (when it has rotated out of the bounded log) those made later.
+func newDecisions(log []policies.Decision, last *policies.Decision) []policies.Decision {
+	if last == nil {
+		return log
+	}
+	for i := len(log) - 1; i >= 0; i-- {
+		if sameDecision(log[i], *last) {
+			return log[i+1:]
+		}
+	}
+	for i, d := range log {
+		if d.Time > last.Time {
+			return log[i:]
+		}
+	}
+	return nil
+}
+
+func sameDecision(a, b policies.Decision) bool {
+	return a.Time == b.Time && a.Condition == b.Condition && a.Fired == b.Fired && a.Reason == b.Reason &&
+		a.Execution == b.Execution && a.Missing == b.Missing
+}
+
 // writeDecisions explains decisions in plain words, one a line.
 func writeDecisions(w io.Writer, ds []policies.Decision) {
 	if len(ds) == 0 {
@@ -342,6 +427,10 @@ func writeDecisions(w io.Writer, ds []policies.Decision) {
 		return
 	}
 	fmt.Fprintln(w, "Decisions (latest last):")
+	writeDecisionLines(w, ds)
+}
+
+func writeDecisionLines(w io.Writer, ds []policies.Decision) {
 	for _, d := range ds {
 		var what string
 		switch {
@@ -357,8 +446,15 @@ func writeDecisions(w io.Writer, ds []policies.Decision) {
 			what = fmt.Sprintf("held back by the cooldown, %s left", time.Duration(d.CooldownLeft*float64(time.Second)).Round(time.Second))
 		case d.Reason == "paused":
 			what = "held back: the policy is paused"
+		case d.Reason == "grace":
+			what = fmt.Sprintf("held back by the start-up grace (initial_delay), %s left", time.Duration(d.GraceLeft*float64(time.Second)).Round(time.Second))
+		case d.Reason == "missing-data":
+			what = "data missing: holding (on_missing_data = \"hold\"), nothing runs"
 		default:
 			what = "held back: " + d.Reason
+		}
+		if d.Missing != "" {
+			what += "; data missing: " + d.Missing
 		}
 		fmt.Fprintf(w, "  %s  %-10s %s", eventTime(d.Time), d.Condition, what)
 		if v := formatValues(d.Values); v != "" {

@@ -52,6 +52,7 @@ policy_type "hot" {
   condition "high" { when = mean(window("cpu", "10s")) > param.limit }
 }
 policy "web_cpu" {
+  initial_delay = "0s"
   type       = policy_type.hot
   targets    = [node.web]
   properties = { limit = 80 }

@@ -1,0 +1,273 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// missingBlueprint has a scale-up and a scale-down policy on cpu; %s is
+// the scale-up policy's extra attributes.
+const missingBlueprint = `
+node "web" {}
+workflow "kube_scale" {
+  uses = "test.scale"
+  parameter "amount" { default = "+0" }
+}
+workflow "page" {
+  uses = "test.scale"
+  parameter "amount" { default = "+0" }
+}
+policy "up" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { service_selector = "cpu", scale_threshold = 70, moving_window_size = "10s", cooldown_time = "30s" }
+  %s
+  trigger "scale" {
+    workflow   = workflow.kube_scale
+    parameters = { amount = "+1" }
+  }
+}
+policy "down" {
+  type          = "orch.scale_threshold"
+  targets       = [node.web]
+  initial_delay = "0s"
+  properties    = { service_selector = "cpu", scale_threshold = 20, scale_limit = 0, scale_direction = ">", moving_window_size = "10s", cooldown_time = "30s" }
+  trigger "scale" {
+    workflow   = workflow.kube_scale
+    parameters = { amount = "-1" }
+  }
+}
+`
+
+func cpu(t *testing.T, r *Runner, host string, at, value float64) {
+	t.Helper()
+	m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: host, Name: "cpu", Value: value,
+		Time: at, Service: "shop.web.web_1.cpu."}
+	if err := r.Apply(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tick runs the runner's missing-data check at event time at.
+func tick(t *testing.T, r *Runner, at float64) {
+	t.Helper()
+	r.mu.Lock()
+	err := r.Pipeline.Tick(at)
+	r.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func decisions(r *Runner, policy string) []Decision {
+	for _, ps := range r.Status("shop", 0) {
+		if ps.Name == policy {
+			return ps.Decisions
+		}
+	}
+	return nil
+}
+
+func TestStartupGraceHoldsBackAHalfFilledWindow(t *testing.T) {
+	cases := []struct {
+		name  string
+		attrs string
+		fires float64 // the first breach second that fires
+	}{
+		{"default: one window length", ``, 1010},
+		{"explicit", `initial_delay = "4s"`, 1004},
+		{"none", `initial_delay = "0s"`, 1000},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", c.attrs, 1))
+			q := &recordingQueue{}
+			r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+			for s := 1000.0; s <= 1012; s++ {
+				cpu(t, r, "h1", s, 95)
+			}
+			if len(q.runs) != 1 {
+				t.Fatalf("queued %d runs, want 1", len(q.runs))
+			}
+			log := decisions(r, "up")
+			var fired float64
+			for _, d := range log {
+				if d.Fired {
+					fired = d.Time
+				} else if d.Time < c.fires && (d.Reason != "grace" || d.GraceLeft != c.fires-d.Time) {
+					t.Errorf("at %g: %+v, want held back by grace with %gs left", d.Time, d, c.fires-d.Time)
+				}
+			}
+			if fired != c.fires {
+				t.Fatalf("fired at %g, want %g; log %+v", fired, c.fires, log)
+			}
+		})
+	}
+}
+
+func TestMissingDataNeverScalesDownAndHoldsByDefault(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	for s := 1000.0; s < 1005; s++ {
+		cpu(t, r, "h1", s, 50) // neither condition holds
+	}
+	r.SetSource("", "broker", "connection refused")
+	// The source stops: the window empties; ticks go on for a minute.
+	for s := 1005.0; s < 1065; s++ {
+		tick(t, r, s)
+	}
+	if len(q.runs) != 0 {
+		t.Fatalf("missing data queued %+v, want nothing", q.runs)
+	}
+	for _, pol := range []string{"up", "down"} {
+		log := decisions(r, pol)
+		if len(log) != 1 {
+			t.Fatalf("%s: %d decisions, want the one that says its data went missing: %+v", pol, len(log), log)
+		}
+		d := log[0]
+		if d.Reason != "missing-data" || d.Fired || d.Time != 1014 ||
+			d.Missing != "no data in the window of condition scale (broker failing: connection refused)" {
+			t.Fatalf("%s: %+v", pol, d)
+		}
+	}
+	if got := r.Counts().Outcome("missing-data").Load(); got != 2 {
+		t.Fatalf("missing-data outcomes: %d, want 2", got)
+	}
+	st := r.Status("shop", 1065)
+	if st[0].MissingSince != 1014 || st[0].OnMissing != "hold" {
+		t.Fatalf("status: missing since %g, on_missing_data %q", st[0].MissingSince, st[0].OnMissing)
+	}
+	// Data comes back: no longer missing.
+	r.SetSource("", "broker", "")
+	cpu(t, r, "h1", 1066, 50)
+	if st := r.Status("shop", 1066); st[0].MissingSince != 0 {
+		t.Fatalf("data is back, still missing since %g", st[0].MissingSince)
+	}
+}
+
+func TestMissingDataScalesUpOncePerCooldown(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `on_missing_data = "scale_up"
+  initial_delay = "0s"`, 1))
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	cpu(t, r, "h1", 1000, 50)
+	for s := 1001.0; s <= 1100; s++ {
+		tick(t, r, s)
+	}
+	// Missing from 1010 (the 10s window (1000, 1010] is empty); cooldown
+	// 30s: fires at 1010, 1040, 1070 and 1100.
+	var times []float64
+	for _, d := range decisions(r, "up") {
+		if d.Fired {
+			times = append(times, d.Time)
+			if d.Missing == "" || d.Condition != "scale" || d.Execution == "" {
+				t.Fatalf("fired decision %+v, want the scale condition on missing data with its execution", d)
+			}
+		}
+	}
+	if want := []float64{1010, 1040, 1070, 1100}; !equalFloats(times, want) {
+		t.Fatalf("fired at %v, want %v", times, want)
+	}
+	if len(q.runs) != 4 || q.runs[0].params["amount"] != "+1" {
+		t.Fatalf("queued %+v, want four scale-ups", q.runs)
+	}
+}
+
+func TestMissingDataTriggerRunsItsWorkflow(t *testing.T) {
+	src := strings.Replace(missingBlueprint, "%s", `on_missing_data = "trigger"
+  initial_delay = "0s"
+  trigger "missing_data" {
+    workflow = workflow.page
+    parameters = { amount = "0" }
+  }`, 1)
+	plan := resolvePlan(t, src)
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	cpu(t, r, "h1", 1000, 50)
+	for s := 1001.0; s <= 1060; s++ {
+		tick(t, r, s)
+	}
+	if len(q.runs) != 2 || q.runs[0].workflow != "page" {
+		t.Fatalf("queued %+v, want page twice (at 1010 and 1040)", q.runs)
+	}
+}
+
+func TestMinHostsMakesAThinWindowMissing(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `min_hosts = 2
+  initial_delay = "0s"`, 1))
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	cpu(t, r, "h1", 1000, 95) // one host: not enough
+	if len(q.runs) != 0 {
+		t.Fatalf("one host of min_hosts 2 fired %+v", q.runs)
+	}
+	log := decisions(r, "up")
+	if len(log) != 1 || log[0].Reason != "missing-data" || !strings.Contains(log[0].Missing, "fewer than 2 hosts") {
+		t.Fatalf("log %+v, want one missing-data decision naming min_hosts", log)
+	}
+	cpu(t, r, "h2", 1001, 95)
+	if len(q.runs) != 1 {
+		t.Fatalf("two hosts: queued %+v, want one scale-up", q.runs)
+	}
+}
+
+func TestMissingDataBlueprintErrors(t *testing.T) {
+	cases := []struct{ attrs, want string }{
+		{`on_missing_data = "shrink"`, `p.hcl:15:21: Invalid on_missing_data`},
+		{`on_missing_data = "trigger"`, `p.hcl:15:21: Missing trigger`},
+		{`trigger "missing_data" { workflow = workflow.page }`, `p.hcl:15:3: Trigger never fires`},
+		{`min_hosts = 0`, `p.hcl:15:15: Invalid min_hosts`},
+		{`initial_delay = "soon"`, `p.hcl:15:19: Invalid initial_delay`},
+	}
+	for _, c := range cases {
+		src := strings.Replace(missingBlueprint, "%s", c.attrs, 1)
+		bp, diags := blueprints.Parse(map[string][]byte{"p.hcl": []byte(src)},
+			map[string][]byte{"<builtin>/core.hcl": blueprints.CoreTypes["<builtin>/core.hcl"], "<builtin>/policies.hcl": []byte(BuiltinTypes)}, "p.hcl")
+		if !diags.HasErrors() {
+			_, diags = blueprints.Resolve(bp, &blueprints.Catalog{Workflows: []string{"test.scale"}, PolicyTypes: BuiltinImplementations()}, nil)
+		}
+		if !diags.HasErrors() {
+			t.Fatalf("%s: no error", c.attrs)
+		}
+		sub := diags[0].Subject
+		got := fmt.Sprintf("%s:%d:%d: %s", sub.Filename, sub.Start.Line, sub.Start.Column, diags[0].Summary)
+		if !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: got %q, want %q", c.attrs, got, c.want)
+		}
+	}
+	// scale_up on a scale-down policy is refused when it is compiled.
+	plan := resolvePlan(t, strings.Replace(strings.Replace(missingBlueprint, "%s", "", 1),
+		`initial_delay = "0s"`, `on_missing_data = "scale_up"`, 1))
+	r := NewRunner(NewPipeline(600), &recordingQueue{}, &memState{m: map[string][]byte{}})
+	err := r.AddDeployment(context.Background(), "shop", plan)
+	if err == nil || !strings.Contains(err.Error(), "none of its conditions scales up") {
+		t.Fatalf("AddDeployment: %v", err)
+	}
+}
+
+func TestTickClockRunsOnFromEventTime(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
+	r := newRunner(t, plan, &recordingQueue{}, &memState{m: map[string][]byte{}})
+	cpu(t, r, "h1", 1000, 50)
+	if now := r.Now(time.Now().Add(5 * time.Second)); now < 1004.9 || now > 1005.5 {
+		t.Fatalf("5s after a metric of time 1000 the clock says %g", now)
+	}
+}
+
+func equalFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
