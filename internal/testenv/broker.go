@@ -25,6 +25,9 @@ type Broker struct {
 	name string
 	dir  string
 	env  []string
+	// running is false after Stop: the cleanup does not stop it again
+	// (rabbitmqctl stop waits for a node that is not there).
+	running bool
 }
 
 var brokerSeq atomic.Int64
@@ -66,7 +69,9 @@ func PrivateBroker(t testing.TB) *Broker {
 			"RABBITMQ_ENABLED_PLUGINS_FILE="+filepath.Join(dir, "plugins"),
 		)}
 	t.Cleanup(func() {
-		b.stop()
+		if b.running {
+			b.stop()
+		}
 		os.RemoveAll(dir)
 	})
 	b.Start(t)
@@ -107,6 +112,7 @@ func (b *Broker) Start(t testing.TB) {
 		}
 		return err == nil
 	})
+	b.running = true
 }
 
 // Stop stops the node; durable queues and exchanges survive a Start.
@@ -115,6 +121,7 @@ func (b *Broker) Stop(t testing.TB) {
 	if out, err := b.stop(); err != nil {
 		t.Fatalf("stop broker %s: %v\n%s", b.name, err, out)
 	}
+	b.running = false
 }
 
 func (b *Broker) stop() ([]byte, error) {

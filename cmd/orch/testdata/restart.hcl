@@ -24,8 +24,10 @@ workflow "scale" {
 }
 
 policy "web_cpu" {
-  type    = "orch.scale_threshold"
-  targets = [node.web]
+  # The tests publish one breach right after serve starts: no start-up grace.
+  initial_delay = "0s"
+  type          = "orch.scale_threshold"
+  targets       = [node.web]
   properties = {
     service_selector   = "\\.cpu\\."
     scale_threshold    = 70
