@@ -133,75 +133,9 @@ type DeployRequest struct {
 // Deploy validates and resolves the blueprint, stores it and its deployment
 // in one transaction, and submits install.
 func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
-	if len(req.Paths) == 0 {
-		return nil, nil, errors.New("deploy: no blueprint file given")
-	}
-	if req.InputsFile != "" {
-		src, err := os.ReadFile(req.InputsFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("inputs file: %w", err)
-		}
-		vals, f, diags := blueprints.ReadInputsFile(req.InputsFile, src)
-		if diags.HasErrors() {
-			return nil, nil, &DiagnosticsError{Files: map[string]*hcl.File{req.InputsFile: f}, Diags: diags}
-		}
-		given := map[string]cty.Value{}
-		for k, v := range vals {
-			if _, onCmdLine := req.Inputs[k]; !onCmdLine {
-				given[k] = v
-			}
-		}
-		for k, v := range req.InputValues {
-			given[k] = v
-		}
-		req.InputValues = given
-		files := map[string]*hcl.File{req.InputsFile: f}
-		for k, v := range req.InputFiles {
-			files[k] = v
-		}
-		req.InputFiles = files
-	}
-	abs := make([]string, len(req.Paths))
-	for i, p := range req.Paths {
-		a, err := filepath.Abs(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		abs[i] = a
-	}
-	bp, err := s.Load(abs...)
+	bp, plan, inputs, abs, err := resolve(s.builtin, s.Catalog, req)
 	if err != nil {
 		return nil, nil, err
-	}
-	inputs := map[string]cty.Value{}
-	for k, v := range req.InputValues {
-		inputs[k] = v
-	}
-	for k, raw := range req.Inputs {
-		v, err := blueprints.InputValue(bp, k, raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("input %s: %w", k, err)
-		}
-		inputs[k] = v
-	}
-	for _, in := range bp.Inputs {
-		if _, ok := inputs[in.Name]; !ok && in.Sensitive {
-			if raw, ok := os.LookupEnv(sensitiveEnv(in.Name)); ok {
-				v, err := blueprints.ParseValue(raw, in.Type)
-				if err != nil {
-					return nil, nil, fmt.Errorf("input %s from %s: %w", in.Name, sensitiveEnv(in.Name), err)
-				}
-				inputs[in.Name] = v
-			}
-		}
-	}
-	plan, diags := blueprints.Resolve(bp, s.Catalog, inputs)
-	if diags.HasErrors() {
-		files := bp.Files
-		for k, f := range req.InputFiles {
-			files[k] = f
-		}
-		return nil, nil, &DiagnosticsError{Files: files, Diags: diags}
 	}
 	id := req.ID
 	if id == "" {
@@ -251,6 +185,90 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		return d, nil, fmt.Errorf("deployment %s created, but install could not start: %w", id, err)
 	}
 	return d, x, nil
+}
+
+// Plan resolves a blueprint with its inputs as Deploy does, against the
+// plugins of registry, without a state file (orch policies replay).
+func Plan(registry *plugins.Registry, req DeployRequest) (*blueprints.Plan, error) {
+	builtin, catalog := languageOf(registry)
+	_, plan, _, _, err := resolve(builtin, catalog, req)
+	return plan, err
+}
+
+// resolve loads, validates and resolves the blueprint files of req with its
+// inputs (command line, inputs file, environment for sensitive ones).
+func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployRequest) (*blueprints.Blueprint, *blueprints.Plan, map[string]cty.Value, []string, error) {
+	if len(req.Paths) == 0 {
+		return nil, nil, nil, nil, errors.New("deploy: no blueprint file given")
+	}
+	if req.InputsFile != "" {
+		src, err := os.ReadFile(req.InputsFile)
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("inputs file: %w", err)
+		}
+		vals, f, diags := blueprints.ReadInputsFile(req.InputsFile, src)
+		if diags.HasErrors() {
+			return nil, nil, nil, nil, &DiagnosticsError{Files: map[string]*hcl.File{req.InputsFile: f}, Diags: diags}
+		}
+		given := map[string]cty.Value{}
+		for k, v := range vals {
+			if _, onCmdLine := req.Inputs[k]; !onCmdLine {
+				given[k] = v
+			}
+		}
+		for k, v := range req.InputValues {
+			given[k] = v
+		}
+		req.InputValues = given
+		files := map[string]*hcl.File{req.InputsFile: f}
+		for k, v := range req.InputFiles {
+			files[k] = v
+		}
+		req.InputFiles = files
+	}
+	abs := make([]string, len(req.Paths))
+	for i, p := range req.Paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		abs[i] = a
+	}
+	bp, err := load(builtin, catalog, abs...)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	inputs := map[string]cty.Value{}
+	for k, v := range req.InputValues {
+		inputs[k] = v
+	}
+	for k, raw := range req.Inputs {
+		v, err := blueprints.InputValue(bp, k, raw)
+		if err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("input %s: %w", k, err)
+		}
+		inputs[k] = v
+	}
+	for _, in := range bp.Inputs {
+		if _, ok := inputs[in.Name]; !ok && in.Sensitive {
+			if raw, ok := os.LookupEnv(sensitiveEnv(in.Name)); ok {
+				v, err := blueprints.ParseValue(raw, in.Type)
+				if err != nil {
+					return nil, nil, nil, nil, fmt.Errorf("input %s from %s: %w", in.Name, sensitiveEnv(in.Name), err)
+				}
+				inputs[in.Name] = v
+			}
+		}
+	}
+	plan, diags := blueprints.Resolve(bp, catalog, inputs)
+	if diags.HasErrors() {
+		files := bp.Files
+		for k, f := range req.InputFiles {
+			files[k] = f
+		}
+		return nil, nil, nil, nil, &DiagnosticsError{Files: files, Diags: diags}
+	}
+	return bp, plan, inputs, abs, nil
 }
 
 // fillDeployment records the resolved (redacted) values for display.

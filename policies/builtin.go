@@ -253,8 +253,7 @@ func newRPSBurst(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
 // Window is the sample window (throttle_delay holds it back anyway).
 func (r *rpsBurst) Window() float64 { return r.sample }
 
-// Peek evaluates a copy: the hysteresis clocks and the last condition fired
-// stay as they are.
+// Peek evaluates a copy: the hysteresis clocks stay as they are.
 func (r *rpsBurst) Peek(w *Windows, now float64) ([]Result, error) {
 	c := *r
 	return c.Evaluate(w, now)
@@ -288,14 +287,13 @@ func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
 	burst.Values, reconcile.Values = values, values
 	burst.Holds = r.last != "burst" && r.aboveSince != 0 && now-r.aboveSince >= r.delay
 	reconcile.Holds = r.last != "reconcile" && r.belowSince != 0 && now-r.belowSince >= r.delay
-	if burst.Holds {
-		r.last = "burst"
-	}
-	if reconcile.Holds {
-		r.last = "reconcile"
-	}
 	return []Result{burst, reconcile}, nil
 }
+
+// Fired records the condition that fired: each fires once per crossing. A
+// condition held back (grace, pause, cooldown) keeps holding, and fires
+// once nothing holds it back.
+func (r *rpsBurst) Fired(condition string) { r.last = condition }
 
 // ewmaThreshold compares an exponentially weighted moving average.
 type ewmaThreshold struct {

@@ -271,3 +271,37 @@ func equalFloats(a, b []float64) bool {
 	}
 	return true
 }
+
+// A burst held back by the start-up grace is not used up: it fires once
+// the grace ends, and once only.
+func TestHeldBackBurstFiresAfterTheGrace(t *testing.T) {
+	plan := resolvePlan(t, `
+node "web" {}
+workflow "burst" { uses = "test.scale" }
+policy "rps" {
+  type       = "orch.rps_burst"
+  properties = { burst_value = 50, reconcile_value = 10, throttle_delay = "2s", sample_window = "5s" }
+  trigger "burst" { workflow = workflow.burst }
+}
+`)
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	for s := 1000.0; s <= 1010; s++ {
+		m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "rps", Value: 100, Time: s}
+		if err := r.Apply(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fired []float64
+	graced := 0
+	for _, d := range decisions(r, "rps") {
+		if d.Fired {
+			fired = append(fired, d.Time)
+		} else if d.Reason == "grace" {
+			graced++
+		}
+	}
+	if !equalFloats(fired, []float64{1005}) || graced != 3 || len(q.runs) != 1 {
+		t.Fatalf("fired at %v after %d held back by grace, queued %d; want at 1005 after 3 (1002-1004), one run", fired, graced, len(q.runs))
+	}
+}

@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -192,12 +193,14 @@ func (r *Runner) applied() {
 // second with the wall clock; its time runs on from the newest metric's
 // event time, so producers' clocks, not serve's, time the windows.
 func (r *Runner) Tick(wall time.Time) error {
+	return r.TickAt(r.Now(wall))
+}
+
+// TickAt looks for missing data at event time now (a replay's simulated
+// clock).
+func (r *Runner) TickAt(now float64) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := Seconds(wall)
-	if !r.lastWall.IsZero() {
-		now = r.lastEvent + wall.Sub(r.lastWall).Seconds()
-	}
 	return r.Pipeline.Tick(now)
 }
 
@@ -402,6 +405,11 @@ type PolicyStatus struct {
 	MissingSince float64 `json:"missing_since,omitempty"`
 	OnMissing    string  `json:"on_missing_data,omitempty"`
 	GraceUntil   float64 `json:"grace_until,omitempty"`
+	// History is the window values of recent evaluations (one point a
+	// second), and Parameters the policy's numeric properties (its
+	// thresholds), for plots.
+	History    []Point            `json:"history,omitempty"`
+	Parameters map[string]float64 `json:"parameters,omitempty"`
 	// Decisions are the recent decisions, oldest first: each time a
 	// condition held, whether it fired or what held it back.
 	Decisions []Decision `json:"decisions,omitempty"`
@@ -432,6 +440,8 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			ps.Paused = &p
 		}
 		ps.MissingSince, ps.OnMissing, ps.GraceUntil = rp.instance.missingSince, rp.instance.OnMissing, rp.instance.graceUntil
+		ps.History = slices.Clone(rp.instance.history)
+		ps.Parameters = numericProperties(rp.plan.Properties)
 		workflow := map[string]string{}
 		for _, t := range rp.plan.Triggers {
 			workflow[t.Condition] = t.Workflow
@@ -458,6 +468,22 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		}
 		return out[i].Name < out[j].Name
 	})
+	return out
+}
+
+// numericProperties returns the number properties of a policy.
+func numericProperties(v cty.Value) map[string]float64 {
+	v, _ = v.UnmarkDeep()
+	if v == cty.NilVal || v.IsNull() || !v.IsKnown() || !v.Type().IsObjectType() {
+		return nil
+	}
+	out := map[string]float64{}
+	for name := range v.Type().AttributeTypes() {
+		a := v.GetAttr(name)
+		if a.Type() == cty.Number && a.IsKnown() && !a.IsNull() {
+			out[name], _ = a.AsBigFloat().Float64()
+		}
+	}
 	return out
 }
 

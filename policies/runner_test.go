@@ -2,41 +2,16 @@ package policies
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/orchhq/orch/blueprints"
 )
 
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) PolicyState(_ context.Context, key string, v any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[key]
-	if !ok {
-		return fmt.Errorf("%s: not found", key)
-	}
-	return json.Unmarshal(b, v)
-}
-
-func (s *memState) PutPolicyState(_ context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = b
-	return nil
-}
+// memState is the in-memory store the replay uses.
+type memState = MemoryState
 
 type queued struct {
 	deployment, workflow string

@@ -2,6 +2,8 @@ package policies
 
 import (
 	"fmt"
+	"maps"
+	"math"
 	"slices"
 
 	"github.com/zclconf/go-cty/cty"
@@ -70,6 +72,43 @@ type Instance struct {
 	// sources are the failing sources of its deployment, for the cause.
 	missingSince float64
 	sources      string
+	// history is the window values of recent evaluations, at most one
+	// point a second and HistorySize points (default 300), for plots.
+	history     []Point
+	HistorySize int
+}
+
+// Point is a policy's window values at an evaluation.
+type Point struct {
+	Time   float64            `json:"t"`
+	Values map[string]float64 `json:"v"`
+}
+
+// remember adds an evaluation's values to the history: one point a
+// second, the latest evaluation of that second.
+func (in *Instance) remember(now float64, results []Result) {
+	size := in.HistorySize
+	if size <= 0 {
+		size = 300
+	}
+	n := len(in.history)
+	if n > 0 && math.Floor(in.history[n-1].Time) == math.Floor(now) {
+		p := &in.history[n-1]
+		p.Time = now
+		clear(p.Values)
+		for _, r := range results {
+			maps.Copy(p.Values, r.Values)
+		}
+		return
+	}
+	p := Point{Time: now, Values: map[string]float64{}}
+	for _, r := range results {
+		maps.Copy(p.Values, r.Values)
+	}
+	if n >= size {
+		in.history = append(in.history[:0], in.history[n-size+1:]...)
+	}
+	in.history = append(in.history, p)
 }
 
 // Pause is a policy paused by hand: it still evaluates, and records what it
@@ -190,6 +229,9 @@ func (in *Instance) gate(d *Decision, now float64) {
 		d.Fired = true
 		in.until[d.Condition] = now + cooldown
 	}
+	if f, ok := in.Eval.(firer); ok && d.Fired {
+		f.Fired(d.Condition)
+	}
 }
 
 // Step evaluates the policy at now and returns what held (fired, or held
@@ -200,6 +242,7 @@ func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 		return nil, err
 	}
 	in.start(now)
+	in.remember(now, results)
 	var out []Decision
 	for _, r := range results {
 		if !r.Known || !r.Holds {

@@ -44,6 +44,12 @@ type windowed interface {
 	Window() float64
 }
 
+// firer is implemented by evaluators that need to know which condition
+// fired (not merely held: one held back may fire later).
+type firer interface {
+	Fired(condition string)
+}
+
 // scaler is implemented by built-in evaluators whose scale-up condition
 // depends on their parameters (scale_threshold's scale_direction).
 type scaler interface {

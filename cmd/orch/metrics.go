@@ -19,7 +19,7 @@ func defaultAMQPURL() string {
 }
 
 func newMetricsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "metrics", Short: "Publish metrics to orch's broker"}
+	cmd := &cobra.Command{Use: "metrics", Short: "Publish metrics to orch's broker, or record the stream for a replay"}
 	var url, exchange string
 	var m producer.Metric
 	var rate float64
@@ -101,7 +101,7 @@ second for that long, each with the current time.`,
 	for _, req := range []string{"deployment", "node", "name"} {
 		_ = publish.MarkFlagRequired(req)
 	}
-	cmd.AddCommand(publish)
+	cmd.AddCommand(publish, newRecordCmd(g))
 	return cmd
 }
 

@@ -67,10 +67,16 @@ still tells the cooldowns and trigger history, but no window values.`,
 	}
 	list.Flags().StringVarP(&dep, "deployment", "d", "", "only this deployment's policies")
 	var showDep string
+	var plot bool
 	show := &cobra.Command{
 		Use:   "show NAME -d DEPLOYMENT",
 		Short: "Show a policy: its conditions now, cooldowns, last decision and triggers",
+		Long: `Show a policy: each condition evaluated now with the window values it read,
+the cooldowns, the last decision and the recent triggers. --plot draws the
+window values of the last minutes (one point a second, kept by orch serve)
+against the policy's numeric parameters, with its decisions marked.`,
 		Example: `  orch policies show bookings_rps -d bookings
+  orch policies show bookings_rps -d bookings --plot
   orch policies show bookings_cpu_up -d scale -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -86,6 +92,10 @@ still tells the cooldowns and trigger history, but no window values.`,
 							return g.printJSON(p)
 						}
 						writePolicy(g.stdout, p, live)
+						if plot {
+							fmt.Fprintln(g.stdout)
+							plotPolicy(g.stdout, p, p.Decisions)
+						}
 						return nil
 					}
 					names = append(names, p.Name)
@@ -95,6 +105,7 @@ still tells the cooldowns and trigger history, but no window values.`,
 		},
 	}
 	show.Flags().StringVarP(&showDep, "deployment", "d", "", "deployment id (required)")
+	show.Flags().BoolVar(&plot, "plot", false, "plot the window values against the thresholds, decisions marked")
 	_ = show.MarkFlagRequired("deployment")
 	var explainDep string
 	var last int
@@ -147,7 +158,7 @@ decisions, 24 hours). --follow then prints new decisions as they are made
 	explain.Flags().StringVarP(&explainDep, "deployment", "d", "", "deployment id (required)")
 	explain.Flags().IntVarP(&last, "last", "n", 20, "how many decisions to show")
 	_ = explain.MarkFlagRequired("deployment")
-	cmd.AddCommand(list, show, explain, newPauseCmd(g, true), newPauseCmd(g, false))
+	cmd.AddCommand(list, show, explain, newPauseCmd(g, true), newPauseCmd(g, false), newReplayCmd(g))
 	return cmd
 }
 

@@ -39,7 +39,7 @@ func TestStory2ServeBurstsAndReconcilesFromRPS(t *testing.T) {
 	}
 	vs := e.Dynamic(t, testenv.Primary).Resource(k8s.VirtualServices).Namespace(ns)
 
-	rps("100", "5s") // above 40 for longer than the 3s delay
+	rps("100", "8s") // above 40 for longer than the 3s delay and the 5s start-up grace
 	testenv.WaitFor(t, "burst into the peer", 60*time.Second, func() bool {
 		_, err := vs.Get(ctx, "orch-burst-bookings", metav1.GetOptions{})
 		return err == nil
