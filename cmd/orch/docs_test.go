@@ -10,8 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/orchhq/orch/policies"
 )
@@ -74,6 +77,12 @@ func TestDocsCodeBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
+	// The README's shell lines too.
+	for _, b := range codeBlocks(t, "../../README.md") {
+		if b.lang == "sh" {
+			checkShellBlock(t, b)
+		}
+	}
 	var hcls []codeBlock
 	counts := map[string]int{}
 	goPkgs := []string{}
@@ -201,7 +210,7 @@ func checkJSONBlock(t *testing.T, b codeBlock) {
 
 // shellOK are the programs besides orch and make a documented shell line
 // may run.
-var shellOK = map[string]bool{"systemctl": true, "cp": true, "curl": true, "kubectl": true, "source": true}
+var shellOK = map[string]bool{"systemctl": true, "cp": true, "curl": true, "kubectl": true, "source": true, "ssh": true}
 
 func checkShellBlock(t *testing.T, b codeBlock) {
 	t.Helper()
@@ -211,26 +220,43 @@ func checkShellBlock(t *testing.T, b codeBlock) {
 	}
 	text := strings.ReplaceAll(b.text, "\\\n", " ")
 	for i, line := range strings.Split(text, "\n") {
-		words := shellWords(line)
-		if len(words) == 0 {
-			continue
-		}
 		where := fmt.Sprintf("%s line %d", b, i+1)
-		switch words[0] {
-		case "orch":
-			if err := parseOrch(words[1:]); err != nil {
-				t.Errorf("%s: %q: %v", where, line, err)
+		for _, words := range shellCommands(shellWords(line)) {
+			checkShellCommand(t, where, line, words, makefile)
+		}
+	}
+}
+
+// shellCommands splits a line's words into its commands (&&, ||, ;, |).
+func shellCommands(words []string) [][]string {
+	var out [][]string
+	start := 0
+	for i, w := range words {
+		if w == "&&" || w == "||" || w == ";" || w == "|" {
+			out = append(out, words[start:i])
+			start = i + 1
+		}
+	}
+	out = append(out, words[start:])
+	return slices.DeleteFunc(out, func(c []string) bool { return len(c) == 0 })
+}
+
+func checkShellCommand(t *testing.T, where, line string, words []string, makefile []byte) {
+	t.Helper()
+	switch words[0] {
+	case "orch", "bin/orch":
+		if err := parseOrch(words[1:]); err != nil {
+			t.Errorf("%s: %q: %v", where, line, err)
+		}
+	case "make":
+		for _, target := range words[1:] {
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(makefile) {
+				t.Errorf("%s: no make target %q", where, target)
 			}
-		case "make":
-			for _, target := range words[1:] {
-				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(target) + `:`).Match(makefile) {
-					t.Errorf("%s: no make target %q", where, target)
-				}
-			}
-		default:
-			if !shellOK[words[0]] {
-				t.Errorf("%s: %q runs %s, which no test checks", where, line, words[0])
-			}
+		}
+	default:
+		if !shellOK[words[0]] {
+			t.Errorf("%s: %q runs %s, which no test checks", where, line, words[0])
 		}
 	}
 }
@@ -299,4 +325,44 @@ func shellWords(line string) []string {
 		words = words[:n-1]
 	}
 	return words
+}
+
+// Every orch command has a one-line summary, and every command that runs
+// something shows an example in its --help that parses.
+func TestEveryCommandHasHelpWithAnExample(t *testing.T) {
+	root := newRoot(&globals{stdout: io.Discard, stderr: io.Discard})
+	root.InitDefaultCompletionCmd()
+	checked := 0
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		path := c.CommandPath()
+		if c.Short == "" {
+			t.Errorf("%s: no summary", path)
+		}
+		if !c.Runnable() || strings.HasPrefix(path, "orch completion") || c.Name() == "help" {
+			return
+		}
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%s: --help has no example", path)
+			return
+		}
+		for _, line := range strings.Split(c.Example, "\n") {
+			words := shellWords(line)
+			if len(words) == 0 || words[0] != "orch" {
+				continue
+			}
+			checked++
+			if err := parseOrch(words[1:]); err != nil {
+				t.Errorf("%s: example %q: %v", path, strings.TrimSpace(line), err)
+			}
+		}
+	}
+	walk(root)
+	if checked < 30 {
+		t.Errorf("only %d examples found", checked)
+	}
+	t.Logf("%d examples parse", checked)
 }
