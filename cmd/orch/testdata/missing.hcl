@@ -3,20 +3,8 @@
 # and holds on missing data (the default); "up" scales api up on high values,
 # and also while its data is missing (on_missing_data = "scale_up"), once
 # per cooldown.
-input "kubeconfig" {}
-input "namespace" {}
+imports = ["webapp.hcl"]
 input "selector" {}
-
-node "primary" {
-  type       = "kubernetes.cluster"
-  properties = { kubeconfig = input.kubeconfig, context = "primary" }
-}
-
-node "web" {
-  type         = "kubernetes.app"
-  contained_in = node.primary
-  properties   = { namespace = input.namespace, app = "web" }
-}
 
 node "api" {
   type         = "kubernetes.app"

@@ -1,19 +1,7 @@
 # Three policies on the web node's cpu, one of them of a type written here:
 # the replay test runs a stream through them under orch serve --dry-run and
 # through orch policies replay, and compares the decisions.
-input "kubeconfig" {}
-input "namespace" {}
-
-node "primary" {
-  type       = "kubernetes.cluster"
-  properties = { kubeconfig = input.kubeconfig, context = "primary" }
-}
-
-node "web" {
-  type         = "kubernetes.app"
-  contained_in = node.primary
-  properties   = { namespace = input.namespace, app = "web" }
-}
+imports = ["webapp.hcl"]
 
 workflow "scale" {
   uses = "kubernetes.scale"

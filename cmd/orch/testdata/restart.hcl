@@ -1,19 +1,7 @@
 # A policy whose trigger scales the web Deployment through client-go, with a
 # one-second window and cooldown: the broker-restart test breaches it before
 # and after a restart of the broker.
-input "kubeconfig" {}
-input "namespace" {}
-
-node "primary" {
-  type       = "kubernetes.cluster"
-  properties = { kubeconfig = input.kubeconfig, context = "primary" }
-}
-
-node "web" {
-  type         = "kubernetes.app"
-  contained_in = node.primary
-  properties   = { namespace = input.namespace, app = "web" }
-}
+imports = ["webapp.hcl"]
 
 workflow "scale" {
   uses = "kubernetes.scale"
