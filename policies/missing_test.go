@@ -305,3 +305,21 @@ policy "rps" {
 		t.Fatalf("fired at %v after %d held back by grace, queued %d; want at 1005 after 3 (1002-1004), one run", fired, graced, len(q.runs))
 	}
 }
+
+func TestHistoryKeepsTheLatestPointOfEachSecond(t *testing.T) {
+	in := &Instance{HistorySize: 3}
+	for _, at := range []float64{1, 1.5, 2, 3, 4, 5, 5.2} {
+		in.remember(at, []Result{{Condition: "a", Values: map[string]float64{"v": at}}, {Condition: "b"}})
+	}
+	h := in.History()
+	var got []float64
+	for _, p := range h {
+		if p.Values["v"] != p.Time {
+			t.Fatalf("point %+v holds another evaluation's values", p)
+		}
+		got = append(got, p.Time)
+	}
+	if !equalFloats(got, []float64{3, 4, 5.2}) {
+		t.Fatalf("history %v, want [3 4 5.2]", got)
+	}
+}

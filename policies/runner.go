@@ -3,7 +3,6 @@ package policies
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -440,7 +439,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			ps.Paused = &p
 		}
 		ps.MissingSince, ps.OnMissing, ps.GraceUntil = rp.instance.missingSince, rp.instance.OnMissing, rp.instance.graceUntil
-		ps.History = slices.Clone(rp.instance.history)
+		ps.History = rp.instance.History()
 		ps.Parameters = numericProperties(rp.plan.Properties)
 		workflow := map[string]string{}
 		for _, t := range rp.plan.Triggers {

@@ -2,7 +2,6 @@ package policies
 
 import (
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 
@@ -73,8 +72,10 @@ type Instance struct {
 	missingSince float64
 	sources      string
 	// history is the window values of recent evaluations, at most one
-	// point a second and HistorySize points (default 300), for plots.
-	history     []Point
+	// point a second and HistorySize points (default 120), for plots.
+	history     []histPoint
+	histKeys    []string
+	histHead    int // the oldest point, once the ring is full
 	HistorySize int
 }
 
@@ -84,31 +85,72 @@ type Point struct {
 	Values map[string]float64 `json:"v"`
 }
 
+// historyKeys is how many values a history point keeps: the first ones
+// a policy reports (a plot draws no more).
+const historyKeys = 4
+
+// histPoint is a history point without pointers: a long history costs the
+// garbage collector nothing.
+type histPoint struct {
+	t   float64
+	v   [historyKeys]float64
+	set uint8 // which of v are set
+}
+
 // remember adds an evaluation's values to the history: one point a
-// second, the latest evaluation of that second.
+// second, the latest evaluation of that second, in a ring.
 func (in *Instance) remember(now float64, results []Result) {
-	size := in.HistorySize
-	if size <= 0 {
-		size = 300
-	}
-	n := len(in.history)
-	if n > 0 && math.Floor(in.history[n-1].Time) == math.Floor(now) {
-		p := &in.history[n-1]
-		p.Time = now
-		clear(p.Values)
-		for _, r := range results {
-			maps.Copy(p.Values, r.Values)
+	var p histPoint
+	p.t = now
+	for _, r := range results {
+		for k, v := range r.Values {
+			i := slices.Index(in.histKeys, k)
+			if i < 0 && len(in.histKeys) < historyKeys {
+				in.histKeys = append(in.histKeys, k)
+				i = len(in.histKeys) - 1
+			}
+			if i >= 0 {
+				p.v[i], p.set = v, p.set|1<<i
+			}
 		}
+	}
+	if p.set == 0 {
 		return
 	}
-	p := Point{Time: now, Values: map[string]float64{}}
-	for _, r := range results {
-		maps.Copy(p.Values, r.Values)
+	size := in.HistorySize
+	if size <= 0 {
+		size = 120
 	}
-	if n >= size {
-		in.history = append(in.history[:0], in.history[n-size+1:]...)
+	n := len(in.history)
+	if n > 0 {
+		last := &in.history[(in.histHead+n-1)%n]
+		if math.Floor(last.t) == math.Floor(now) {
+			*last = p
+			return
+		}
 	}
-	in.history = append(in.history, p)
+	if n < size {
+		in.history = append(in.history, p)
+		return
+	}
+	in.history[in.histHead] = p
+	in.histHead = (in.histHead + 1) % n
+}
+
+// History returns the recent points, oldest first.
+func (in *Instance) History() []Point {
+	out := make([]Point, 0, len(in.history))
+	for i := range in.history {
+		hp := in.history[(in.histHead+i)%len(in.history)]
+		p := Point{Time: hp.t, Values: map[string]float64{}}
+		for j, k := range in.histKeys {
+			if hp.set&(1<<j) != 0 {
+				p.Values[k] = hp.v[j]
+			}
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Pause is a policy paused by hand: it still evaluates, and records what it
