@@ -67,8 +67,10 @@ grep -E "reconcile fired|removed|deleted" "$work/serve.log" | sed 's/^/    /' ||
 run kubectl --context peer get namespace "$ns" --ignore-not-found
 echo "    (nothing: the namespace burst created in the peer is gone)"
 
-bold "6. Look at what ran, then stop orch serve"
+bold "6. Look at what ran and why, then stop orch serve"
 run $orch executions list -d bookings
+run $orch policies explain bookings_rps -d bookings -n 8
+run $orch policies show bookings_rps -d bookings --plot
 printf '\033[1m$ %s\033[0m\n' "kill -TERM <orch serve>"
 kill -TERM "$serve_pid" && wait "$serve_pid" || true
 serve_pid=

@@ -80,7 +80,7 @@ type Replayer struct {
 
 // NewReplayer evaluates the policies of plan as deployment's.
 func NewReplayer(ctx context.Context, deployment string, plan *blueprints.Plan) (*Replayer, error) {
-	r := NewRunner(NewPipeline(3600), nil, NewMemoryState())
+	r := NewRunner(NewPipeline(3600), nil, discardState{})
 	r.DryRun = true
 	r.LogSize, r.LogAge = math.MaxInt, math.Inf(1)
 	if err := r.AddDeployment(ctx, deployment, plan); err != nil {
@@ -140,6 +140,16 @@ func (p *Replayer) Decisions() []Decision {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time < out[j].Time })
 	return out
 }
+
+// discardState keeps nothing: a replay starts from nothing and its
+// runner keeps cooldowns and decisions in memory anyway.
+type discardState struct{}
+
+func (discardState) PolicyState(_ context.Context, key string, _ any) error {
+	return fmt.Errorf("%s: %w", key, errNoState)
+}
+
+func (discardState) PutPolicyState(context.Context, string, any) error { return nil }
 
 // MemoryState is a StateStore in memory (a replay keeps nothing).
 type MemoryState struct {
