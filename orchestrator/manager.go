@@ -82,6 +82,12 @@ func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, par
 	return x.ID, nil
 }
 
+// Waiting returns an execution of workflow that waits to start (pending or
+// queued) in deployment, or "".
+func (q engineQueue) Waiting(ctx context.Context, deployment, workflow string) (string, error) {
+	return q.engine.Waiting(ctx, deployment, workflow)
+}
+
 // NewManager builds the manager over a service. stats may be nil; pass the
 // one whose ObserveEvent the service's engine calls to count executions.
 func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {

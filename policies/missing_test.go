@@ -323,3 +323,37 @@ func TestHistoryKeepsTheLatestPointOfEachSecond(t *testing.T) {
 		t.Fatalf("history %v, want [3 4 5.2]", got)
 	}
 }
+
+// waitingQueue says a run of every workflow already waits after the first.
+type waitingQueue struct{ recordingQueue }
+
+func (q *waitingQueue) Waiting(_ context.Context, _, _ string) (string, error) {
+	if len(q.runs) > 0 {
+		return "exec-1", nil
+	}
+	return "", nil
+}
+
+func TestAWaitingRunHoldsBackASecond(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
+	q := &waitingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	for s := 1000.0; s <= 1040; s++ {
+		cpu(t, r, "h1", s, 95)
+	}
+	if len(q.runs) != 1 {
+		t.Fatalf("queued %d runs, want 1 (the second waits behind the first)", len(q.runs))
+	}
+	var held []Decision
+	for _, d := range decisions(r, "up") {
+		if d.Reason == "execution-queued" {
+			held = append(held, d)
+		}
+	}
+	if len(held) != 1 || held[0].Time != 1030 || held[0].Execution != "exec-1" {
+		t.Fatalf("held back as execution-queued: %+v, want one at 1030 naming exec-1", held)
+	}
+	if got := r.Counts().Outcome("execution-queued").Load(); got != 1 {
+		t.Fatalf("execution-queued outcomes: %d", got)
+	}
+}

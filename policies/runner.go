@@ -23,6 +23,13 @@ type Queuer interface {
 	Queue(ctx context.Context, deployment, workflow string, params map[string]string) (execution string, err error)
 }
 
+// Waiter is implemented by queues that know whether a run of a workflow is
+// already waiting to start (pending or queued behind another execution of
+// the deployment); it returns that execution's id, or "".
+type Waiter interface {
+	Waiting(ctx context.Context, deployment, workflow string) (string, error)
+}
+
 // StateStore keeps policy state across restarts (the bbolt state file).
 type StateStore interface {
 	PolicyState(ctx context.Context, key string, v any) error
@@ -87,7 +94,7 @@ type Counts struct {
 	// Outcomes count decisions by outcome: "triggered", "error" (fired
 	// but not queued), "no-trigger" (fired, no trigger block), and the
 	// reasons for holding back: "cooldown", "paused", "grace",
-	// "missing-data".
+	// "missing-data", "execution-queued".
 	Outcomes sync.Map // string -> *atomic.Int64
 }
 
@@ -102,7 +109,7 @@ func (c *Counts) Outcome(name string) *atomic.Int64 {
 
 // DecisionOutcomes are the outcomes a decision can have, for exporting
 // every counter from the start.
-var DecisionOutcomes = []string{"triggered", "error", "no-trigger", "cooldown", "paused", "grace", "missing-data"}
+var DecisionOutcomes = []string{"triggered", "error", "no-trigger", "cooldown", "paused", "grace", "missing-data", "execution-queued"}
 
 type runPolicy struct {
 	deployment string
@@ -528,6 +535,18 @@ func (r *Runner) decide(deployment string, d Decision) {
 		r.counts.Outcome("error").Add(1)
 		r.record(rp, d)
 		return
+	}
+	if w, ok := r.Queue.(Waiter); ok && !r.DryRun {
+		// A run of the workflow already waits to start: it will act on the
+		// state as it is then, so a second would only repeat it. The
+		// cooldown stands, as if this one had been queued.
+		if id, err := w.Waiting(ctx, deployment, trig.Workflow); err == nil && id != "" {
+			d.Fired, d.Reason, d.Execution = false, "execution-queued", id
+			r.counts.HeldBack.Add(1)
+			r.counts.Outcome(d.Reason).Add(1)
+			r.record(rp, d)
+			return
+		}
 	}
 	params, err := triggerParams(trig, r.Pipeline.last)
 	if err != nil {

@@ -17,8 +17,9 @@ type Decision struct {
 	Policy    string  `json:"policy"`
 	Condition string  `json:"condition"`
 	Fired     bool    `json:"fired"`
-	// Reason is why it was held back: "cooldown", "paused", "grace" or
-	// "missing-data" (on_missing_data = "hold").
+	// Reason is why it was held back: "cooldown", "paused", "grace",
+	// "missing-data" (on_missing_data = "hold") or "execution-queued" (a
+	// run of the workflow already waits to start: Execution).
 	Reason string             `json:"reason,omitempty"`
 	Values map[string]float64 `json:"values,omitempty"`
 	// CooldownLeft is the seconds left of the cooldown that held it back;

@@ -204,6 +204,21 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	return e.store.Execution(ctx, x.ID)
 }
 
+// Waiting returns an execution of workflow in deployment that waits to
+// start (pending, or queued behind the running one), or "".
+func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (string, error) {
+	list, err := e.store.Executions(ctx, deployment)
+	if err != nil {
+		return "", err
+	}
+	for _, x := range list {
+		if x.Workflow == workflow && (x.Status == Pending || x.Status == Queued) {
+			return x.ID, nil
+		}
+	}
+	return "", nil
+}
+
 // bind checks the workflow exists and binds its parameters.
 func (e *Engine) bind(t *Target, workflow string, given map[string]string) (map[string]cty.Value, error) {
 	if workflow == Install || workflow == Uninstall {

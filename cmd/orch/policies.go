@@ -459,6 +459,8 @@ func writeDecisionLines(w io.Writer, ds []policies.Decision) {
 			what = "held back: the policy is paused"
 		case d.Reason == "grace":
 			what = fmt.Sprintf("held back by the start-up grace (initial_delay), %s left", time.Duration(d.GraceLeft*float64(time.Second)).Round(time.Second))
+		case d.Reason == "execution-queued":
+			what = "held back: " + d.Workflow + " already waits to run as execution " + d.Execution
 		case d.Reason == "missing-data":
 			what = "data missing: holding (on_missing_data = \"hold\"), nothing runs"
 		default:
