@@ -81,7 +81,7 @@ func (s *ServeStats) register(m *Manager) {
 		for _, outcome := range policies.DecisionOutcomes {
 			c := r.Counts().Outcome(outcome)
 			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orch_policy_decisions_total",
-				Help:        "Policy decisions by outcome: triggered, error, no-trigger (fired, no trigger block), or held back by cooldown, paused, grace or missing-data.",
+				Help:        "Policy decisions by outcome: triggered, error, no-trigger (fired, no trigger block), or held back by cooldown, paused, grace, missing-data or execution-queued.",
 				ConstLabels: prometheus.Labels{"outcome": outcome}}, func() float64 { return float64(c.Load()) }))
 		}
 		if p := m.Poller; p != nil {
