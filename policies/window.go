@@ -340,19 +340,15 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 		}
 		return last.v, true
 	}
+	if fn == "ewma" {
+		return w.ewma(q, arg)
+	}
 	var all []sample
 	w.each(q, func(s *series, lo, hi int) { all = append(all, s.samples[lo:hi]...) })
 	if len(all) == 0 {
 		return math.NaN(), false
 	}
 	switch fn {
-	case "ewma":
-		sort.SliceStable(all, func(i, j int) bool { return all[i].t < all[j].t })
-		v := all[0].v
-		for _, s := range all[1:] {
-			v = arg*s.v + (1-arg)*v
-		}
-		return v, true
 	case "percentile":
 		vals := make([]float64, len(all))
 		for i, s := range all {
@@ -365,4 +361,35 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 		return vals[lo] + (vals[hi]-vals[lo])*(rank-float64(lo)), true
 	}
 	return math.NaN(), false
+}
+
+// ewma smooths the window's samples in time order. Each series is in time
+// order already, so they are merged, not sorted; of samples at the same
+// time, the earlier series' comes first.
+func (w *Windows) ewma(q Query, alpha float64) (float64, bool) {
+	var runs [][]sample
+	w.each(q, func(s *series, lo, hi int) { runs = append(runs, s.samples[lo:hi]) })
+	v, seen := 0.0, false
+	for {
+		best := -1
+		for i, r := range runs {
+			if len(r) > 0 && (best < 0 || r[0].t < runs[best][0].t) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		x := runs[best][0]
+		runs[best] = runs[best][1:]
+		if !seen {
+			v, seen = x.v, true
+		} else {
+			v = alpha*x.v + (1-alpha)*v
+		}
+	}
+	if !seen {
+		return math.NaN(), false
+	}
+	return v, true
 }

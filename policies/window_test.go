@@ -1,8 +1,11 @@
 package policies
 
 import (
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"regexp"
+	"sort"
 	"testing"
 )
 
@@ -101,5 +104,32 @@ func TestLateSamplesKeepTimeOrder(t *testing.T) {
 	// The prefix sums follow the late insertion: the window (15, 30] holds 20 and 30.
 	if got, _ := w.Reduce("sum", Query{Deployment: "d", Metric: "m", Seconds: 15, Now: 30}, 0); got != 50 {
 		t.Errorf("sum over (15, 30] = %g, want 50", got)
+	}
+}
+
+// The merged ewma equals the ewma of all samples stably sorted by time,
+// with series interleaving and sharing timestamps.
+func TestEWMAMergesSeriesInTimeOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 50 {
+		w := NewWindows(600)
+		var all []sample
+		for i := range 200 {
+			host := fmt.Sprintf("h%d", rng.IntN(4))
+			m := &Metric{DeploymentID: "d", NodeName: "n", NodeID: "n", Host: host, Name: "cpu",
+				Value: float64(rng.IntN(100)), Time: 1000 + float64(i/3)}
+			w.Add(m)
+		}
+		q := Query{Deployment: "d", Metric: "cpu", Seconds: 100, Now: 1067}
+		w.each(q, func(s *series, lo, hi int) { all = append(all, s.samples[lo:hi]...) })
+		sort.SliceStable(all, func(i, j int) bool { return all[i].t < all[j].t })
+		want := all[0].v
+		for _, s := range all[1:] {
+			want = 0.3*s.v + 0.7*want
+		}
+		got, ok := w.Reduce("ewma", q, 0.3)
+		if !ok || got != want {
+			t.Fatalf("round %d: ewma %g, want %g", round, got, want)
+		}
 	}
 }
