@@ -356,4 +356,7 @@ func TestAWaitingRunHoldsBackASecond(t *testing.T) {
 	if got := r.Counts().Outcome("execution-queued").Load(); got != 1 {
 		t.Fatalf("execution-queued outcomes: %d", got)
 	}
+	if got := r.Counts().Fired.Load(); got != 1 {
+		t.Fatalf("fired count %d, want 1: one held back as execution-queued did not fire", got)
+	}
 }

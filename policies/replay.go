@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"sort"
-	"sync"
 
 	"github.com/orchhq/orch/blueprints"
 )
@@ -151,36 +150,4 @@ func (discardState) PolicyState(_ context.Context, key string, _ any) error {
 
 func (discardState) PutPolicyState(context.Context, string, any) error { return nil }
 
-// MemoryState is a StateStore in memory (a replay keeps nothing).
-type MemoryState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-// NewMemoryState returns an empty store.
-func NewMemoryState() *MemoryState { return &MemoryState{m: map[string][]byte{}} }
-
 var errNoState = errors.New("no state")
-
-// PolicyState reads a stored value into v.
-func (s *MemoryState) PolicyState(_ context.Context, key string, v any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.m[key]
-	if !ok {
-		return fmt.Errorf("%s: %w", key, errNoState)
-	}
-	return json.Unmarshal(b, v)
-}
-
-// PutPolicyState stores v.
-func (s *MemoryState) PutPolicyState(_ context.Context, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[key] = b
-	return nil
-}

@@ -124,8 +124,10 @@ type runPolicy struct {
 
 func logKey(deployment, policy string) string { return "decisions/" + deployment + "/" + policy }
 
-// record appends a decision to the policy's log, within its bounds.
+// record counts a decision and appends it to the policy's log, within its
+// bounds. Every decision passes here once, in its final form.
 func (r *Runner) record(rp *runPolicy, d Decision) {
+	r.tally(d)
 	size, age := r.LogSize, r.LogAge
 	if size <= 0 {
 		size = 100
@@ -142,6 +144,26 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 		rp.log = append(rp.log[:0], rp.log[cut:]...)
 	}
 	rp.dirty = true
+}
+
+// tally counts a decision: fired or held back, and by outcome (the reason
+// it was held back, or what its firing came to).
+func (r *Runner) tally(d Decision) {
+	outcome := d.Reason
+	switch {
+	case !d.Fired:
+		r.counts.HeldBack.Add(1)
+	case d.Error != "":
+		outcome = "error"
+	case d.Workflow == "":
+		outcome = "no-trigger"
+	default:
+		outcome = "triggered"
+	}
+	if d.Fired {
+		r.counts.Fired.Add(1)
+	}
+	r.counts.Outcome(outcome).Add(1)
 }
 
 // FlushDecisions stores the decision logs that changed. orch serve calls
@@ -512,17 +534,9 @@ func (r *Runner) decide(deployment string, d Decision) {
 	}
 	if !d.Fired || trig == nil {
 		// Held back, or a condition with no trigger: only in decisions.
-		if !d.Fired {
-			r.counts.HeldBack.Add(1)
-			r.counts.Outcome(d.Reason).Add(1)
-		} else {
-			r.counts.Fired.Add(1)
-			r.counts.Outcome("no-trigger").Add(1)
-		}
 		r.record(rp, d)
 		return
 	}
-	r.counts.Fired.Add(1)
 	ctx := context.Background()
 	t := Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}
 	if rp.state.Until == nil {
@@ -532,7 +546,6 @@ func (r *Runner) decide(deployment string, d Decision) {
 	if err := r.State.PutPolicyState(ctx, stateKey(deployment, d.Policy), &rp.state); err != nil {
 		r.err = fmt.Errorf("store policy state of %s/%s: %w", deployment, d.Policy, err)
 		d.Error = r.err.Error()
-		r.counts.Outcome("error").Add(1)
 		r.record(rp, d)
 		return
 	}
@@ -542,8 +555,6 @@ func (r *Runner) decide(deployment string, d Decision) {
 		// cooldown stands, as if this one had been queued.
 		if id, err := w.Waiting(ctx, deployment, trig.Workflow); err == nil && id != "" {
 			d.Fired, d.Reason, d.Execution = false, "execution-queued", id
-			r.counts.HeldBack.Add(1)
-			r.counts.Outcome(d.Reason).Add(1)
 			r.record(rp, d)
 			return
 		}
@@ -560,10 +571,8 @@ func (r *Runner) decide(deployment string, d Decision) {
 	}
 	if t.Error != "" {
 		r.counts.Errors.Add(1)
-		r.counts.Outcome("error").Add(1)
 	} else {
 		r.counts.Triggers.Add(1)
-		r.counts.Outcome("triggered").Add(1)
 	}
 	d.Execution, d.Error = t.Execution, t.Error
 	r.record(rp, d)

@@ -2,16 +2,44 @@ package policies
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/orchhq/orch/blueprints"
 )
 
-// memState is the in-memory store the replay uses.
-type memState = MemoryState
+// memState is a StateStore in memory.
+type memState struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// PolicyState reads a stored value into v.
+func (s *memState) PolicyState(_ context.Context, key string, v any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[key]
+	if !ok {
+		return fmt.Errorf("%s: %w", key, errNoState)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// PutPolicyState stores v.
+func (s *memState) PutPolicyState(_ context.Context, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[key] = b
+	return nil
+}
 
 type queued struct {
 	deployment, workflow string

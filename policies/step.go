@@ -310,9 +310,6 @@ func (in *Instance) Check(w *Windows, now float64) ([]Decision, error) {
 	return in.missing(results, now), nil
 }
 
-// MissingSince is when the policy's data went missing (0: it is there).
-func (in *Instance) MissingSince() float64 { return in.missingSince }
-
 // missing handles a policy with a condition whose window has no data
 // (missing data is never a zero, so that condition does not hold). After
 // the start-up grace: "hold" records it when it starts; "scale_up" and
