@@ -21,6 +21,9 @@ type Catalog struct {
 	Workflows   []string // workflow `uses`
 	Operations  []string // operation `implementation`
 	PolicyTypes []string // policy_type `uses`
+	// Formats are the string formats plugins check (`format = "NAME"` on
+	// a property or parameter), beside the built-in duration and regex.
+	Formats map[string]func(string) error
 }
 
 // SensitiveMark marks values derived from sensitive inputs; they are
@@ -33,6 +36,12 @@ const SensitiveMark = "sensitive"
 func Validate(bp *Blueprint, cat *Catalog) hcl.Diagnostics {
 	_, diags := analyze(bp, cat, nil)
 	return diags
+}
+
+// ValidatePlan is Validate returning the plan too (nil when there are
+// errors): inputs without a default are unknown values in it.
+func ValidatePlan(bp *Blueprint, cat *Catalog) (*Plan, hcl.Diagnostics) {
+	return analyze(bp, cat, nil)
 }
 
 // Resolve validates the blueprint and evaluates it with the given input
@@ -94,6 +103,10 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	c.roots = c.staticRoots()
 	c.evalNodes()
 	plan := &Plan{Inputs: c.inputVals, Workflows: map[string]*PlanWorkflow{}, Outputs: map[string]cty.Value{}}
+	for _, in := range bp.Inputs {
+		_, given := given[in.Name]
+		plan.InputDecls = append(plan.InputDecls, &PlanInput{Name: in.Name, Description: in.Description, Sensitive: in.Sensitive, Defaulted: !given && in.HasDefault})
+	}
 	for _, n := range bp.Nodes {
 		if pn := c.planNode(n); pn != nil {
 			plan.Nodes = append(plan.Nodes, pn)
@@ -215,6 +228,7 @@ func (c *checker) resolveNodeTypes() {
 	for _, nt := range c.bp.NodeTypes {
 		for _, p := range nt.Properties {
 			c.staticDefault(p)
+			c.checkDeclaration(p, nt.Builtin)
 		}
 	}
 }
@@ -328,6 +342,11 @@ func (c *checker) checkRelationshipCycles() {
 
 func (c *checker) checkWorkflows() {
 	for _, w := range c.bp.Workflows {
+		for _, p := range w.Parameters {
+			if p.Default != nil && len(p.Default.Variables()) == 0 {
+				c.checkDeclaration(p, false)
+			}
+		}
 		if c.cat == nil || w.Uses == "" {
 			continue
 		}
@@ -366,9 +385,11 @@ func (c *checker) checkPolicyTypes() {
 		params := map[string]cty.Value{}
 		for _, p := range pt.Parameters {
 			c.staticDefault(p)
+			c.checkDeclaration(p, pt.Builtin)
 			params[p.Name] = cty.UnknownVal(p.Type)
 		}
 		paramObj := cty.ObjectVal(params)
+		c.checkValidationDecls(pt, paramObj)
 		for _, cond := range pt.Conditions {
 			if cond.When == nil {
 				continue
@@ -568,6 +589,19 @@ func itemRange(expr hcl.Expression, key string) hcl.Range {
 		for _, item := range obj.Items {
 			if objectKey(item.KeyExpr) == key {
 				return item.KeyExpr.Range()
+			}
+		}
+	}
+	return expr.Range()
+}
+
+// itemValueRange finds the range of key's value in a literal object,
+// falling back to the whole expression.
+func itemValueRange(expr hcl.Expression, key string) hcl.Range {
+	if obj, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
+		for _, item := range obj.Items {
+			if objectKey(item.KeyExpr) == key {
+				return item.ValueExpr.Range()
 			}
 		}
 	}
@@ -798,6 +832,10 @@ func (c *checker) conform(v cty.Value, expr hcl.Expression, owner hcl.Range, sch
 				vr = itemRange(expr, p.Name)
 			}
 			out[p.Name] = c.convertTo(val, p.Type, vr, fmt.Sprintf("%s %q of %s", kind, p.Name, who))
+			if expr != nil {
+				vr = itemValueRange(expr, p.Name)
+			}
+			c.checkValue(p, out[p.Name], vr, fmt.Sprintf("%s %q of %s", kind, p.Name, who))
 		case p.Default != nil:
 			out[p.Name] = c.staticDefaultQuiet(p)
 		case p.Required:

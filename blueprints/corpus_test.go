@@ -84,22 +84,27 @@ func TestInvalidBlueprints(t *testing.T) {
 			if !strings.Contains(out.String(), " | ") {
 				t.Errorf("printed diagnostics show no source line:\n%s", out.String())
 			}
-			got := formatDiags(diags)
-			golden := strings.TrimSuffix(file, ".hcl") + ".want"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read %s (run go test -update to create it): %v", golden, err)
-			}
-			if got != string(want) {
-				t.Errorf("diagnostics differ from %s\ngot:\n%swant:\n%s\nfull output:\n%s", golden, got, want, out.String())
-			}
+			checkGolden(t, strings.TrimSuffix(file, ".hcl")+".want", formatDiags(diags), out.String())
 		})
+	}
+}
+
+// checkGolden compares got with a golden file (or, with -update, writes
+// it); context is printed beside a difference.
+func checkGolden(t *testing.T, golden, got, context string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read %s (run go test -update to create it): %v", golden, err)
+	}
+	if got != string(want) {
+		t.Errorf("differs from %s\ngot:\n%swant:\n%s\nfull output:\n%s", golden, got, want, context)
 	}
 }
 

@@ -325,6 +325,8 @@ func decodeOutputBlock(block *hcl.Block) (*Output, hcl.Diagnostics) {
 
 var propertySchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "type"}, {Name: "default"}, {Name: "required"}, {Name: "description"},
+	{Name: "format"}, {Name: "one_of"}, {Name: "minimum"}, {Name: "maximum"},
+	{Name: "exclusive_minimum"}, {Name: "exclusive_maximum"},
 }}
 
 // decodePropertyBlock decodes property and parameter blocks. Without a
@@ -357,7 +359,101 @@ func decodePropertyBlock(block *hcl.Block, kind string) (*Property, hcl.Diagnost
 		}
 	}
 	diags = append(diags, decodeStaticString(content.Attributes["description"], &p.Description)...)
+	check, d := decodeValueCheck(content.Attributes, p.Type)
+	diags = append(diags, d...)
+	p.Check = check
 	return p, diags
+}
+
+// decodeValueCheck reads the constraint attributes of a property or
+// parameter block: format, one_of, and the bounds of a number.
+func decodeValueCheck(attrs hcl.Attributes, ty cty.Type) (*ValueCheck, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vc := &ValueCheck{}
+	set := false
+	if attr := attrs["format"]; attr != nil {
+		diags = append(diags, decodeStaticString(attr, &vc.Format)...)
+		vc.FormatRange = attr.Expr.Range()
+		if vc.Format != "" && ty != cty.String && ty != cty.DynamicPseudoType {
+			diags = append(diags, attrError(attr, "Format of a value that is not a string",
+				fmt.Sprintf("A format checks a string; this value is declared %s. Remove the format, or declare `type = string`.", typeexpr.TypeString(ty))))
+		}
+		set = true
+	}
+	if attr := attrs["one_of"]; attr != nil {
+		vc.OneOfRange = attr.Expr.Range()
+		v, d := attr.Expr.Value(staticEvalContext())
+		diags = append(diags, d...)
+		if !d.HasErrors() {
+			ok := v.IsKnown() && !v.IsNull() && (v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType()) && v.LengthInt() > 0
+			if ok {
+				for it := v.ElementIterator(); it.Next(); {
+					_, e := it.Element()
+					if ty != cty.DynamicPseudoType {
+						cv, err := convert.Convert(e, ty)
+						if err != nil {
+							diags = append(diags, attrError(attr, "Invalid one_of",
+								fmt.Sprintf("Every value of one_of must be %s: %s.", typeexpr.TypeString(ty), err)))
+							continue
+						}
+						e = cv
+					}
+					if !e.IsKnown() || e.IsNull() || !e.Type().IsPrimitiveType() {
+						ok = false
+						break
+					}
+					vc.OneOf = append(vc.OneOf, e)
+				}
+			}
+			if !ok {
+				diags = append(diags, attrError(attr, "Invalid one_of", "one_of is a list of the values allowed, such as [\"<\", \">\"]: strings, numbers or bools."))
+			}
+		}
+		set = true
+	}
+	bound := func(inclusive, exclusive string, target **float64, excl *bool) {
+		a, b := attrs[inclusive], attrs[exclusive]
+		if a != nil && b != nil {
+			diags = append(diags, attrError(b, fmt.Sprintf("Both %s and %s", inclusive, exclusive),
+				fmt.Sprintf("Give one bound: %s includes the value itself, %s leaves it out.", inclusive, exclusive)))
+			return
+		}
+		attr := a
+		if attr == nil {
+			attr, *excl = b, true
+		}
+		if attr == nil {
+			return
+		}
+		set = true
+		vc.RangeRange = attr.Expr.Range()
+		v, d := attr.Expr.Value(staticEvalContext())
+		diags = append(diags, d...)
+		if d.HasErrors() {
+			return
+		}
+		n, err := convert.Convert(v, cty.Number)
+		if err != nil || !n.IsKnown() || n.IsNull() {
+			diags = append(diags, attrError(attr, "Invalid "+attr.Name, attr.Name+" must be a number (for a duration, its seconds)."))
+			return
+		}
+		f, _ := n.AsBigFloat().Float64()
+		*target = &f
+		if ty != cty.Number && ty != cty.String && ty != cty.DynamicPseudoType {
+			diags = append(diags, attrError(attr, "Bound of a value that is not a number",
+				fmt.Sprintf("%s bounds a number, or a duration's seconds; this value is declared %s.", attr.Name, typeexpr.TypeString(ty))))
+		}
+	}
+	bound("minimum", "exclusive_minimum", &vc.Minimum, &vc.ExclusiveMinimum)
+	bound("maximum", "exclusive_maximum", &vc.Maximum, &vc.ExclusiveMaximum)
+	if vc.Minimum != nil && vc.Maximum != nil && *vc.Minimum > *vc.Maximum {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Empty range",
+			Detail: fmt.Sprintf("The minimum (%g) is above the maximum (%g): no value would do.", *vc.Minimum, *vc.Maximum), Subject: vc.RangeRange.Ptr()})
+	}
+	if !set {
+		return nil, diags
+	}
+	return vc, diags
 }
 
 var operationSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -516,8 +612,13 @@ var policyTypeSchema = &hcl.BodySchema{
 	Blocks: []hcl.BlockHeaderSchema{
 		{Type: "parameter", LabelNames: []string{"name"}},
 		{Type: "condition", LabelNames: []string{"name"}},
+		{Type: "validation"},
 	},
 }
+
+var validationSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "condition", Required: true}, {Name: "error_message", Required: true},
+}}
 
 var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}, {Name: "direction"}}}
 
@@ -534,6 +635,17 @@ func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 			p, d := decodePropertyBlock(b, "parameter")
 			diags = append(diags, d...)
 			pt.Parameters = append(pt.Parameters, p)
+		case "validation":
+			v := &Validation{DeclRange: b.DefRange}
+			vc, d := b.Body.Content(validationSchema)
+			diags = append(diags, d...)
+			if attr := vc.Attributes["condition"]; attr != nil {
+				v.Condition = attr.Expr
+			}
+			diags = append(diags, decodeStaticString(vc.Attributes["error_message"], &v.ErrorMessage)...)
+			if v.Condition != nil {
+				pt.Validations = append(pt.Validations, v)
+			}
 		case "condition":
 			diags = append(diags, checkName(b, "condition")...)
 			c := &Condition{Name: b.Labels[0], DeclRange: b.DefRange}
@@ -571,6 +683,14 @@ func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 	}
 	diags = append(diags, duplicateLabels(content.Blocks, "parameter")...)
 	diags = append(diags, duplicateLabels(content.Blocks, "condition")...)
+	for _, p := range pt.Parameters {
+		if p.Name == CooldownParameter && p.Check == nil {
+			// The cooldown of every condition: a typo must not be no cooldown.
+			zero := 0.0
+			p.Check = &ValueCheck{Format: FormatDuration, Minimum: &zero, FormatRange: p.DeclRange, RangeRange: p.DeclRange}
+		}
+	}
+	inferChecks(pt)
 	return pt, diags
 }
 
@@ -643,10 +763,9 @@ func decodePolicyBlock(block *hcl.Block) (*Policy, hcl.Diagnostics) {
 		d := decodeStaticString(attr, &s)
 		diags = append(diags, d...)
 		if !d.HasErrors() {
-			dur, err := time.ParseDuration(s)
-			if err != nil || dur < 0 {
-				diags = append(diags, attrError(attr, "Invalid initial_delay",
-					fmt.Sprintf("%q is not a duration; write a number with a unit, such as \"30s\" or \"2m\" (\"0s\": no grace).", s)))
+			dur, err := ParseDurationOrZero(s)
+			if err != nil {
+				diags = append(diags, attrError(attr, "Invalid initial_delay", err.Error()+" (\"0s\": no grace)."))
 			} else {
 				p.InitialDelay = &dur
 			}
@@ -803,13 +922,23 @@ func decodeDuration(attr *hcl.Attribute, target *time.Duration) hcl.Diagnostics 
 	return nil
 }
 
-// ParseDuration parses a positive Go duration ("30s", "1m30s", "250ms").
-func ParseDuration(s string) (time.Duration, error) {
+// ParseDuration parses a positive Go duration ("30s", "1m30s", "250ms"):
+// orch's one duration parser, for blueprints, flags and the API alike.
+func ParseDuration(s string) (time.Duration, error) { return parseDuration(s, false) }
+
+// ParseDurationOrZero is ParseDuration allowing "0s" (no delay, no
+// cooldown).
+func ParseDurationOrZero(s string) (time.Duration, error) { return parseDuration(s, true) }
+
+func parseDuration(s string, zero bool) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; write a number with a unit, such as \"30s\", \"5m\" or \"1h30m\"", s)
+		return 0, fmt.Errorf("%q is not a duration; write a number with a unit and no space, such as \"30s\", \"5m\" or \"1h30m\"", s)
 	}
-	if d <= 0 {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("%q is negative; a duration is 0 or longer", s)
+	case d == 0 && !zero:
 		return 0, fmt.Errorf("%q must be longer than zero", s)
 	}
 	return d, nil

@@ -164,13 +164,11 @@ func windowReducer(name string, extra int, ev WindowEvaluator, numeric function.
 		params = append(params, function.Parameter{Name: "arg", Type: cty.Number})
 	}
 	reduce := func(args []cty.Value) (cty.Value, error) {
-		if ev == nil || !args[0].IsKnown() {
-			return cty.UnknownVal(cty.Number), nil
-		}
-		spec := args[0].EncapsulatedValue().(*WindowSpec)
+		// The argument is checked first, so a literal out of range is found
+		// by type checking (no evaluator), not when metrics arrive.
 		var arg float64
 		if extra == 1 {
-			if !args[1].IsKnown() {
+			if !args[1].IsKnown() || args[1].IsNull() {
 				return cty.UnknownVal(cty.Number), nil
 			}
 			arg, _ = args[1].AsBigFloat().Float64()
@@ -181,6 +179,10 @@ func windowReducer(name string, extra int, ev WindowEvaluator, numeric function.
 				return cty.UnknownVal(cty.Number), function.NewArgErrorf(1, "ewma smoothing factor must be in (0, 1], got %g", arg)
 			}
 		}
+		if ev == nil || !args[0].IsKnown() {
+			return cty.UnknownVal(cty.Number), nil
+		}
+		spec := args[0].EncapsulatedValue().(*WindowSpec)
 		v, ok := ev.Reduce(name, spec, arg)
 		if !ok || math.IsNaN(v) {
 			// No data in the window: unknown, never zero. A condition over

@@ -73,7 +73,39 @@ type Property struct {
 	Type        cty.Type
 	Default     hcl.Expression // nil when absent
 	Required    bool
-	DeclRange   hcl.Range
+	// Check constrains the value beyond its type (format, one_of, range);
+	// nil: the type is the only constraint.
+	Check     *ValueCheck
+	DeclRange hcl.Range
+}
+
+// ValueCheck is what a property or parameter declares its value must be,
+// beside its type, as Terraform's validation blocks do: every value given
+// in a blueprint is checked against it when the blueprint is validated, with
+// the diagnostic on the value's range.
+type ValueCheck struct {
+	// Format is a named format of a string value: "duration" (a Go
+	// duration, longer than zero unless Minimum is 0), "regex" (an RE2
+	// regular expression), or one a plugin registers (Catalog.Formats).
+	Format      string
+	FormatRange hcl.Range
+	// OneOf are the values allowed (an enum); empty: any.
+	OneOf      []cty.Value
+	OneOfRange hcl.Range
+	// Minimum and Maximum bound a number (a duration's seconds); nil: no
+	// bound. Exclusive bounds leave the bound itself out.
+	Minimum, Maximum                   *float64
+	ExclusiveMinimum, ExclusiveMaximum bool
+	RangeRange                         hcl.Range
+}
+
+// Validation is a `validation { condition, error_message }` block of a
+// policy type: a rule over several parameters (`param.NAME`), checked for
+// every policy of the type when the blueprint is validated.
+type Validation struct {
+	Condition    hcl.Expression
+	ErrorMessage string
+	DeclRange    hcl.Range
 }
 
 // Relationship kinds between nodes.
@@ -145,6 +177,7 @@ type PolicyType struct {
 	Uses        string
 	Parameters  []*Property
 	Conditions  []*Condition
+	Validations []*Validation
 	Builtin     bool
 	DeclRange   hcl.Range
 }

@@ -19,11 +19,23 @@ import (
 // Plan is a blueprint resolved with its inputs: every value evaluated, every
 // reference checked. Deployments store it (redacted) and run workflows from it.
 type Plan struct {
-	Inputs    map[string]cty.Value
-	Nodes     []*PlanNode
-	Workflows map[string]*PlanWorkflow
-	Policies  []*PlanPolicy
-	Outputs   map[string]cty.Value
+	Inputs map[string]cty.Value
+	// InputDecls are the inputs as declared, in order, with whether the
+	// value is the default, for showing a deployment.
+	InputDecls []*PlanInput
+	Nodes      []*PlanNode
+	Workflows  map[string]*PlanWorkflow
+	Policies   []*PlanPolicy
+	Outputs    map[string]cty.Value
+}
+
+// PlanInput is an input of a resolved blueprint.
+type PlanInput struct {
+	Name        string
+	Description string
+	Sensitive   bool
+	// Defaulted is true when no value was given: the default is used.
+	Defaulted bool
 }
 
 // PlanNode is a node with evaluated properties and its effective operations
@@ -62,6 +74,7 @@ type PlanParameter struct {
 	Type        cty.Type
 	Default     cty.Value
 	HasDefault  bool
+	Check       *ValueCheck
 }
 
 // PlanPolicy is a policy with its type resolved and properties conformed.
@@ -76,6 +89,8 @@ type PlanPolicy struct {
 	MinHosts      int
 	// InitialDelay is the start-up grace; nil: one window length.
 	InitialDelay *time.Duration
+	// DeclRange is the policy block's, for diagnostics of what compiles it.
+	DeclRange hcl.Range
 }
 
 // Dependencies returns the names of the nodes n must be installed after.
@@ -146,7 +161,7 @@ func (c *checker) planNode(n *Node) *PlanNode {
 func (c *checker) planWorkflow(w *Workflow) *PlanWorkflow {
 	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description}
 	for _, p := range w.Parameters {
-		pp := &PlanParameter{Name: p.Name, Description: p.Description, Type: p.Type}
+		pp := &PlanParameter{Name: p.Name, Description: p.Description, Type: p.Type, Check: p.Check}
 		if p.Default != nil {
 			if v, ok := c.eval(p.Default, scope{}); ok {
 				pp.Default = c.convertTo(v, p.Type, p.Default.Range(), fmt.Sprintf("default of parameter %q", p.Name))
@@ -170,7 +185,7 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		}
 	}
 	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers,
-		OnMissingData: p.OnMissingData, MinHosts: p.MinHosts, InitialDelay: p.InitialDelay}
+		OnMissingData: p.OnMissingData, MinHosts: p.MinHosts, InitialDelay: p.InitialDelay, DeclRange: p.DeclRange}
 	if pp.OnMissingData == "" {
 		pp.OnMissingData = "hold"
 	}
@@ -181,7 +196,12 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		raw, ok = c.eval(p.Properties, scope{})
 	}
 	if ok && pt != nil {
+		before := len(c.diags)
 		pp.Properties = c.conform(raw, p.Properties, p.DeclRange, nonNil(pt.Parameters), fmt.Sprintf("policy %q", p.Name), "property")
+		if !c.diags[before:].HasErrors() {
+			c.checkValidations(p, pt, pp.Properties)
+			c.checkConditionsWith(p, pt, pp.Properties)
+		}
 	}
 	for _, t := range p.Triggers {
 		if pt != nil {
@@ -250,6 +270,9 @@ func (w *PlanWorkflow) Bind(given map[string]string) (map[string]cty.Value, erro
 			v, err := ParseValue(raw, p.Type)
 			if err != nil {
 				return nil, fmt.Errorf("parameter %q: %w", p.Name, err)
+			}
+			if msg := problem(p.Check, v, builtinFormat); msg != "" {
+				return nil, fmt.Errorf("parameter %q: %s", p.Name, msg)
 			}
 			out[p.Name] = v
 			continue

@@ -64,6 +64,7 @@ type Manager struct {
 	log    *slog.Logger
 
 	mu       sync.Mutex
+	broken   map[string]error                    // deployments whose policies do not run, and why
 	polled   map[string][]policies.PolledService // by deployment
 	watches  map[string]context.CancelFunc       // by deployment
 	pending  map[string][]nodeWatch              // watches waiting for Run
@@ -100,7 +101,7 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner := policies.NewRunner(policies.NewPipeline(3600), engineQueue{svc.Engine}, svc.Store)
 	runner.DryRun = cfg.DryRun
 	runner.OnTrigger = cfg.OnTrigger
-	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{},
+	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest,
@@ -121,6 +122,9 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 
 // Load resumes what a crash left and starts evaluating every stored
 // deployment's policies. It returns the numbers of deployments and policies.
+// A deployment whose stored blueprint no longer resolves or whose policies
+// no longer compile is marked broken (Broken, the log, /metrics) and the
+// others run: one bad deployment never keeps serve from starting.
 func (m *Manager) Load(ctx context.Context) (deployments, policyCount int, err error) {
 	if err := m.Svc.Engine.Resume(ctx); err != nil {
 		return 0, 0, err
@@ -130,16 +134,81 @@ func (m *Manager) Load(ctx context.Context) (deployments, policyCount int, err e
 		return 0, 0, err
 	}
 	for _, d := range deps {
-		t, err := m.Svc.Target(ctx, d.ID)
+		n, err := m.load(ctx, d.ID)
 		if err != nil {
-			return 0, 0, err
+			m.setBroken(d.ID, err)
+			continue
 		}
-		if err := m.add(ctx, d.ID, t.Plan); err != nil {
-			return 0, 0, err
-		}
-		policyCount += len(t.Plan.Policies)
+		policyCount += n
 	}
 	return len(deps), policyCount, nil
+}
+
+// load starts evaluating a stored deployment's policies and returns how
+// many there are.
+func (m *Manager) load(ctx context.Context, id string) (int, error) {
+	t, err := m.Svc.Target(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.Svc.PolicyProblem(ctx, id); err != nil {
+		return 0, err
+	}
+	if err := m.add(ctx, id, t.Plan); err != nil {
+		return 0, err
+	}
+	return len(t.Plan.Policies), nil
+}
+
+// setBroken records a deployment whose policies do not run, and logs why.
+func (m *Manager) setBroken(id string, err error) {
+	m.mu.Lock()
+	m.broken[id] = err
+	m.mu.Unlock()
+	m.log.Error("deployment broken: its policies do not run; fix its blueprint and deploy it again", "deployment", id, "err", err)
+}
+
+// Broken returns why a deployment's policies do not run, or nil.
+func (m *Manager) Broken(id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.broken[id]
+}
+
+// Deployments lists the stored deployments, each marked broken when its
+// policies do not run.
+func (m *Manager) Deployments(ctx context.Context) ([]*Deployment, error) {
+	deps, err := m.Svc.Store.Deployments(ctx)
+	for _, d := range deps {
+		m.markBroken(ctx, d)
+	}
+	return deps, err
+}
+
+// Deployment returns a stored deployment, marked broken when its policies
+// do not run.
+func (m *Manager) Deployment(ctx context.Context, id string) (*Deployment, error) {
+	d, err := m.Svc.Store.Deployment(ctx, id)
+	if err == nil {
+		m.markBroken(ctx, d)
+	}
+	return d, err
+}
+
+func (m *Manager) markBroken(ctx context.Context, d *Deployment) {
+	if err := m.Broken(d.ID); err != nil {
+		d.Broken = err.Error()
+	}
+	if t, err := m.Svc.Target(ctx, d.ID); err == nil {
+		describeInputs(d, t.Plan)
+	}
+}
+
+// BrokenCount is the number of deployments whose policies do not run.
+func (m *Manager) BrokenCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.broken)
 }
 
 func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) error {
@@ -166,6 +235,7 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 func (m *Manager) remove(id string) {
 	m.Runner.RemoveDeployment(id)
 	m.mu.Lock()
+	delete(m.broken, id)
 	delete(m.polled, id)
 	m.stopWatchLocked(id)
 	m.mu.Unlock()
@@ -363,10 +433,8 @@ func (m *Manager) StartUndeploy(ctx context.Context, id string) (*workflows.Exec
 			return
 		}
 		m.log.Warn("undeploy", "deployment", id, "err", err)
-		if t, terr := m.Svc.Target(bg, id); terr == nil {
-			if aerr := m.add(bg, id, t.Plan); aerr != nil {
-				m.log.Warn("policies of a deployment whose uninstall failed", "deployment", id, "err", aerr)
-			}
+		if _, lerr := m.load(bg, id); lerr != nil {
+			m.setBroken(id, lerr)
 		}
 	}()
 	return x, nil

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -79,7 +80,7 @@ func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Cata
 		builtin[k] = v
 	}
 	builtin["<builtin>/policies.hcl"] = []byte(policies.BuiltinTypes)
-	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames(), PolicyTypes: policies.BuiltinImplementations()}
+	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames(), PolicyTypes: policies.BuiltinImplementations(), Formats: registry.Formats()}
 }
 
 // Validate parses and validates blueprint files against the plugins of
@@ -93,7 +94,11 @@ func load(builtin map[string][]byte, catalog *blueprints.Catalog, paths ...strin
 	l := &blueprints.Loader{Builtin: builtin}
 	bp, diags := l.Load(paths...)
 	if !diags.HasErrors() {
-		diags = append(diags, blueprints.Validate(bp, catalog)...)
+		plan, d := blueprints.ValidatePlan(bp, catalog)
+		diags = append(diags, d...)
+		if plan != nil {
+			diags = append(diags, policies.Validate(plan)...)
+		}
 	}
 	if diags.HasErrors() {
 		return bp, &DiagnosticsError{Files: bp.Files, Diags: diags}
@@ -261,6 +266,9 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 		}
 	}
 	plan, diags := blueprints.Resolve(bp, catalog, inputs)
+	if !diags.HasErrors() {
+		diags = append(diags, policies.Validate(plan)...)
+	}
 	if diags.HasErrors() {
 		files := bp.Files
 		for k, f := range req.InputFiles {
@@ -378,9 +386,9 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 			inputs[in.Name] = v
 		}
 	}
-	plan, diags := blueprints.Resolve(bp, s.Catalog, inputs)
-	if diags.HasErrors() {
-		return nil, fmt.Errorf("deployment %s: %w", id, &DiagnosticsError{Files: bp.Files, Diags: diags})
+	plan, policyErr, err := resolveStored(bp, s.Catalog, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("deployment %s: %w", id, err)
 	}
 	t := &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
 	for _, n := range plan.Nodes {
@@ -390,8 +398,94 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 	}
 	s.Store.mu.Lock()
 	s.Store.targets[id] = t
+	if policyErr != nil {
+		s.Store.broken[id] = policyErr
+	}
 	s.Store.mu.Unlock()
 	return t, nil
+}
+
+// resolveStored resolves a stored blueprint. Its policies may no longer
+// compile (stored before a check existed): then the plan has no policies,
+// so its workflows (uninstall included) still run, and policyErr says why
+// its policies are broken.
+func resolveStored(bp *blueprints.Blueprint, cat *blueprints.Catalog, inputs map[string]cty.Value) (plan *blueprints.Plan, policyErr, err error) {
+	plan, diags := blueprints.Resolve(bp, cat, inputs)
+	if !diags.HasErrors() {
+		diags = policies.Validate(plan)
+		if !diags.HasErrors() {
+			return plan, nil, nil
+		}
+	}
+	policyErr = &DiagnosticsError{Files: bp.Files, Diags: diags}
+	// Without its policies (and policy types of its own), does the rest
+	// still resolve?
+	rest := *bp
+	rest.Policies = nil
+	rest.PolicyTypes = slices.DeleteFunc(slices.Clone(bp.PolicyTypes), func(t *blueprints.PolicyType) bool { return !t.Builtin })
+	plan, restDiags := blueprints.Resolve(&rest, cat, inputs)
+	if restDiags.HasErrors() {
+		return nil, nil, policyErr
+	}
+	return plan, policyErr, nil
+}
+
+// Deployments lists the stored deployments, each marked broken when its
+// stored policies no longer compile (as orch serve would find when it
+// starts). A deployment this process cannot resolve (a sensitive input
+// not in its environment) is listed as stored.
+func (s *Service) Deployments(ctx context.Context) ([]*Deployment, error) {
+	deps, err := s.Store.Deployments(ctx)
+	for _, d := range deps {
+		s.markBroken(ctx, d)
+	}
+	return deps, err
+}
+
+// Deployment returns a stored deployment, marked broken as Deployments
+// does.
+func (s *Service) Deployment(ctx context.Context, id string) (*Deployment, error) {
+	d, err := s.Store.Deployment(ctx, id)
+	if err == nil {
+		s.markBroken(ctx, d)
+	}
+	return d, err
+}
+
+func (s *Service) markBroken(ctx context.Context, d *Deployment) {
+	t, err := s.Target(ctx, d.ID)
+	if err != nil {
+		return
+	}
+	if err := s.PolicyProblem(ctx, d.ID); err != nil {
+		d.Broken = err.Error()
+	}
+	describeInputs(d, t.Plan)
+}
+
+// describeInputs lists a deployment's inputs for showing: description,
+// value (redacted when sensitive) and whether it is the default.
+func describeInputs(d *Deployment, plan *blueprints.Plan) {
+	d.InputList = nil
+	for _, in := range plan.InputDecls {
+		info := InputInfo{Name: in.Name, Description: in.Description, Default: in.Defaulted, Sensitive: in.Sensitive}
+		if v, ok := plan.Inputs[in.Name]; ok {
+			info.Value = blueprints.GoValue(v, true)
+		}
+		d.InputList = append(d.InputList, info)
+	}
+}
+
+// PolicyProblem returns why a deployment's policies do not run (its stored
+// blueprint's policies no longer compile), or nil. It resolves the
+// deployment if it was not yet.
+func (s *Service) PolicyProblem(ctx context.Context, id string) error {
+	if _, err := s.Target(ctx, id); err != nil {
+		return err
+	}
+	s.Store.mu.Lock()
+	defer s.Store.mu.Unlock()
+	return s.Store.broken[id]
 }
 
 // Run submits a workflow and waits for it to end.

@@ -74,6 +74,9 @@ func (s *ServeStats) register(m *Manager) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_paused", Help: "Policies paused by hand."}, func() float64 {
 				return float64(r.Paused(policies.Seconds(time.Now())))
 			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_deployments_broken", Help: "Deployments whose policies do not run: the stored blueprint no longer resolves or its policies no longer compile (orch deployments list says why)."}, func() float64 {
+				return float64(m.BrokenCount())
+			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_missing_data", Help: "Policies whose data is missing (a window they read is empty, or its source fails)."}, func() float64 {
 				return float64(r.Missing())
 			}),

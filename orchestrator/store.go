@@ -53,6 +53,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	targets map[string]*workflows.Target // resolved deployments, by id
+	broken  map[string]error             // why a resolved deployment's policies do not run
 	resolve func(ctx context.Context, d *Deployment, bp *BlueprintRecord) (*workflows.Target, error)
 }
 
@@ -86,7 +87,7 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}}
+	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}, broken: map[string]error{}}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -197,6 +198,23 @@ type Deployment struct {
 	Properties map[string]map[string]any `json:"properties,omitempty"`
 	Outputs    map[string]any            `json:"outputs,omitempty"`
 	CreatedAt  time.Time                 `json:"created_at"`
+	// Broken says why the deployment's policies do not run (its stored
+	// blueprint no longer resolves or compiles); set when it is listed,
+	// never stored.
+	Broken string `json:"broken,omitempty"`
+	// InputList describes every input of its blueprint, with its value
+	// (redacted when sensitive) and whether it is the default; set when
+	// it is shown, never stored.
+	InputList []InputInfo `json:"input_list,omitempty"`
+}
+
+// InputInfo is an input of a deployment as shown.
+type InputInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Value       any    `json:"value,omitempty"`
+	Default     bool   `json:"default,omitempty"`
+	Sensitive   bool   `json:"sensitive,omitempty"`
 }
 
 // CreateDeployment stores a blueprint (if new) and a deployment in one
@@ -259,6 +277,7 @@ func (s *Store) Blueprint(ctx context.Context, id string) (*BlueprintRecord, err
 func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.targets, id)
+	delete(s.broken, id)
 	s.mu.Unlock()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		deps := tx.Bucket(bucketDeployments)

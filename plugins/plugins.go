@@ -133,12 +133,24 @@ type Registry struct {
 	operations map[string]Operation
 	workflows  map[string]Workflow
 	types      map[string][]byte
+	formats    map[string]func(string) error
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{operations: map[string]Operation{}, workflows: map[string]Workflow{}, types: map[string][]byte{}}
+	return &Registry{operations: map[string]Operation{}, workflows: map[string]Workflow{}, types: map[string][]byte{},
+		formats: map[string]func(string) error{}}
 }
+
+// RegisterFormat names a check of string values ("kubernetes.label_selector")
+// that properties and parameters declare with `format = "NAME"`; orch
+// validate runs it on every value given.
+func (r *Registry) RegisterFormat(name string, check func(string) error) {
+	r.formats[name] = check
+}
+
+// Formats returns the registered formats.
+func (r *Registry) Formats() map[string]func(string) error { return maps.Clone(r.formats) }
 
 // Plugin registers what it provides.
 type Plugin interface {

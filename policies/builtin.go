@@ -16,17 +16,34 @@ const BuiltinTypes = `
 policy_type "orch.scale_threshold" {
   uses        = "builtin.scale_threshold"
   description = "Riemann's scale.clj: over the last moving_window_size, each host's mean of the metrics whose service matches service_selector, then the mean across hosts. With scale_direction \"<\" it fires while fewer than scale_limit hosts report and the value is above scale_threshold (scale up); with \">\" while more than scale_limit hosts report and the value is below it (scale down)."
-  parameter "service_selector" { default = ".*" }
-  parameter "moving_window_size" { default = "10s" }
+  parameter "service_selector" {
+    default = ".*"
+    format  = "regex"
+  }
+  parameter "moving_window_size" {
+    default = "10s"
+    format  = "duration"
+  }
   parameter "scale_threshold" { type = number }
   parameter "scale_limit" {
     type    = number
     default = 10
+    minimum = 0
   }
-  parameter "scale_direction" { default = "<" }
-  parameter "cooldown_time" { default = "30s" }
+  parameter "scale_direction" {
+    default     = "<"
+    one_of      = ["<", ">"]
+    description = "\"<\": scale up (fewer hosts than scale_limit, value above the threshold); \">\": scale down."
+  }
+  parameter "cooldown_time" {
+    default     = "30s"
+    format      = "duration"
+    minimum     = 0
+    description = "How long a firing silences the condition; \"0s\": no cooldown."
+  }
   parameter "cooldown_scope" {
     default     = "policy"
+    one_of      = ["policy", "deployment"]
     description = "\"policy\": each policy cools down on its own, and the cooldown survives restarts. \"deployment\": the original scale.clj's one flag shared by every such policy of the deployment (a scale-up silences the scale-down too), kept in memory only."
   }
   condition "scale" {}
@@ -35,10 +52,17 @@ policy_type "orch.scale_threshold" {
 policy_type "orch.node_changes" {
   uses        = "builtin.node_changes"
   description = "Fires when the nodes of the kubernetes.cluster nodes it targets change (added, removed, readiness, cordon, labels or taints; debounced by settle) and every resync: orch serve watches them. For level-triggered workflows such as kubernetes.route_reflectors."
-  parameter "settle" { default = "2s" }
-  parameter "resync" { default = "5m" }
+  parameter "settle" {
+    default = "2s"
+    format  = "duration"
+  }
+  parameter "resync" {
+    default = "5m"
+    format  = "duration"
+  }
   parameter "node_selector" {
     default     = ""
+    format      = "kubernetes.label_selector"
     description = "Watch only the nodes this label selector picks; empty: every node."
   }
   condition "changed" {}
@@ -56,8 +80,22 @@ policy_type "orch.rps_burst" {
     type    = number
     default = 60
   }
-  parameter "throttle_delay" { default = "120s" }
-  parameter "sample_window" { default = "5s" }
+  parameter "throttle_delay" {
+    default = "120s"
+    format  = "duration"
+  }
+  parameter "sample_window" {
+    default = "5s"
+    format  = "duration"
+  }
+  validation {
+    condition     = param.reconcile_value < param.burst_value
+    error_message = "reconcile_value must be below burst_value, or the policy would flap between burst and reconcile."
+  }
+  validation {
+    condition     = param.metric != ""
+    error_message = "metric names the metric whose mean is compared; it cannot be empty."
+  }
   condition "burst" { direction = "up" }
   condition "reconcile" { direction = "down" }
 }
@@ -66,13 +104,27 @@ policy_type "orch.ewma_threshold" {
   uses        = "builtin.ewma_threshold"
   description = "Thresholds on an exponentially weighted moving average of the metric, which damps spikes: scale_up above scale_up_above, scale_down below scale_down_below."
   parameter "metric" { type = string }
-  parameter "window" { default = "60s" }
+  parameter "window" {
+    default = "60s"
+    format  = "duration"
+  }
   parameter "alpha" {
-    type    = number
-    default = 0.3
+    type              = number
+    default           = 0.3
+    exclusive_minimum = 0
+    maximum           = 1
+    description       = "The smoothing factor, in (0, 1]: 1 follows the last sample, smaller values damp more."
   }
   parameter "scale_up_above" { type = number }
   parameter "scale_down_below" { type = number }
+  validation {
+    condition     = param.scale_down_below < param.scale_up_above
+    error_message = "scale_down_below must be below scale_up_above, or both conditions could hold at once."
+  }
+  validation {
+    condition     = param.metric != ""
+    error_message = "metric names the metric to average; it cannot be empty."
+  }
   condition "scale_up" { direction = "up" }
   condition "scale_down" { direction = "down" }
 }

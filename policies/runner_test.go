@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/orchhq/orch/blueprints"
 )
 
@@ -83,16 +85,26 @@ func newRunner(t *testing.T, plan *blueprints.Plan, q Queuer, s StateStore) *Run
 
 func resolvePlan(t *testing.T, src string) *blueprints.Plan {
 	t.Helper()
-	bp, diags := blueprints.Parse(map[string][]byte{"p.hcl": []byte(src)},
-		map[string][]byte{"<builtin>/core.hcl": blueprints.CoreTypes["<builtin>/core.hcl"], "<builtin>/policies.hcl": []byte(BuiltinTypes)}, "p.hcl")
-	if diags.HasErrors() {
-		t.Fatal(diags)
-	}
-	plan, diags := blueprints.Resolve(bp, &blueprints.Catalog{Workflows: []string{"test.scale"}, PolicyTypes: BuiltinImplementations()}, nil)
+	plan, diags := resolveSource(src)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
 	return plan
+}
+
+func resolveSource(src string) (*blueprints.Plan, hcl.Diagnostics) {
+	bp, diags := blueprints.Parse(map[string][]byte{"p.hcl": []byte(src)},
+		map[string][]byte{"<builtin>/core.hcl": blueprints.CoreTypes["<builtin>/core.hcl"], "<builtin>/policies.hcl": []byte(BuiltinTypes)}, "p.hcl")
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return blueprints.Resolve(bp, &blueprints.Catalog{Workflows: []string{"test.scale"}, PolicyTypes: BuiltinImplementations()}, nil)
+}
+
+// resolveDiags are the diagnostics of resolving a blueprint.
+func resolveDiags(src string) hcl.Diagnostics {
+	_, diags := resolveSource(src)
+	return diags
 }
 
 func breach(t *testing.T, r *Runner, from, to int) {
@@ -237,9 +249,9 @@ policy "down" {
 			}
 		})
 	}
-	plan := resolvePlan(t, blueprint("cluster"))
-	if err := NewRunner(NewPipeline(60), &recordingQueue{}, &memState{m: map[string][]byte{}}).AddDeployment(context.Background(), "shop", plan); err == nil || !strings.Contains(err.Error(), `cooldown_scope "cluster"`) {
-		t.Errorf("bad scope: %v", err)
+	// A bad scope is refused where it is written, before anything runs.
+	if diags := resolveDiags(blueprint("cluster")); !diags.HasErrors() || !strings.Contains(diags.Error(), `"cluster" is not one of "policy", "deployment"`) {
+		t.Errorf("bad scope: %v", diags)
 	}
 }
 

@@ -186,11 +186,18 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	if props == cty.NilVal || props.IsNull() {
 		props = cty.EmptyObjectVal
 	}
-	if props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_time") {
-		if v := props.GetAttr("cooldown_time"); v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
-			if d, err := blueprints.ParseDuration(v.AsString()); err == nil {
-				in.Cooldown = d.Seconds()
+	if props.Type().IsObjectType() && props.Type().HasAttribute(blueprints.CooldownParameter) {
+		// The language checks it; a value that still does not parse is an
+		// error, never "no cooldown".
+		if v := props.GetAttr(blueprints.CooldownParameter); !v.IsNull() {
+			if v.Type() != cty.String || !v.IsKnown() {
+				return nil, fmt.Errorf("policy %s: cooldown_time must be a duration such as \"30s\"", p.Name)
 			}
+			d, err := blueprints.ParseDurationOrZero(v.AsString())
+			if err != nil {
+				return nil, fmt.Errorf("policy %s: cooldown_time: %w", p.Name, err)
+			}
+			in.Cooldown = d.Seconds()
 		}
 	}
 	if props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_scope") {

@@ -195,3 +195,26 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	}
 	return out, nil
 }
+
+// Validate compiles every policy of a plan as orch serve compiles it, so
+// what `orch validate` and `orch deploy` accept is what serve runs. A
+// policy whose properties are not all known yet (inputs without a value,
+// at validate) is compiled when it is deployed. Problems are errors on the
+// policy block.
+func Validate(plan *blueprints.Plan) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, p := range plan.Policies {
+		if v, _ := p.Properties.UnmarkDeep(); v != cty.NilVal && !v.IsWhollyKnown() {
+			continue
+		}
+		if _, err := NewInstance(Target{Deployment: "validate"}, p); err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Policy does not compile",
+				Detail:   err.Error() + ".",
+				Subject:  p.DeclRange.Ptr(),
+			})
+		}
+	}
+	return diags
+}

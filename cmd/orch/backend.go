@@ -131,13 +131,28 @@ func (l *local) read(fn func(*orchestrator.Store) error) error {
 }
 
 func (l *local) Deployments(ctx context.Context) (out []*orchestrator.Deployment, err error) {
-	err = l.read(func(s *orchestrator.Store) error { out, err = s.Deployments(ctx); return err })
+	err = l.readService(func(s *orchestrator.Service) error { out, err = s.Deployments(ctx); return err })
 	return out, err
 }
 
 func (l *local) Deployment(ctx context.Context, id string) (out *orchestrator.Deployment, err error) {
-	err = l.read(func(s *orchestrator.Store) error { out, err = s.Deployment(ctx, id); return err })
+	err = l.readService(func(s *orchestrator.Service) error { out, err = s.Deployment(ctx, id); return err })
 	return out, err
+}
+
+// readService runs fn on the open service, or on a service over the file
+// opened read-only for it.
+func (l *local) readService(fn func(*orchestrator.Service) error) error {
+	if l.svc != nil {
+		return fn(l.svc)
+	}
+	return l.read(func(s *orchestrator.Store) error {
+		reg, err := registry()
+		if err != nil {
+			return err
+		}
+		return fn(orchestrator.NewService(s, reg, l.g.logger()))
+	})
 }
 
 func (l *local) Executions(ctx context.Context, dep string) (out []*workflows.Execution, err error) {
@@ -228,15 +243,7 @@ func (l *local) Wait(ctx context.Context, x *workflows.Execution) (*workflows.Ex
 
 func (l *local) Policies(ctx context.Context, dep string) ([]policies.PolicyStatus, bool, error) {
 	var out []policies.PolicyStatus
-	err := l.read(func(s *orchestrator.Store) error {
-		reg, err := registry()
-		if err != nil {
-			return err
-		}
-		svc := l.svc
-		if svc == nil {
-			svc = orchestrator.NewService(s, reg, l.g.logger())
-		}
+	err := l.readService(func(svc *orchestrator.Service) (err error) {
 		out, err = svc.Policies(ctx, dep)
 		return err
 	})

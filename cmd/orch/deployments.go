@@ -3,11 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/orchhq/orch/orchestrator"
 )
 
 func newDeploymentsCmd(g *globals) *cobra.Command {
@@ -32,11 +36,23 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 					return g.printJSON(deps)
 				}
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tBLUEPRINT\tNODES\tCREATED")
+				fmt.Fprintln(tw, "ID\tBLUEPRINT\tNODES\tCREATED\tSTATUS")
+				var broken []string
 				for _, d := range deps {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", d.ID, d.Blueprint, len(d.Instances), d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+					status := "ok"
+					if d.Broken != "" {
+						status = "broken: " + firstLine(d.Broken)
+						broken = append(broken, d.ID)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", d.ID, d.Blueprint, len(d.Instances), d.CreatedAt.Local().Format("2006-01-02 15:04:05"), status)
 				}
-				return tw.Flush()
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if len(broken) > 0 {
+					fmt.Fprintf(g.stdout, "\nThe policies of %s do not run; orch deployments show ID says why.\n", strings.Join(broken, ", "))
+				}
+				return nil
 			})
 		},
 	})
@@ -56,15 +72,10 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 				}
 				fmt.Fprintf(g.stdout, "Deployment: %s\nBlueprint:  %s\nDirectory:  %s\nCreated:    %s\n",
 					d.ID, d.Blueprint, d.Dir, d.CreatedAt.Local().Format("2006-01-02 15:04:05"))
-				if len(d.Inputs) > 0 || len(d.SensitiveInputs) > 0 {
-					fmt.Fprintln(g.stdout, "Inputs:")
-					for _, k := range slices.Sorted(maps.Keys(d.Inputs)) {
-						fmt.Fprintf(g.stdout, "  %s = %s\n", k, d.Inputs[k])
-					}
-					for _, k := range d.SensitiveInputs {
-						fmt.Fprintf(g.stdout, "  %s = (sensitive, not stored)\n", k)
-					}
+				if d.Broken != "" {
+					fmt.Fprintf(g.stdout, "Status:     broken: its policies do not run\n%s\n", indent(d.Broken, "  "))
 				}
+				printInputs(g.stdout, d)
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tRUNTIME PROPERTIES")
 				for _, name := range slices.Sorted(maps.Keys(d.Instances)) {
@@ -90,4 +101,56 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// printInputs prints a deployment's inputs: every declared one with its
+// value, "(default)" when it was not given, and its description. Without
+// the blueprint's declarations (it could not be resolved here), the stored
+// values.
+func printInputs(w io.Writer, d *orchestrator.Deployment) {
+	if len(d.InputList) == 0 {
+		if len(d.Inputs) == 0 && len(d.SensitiveInputs) == 0 {
+			return
+		}
+		fmt.Fprintln(w, "Inputs:")
+		for _, k := range slices.Sorted(maps.Keys(d.Inputs)) {
+			fmt.Fprintf(w, "  %s = %s\n", k, d.Inputs[k])
+		}
+		for _, k := range d.SensitiveInputs {
+			fmt.Fprintf(w, "  %s = (sensitive, not stored)\n", k)
+		}
+		return
+	}
+	fmt.Fprintln(w, "Inputs:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, in := range d.InputList {
+		value := "(not set)"
+		switch {
+		case in.Sensitive && !slices.Contains(d.SensitiveInputs, in.Name) && in.Default:
+			value = "(sensitive, default)"
+		case in.Sensitive:
+			value = "(sensitive, not stored)"
+		case in.Value != nil:
+			b, _ := json.Marshal(in.Value)
+			value = string(b)
+			if in.Default {
+				value += " (default)"
+			}
+		}
+		desc := ""
+		if in.Description != "" {
+			desc = "# " + in.Description
+		}
+		fmt.Fprintf(tw, "  %s = %s\t%s\n", in.Name, value, desc)
+	}
+	_ = tw.Flush()
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }

@@ -19,8 +19,7 @@ import (
 
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/plugins"
-	"github.com/orchhq/orch/plugins/kubernetes"
-	"github.com/orchhq/orch/plugins/script"
+	"github.com/orchhq/orch/plugins/builtin"
 	"github.com/orchhq/orch/workflows"
 )
 
@@ -123,13 +122,7 @@ func (g *globals) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 }
 
-func registry() (*plugins.Registry, error) {
-	r := plugins.NewRegistry()
-	if err := r.Add(script.Plugin{}, kubernetes.New()); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
+func registry() (*plugins.Registry, error) { return builtin.Registry() }
 
 // service opens the state file and builds the service. progress prints
 // events as they happen.

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
@@ -97,14 +98,14 @@ func (s *Server) Handler() http.Handler {
 		return Health{PID: os.Getpid(), State: m.Svc.Store.Path()}, nil
 	})
 	handle("GET /v1/deployments", func(r *http.Request) (any, error) {
-		deps, err := m.Svc.Store.Deployments(r.Context())
+		deps, err := m.Deployments(r.Context())
 		if deps == nil {
 			deps = []*orchestrator.Deployment{}
 		}
 		return deps, err
 	})
 	handle("GET /v1/deployments/{id}", func(r *http.Request) (any, error) {
-		return m.Svc.Store.Deployment(r.Context(), r.PathValue("id"))
+		return m.Deployment(r.Context(), r.PathValue("id"))
 	})
 	handle("POST /v1/deployments", func(r *http.Request) (any, error) {
 		var req orchestrator.DeployRequest
@@ -187,9 +188,9 @@ func (s *Server) events(r *http.Request) (any, error) {
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
-		d, err := time.ParseDuration(v)
+		d, err := blueprints.ParseDurationOrZero(v)
 		if err != nil {
-			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: fmt.Sprintf("wait %q: %v", v, err)}
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "wait: " + err.Error()}
 		}
 		wait = min(d, maxWait)
 	}

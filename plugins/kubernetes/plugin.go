@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -97,6 +98,12 @@ func New() *Plugin {
 // burst, reconcile and route_reflectors workflows.
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
+	r.RegisterFormat(LabelSelectorFormat, func(s string) error {
+		if _, err := labels.Parse(s); err != nil {
+			return fmt.Errorf("%q is not a label selector: %w", s, err)
+		}
+		return nil
+	})
 	if err := r.RegisterWorkflow("kubernetes.scale", plugins.WorkflowFunc(p.scaleWorkflow)); err != nil {
 		return err
 	}
@@ -114,6 +121,10 @@ func (p *Plugin) Register(r *plugins.Registry) error {
 	}
 	return r.RegisterWorkflow("kubernetes.reconcile", resumable(p.reconcileWorkflow))
 }
+
+// LabelSelectorFormat is the format of a Kubernetes label selector
+// ("zone=a,tier!=db"), for `format = "kubernetes.label_selector"`.
+const LabelSelectorFormat = "kubernetes.label_selector"
 
 // resumable marks a level-triggered workflow: running it again after a
 // crash converges to the same state, so orch may resume it.

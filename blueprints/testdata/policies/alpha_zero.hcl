@@ -1,0 +1,7 @@
+imports = ["common.hcl"]
+policy "calm" {
+  type       = "orch.ewma_threshold"
+  targets    = [node.web]
+  properties = { metric = "cpu", alpha = 0, scale_up_above = 80, scale_down_below = 20 }
+  trigger "scale_up" { workflow = workflow.kube_scale }
+}

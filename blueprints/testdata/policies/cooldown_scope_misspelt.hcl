@@ -1,0 +1,7 @@
+imports = ["common.hcl"]
+policy "up" {
+  type       = "orch.scale_threshold"
+  targets    = [node.web]
+  properties = { scale_threshold = 70, cooldown_scope = "deploymnet" }
+  trigger "scale" { workflow = workflow.kube_scale }
+}
