@@ -733,9 +733,11 @@ func decodePolicyBlock(block *hcl.Block) (*Policy, hcl.Diagnostics) {
 	}
 	if attr := content.Attributes["on_missing_data"]; attr != nil {
 		p.OnMissingDataRange = attr.Expr.Range()
-		d := decodeStaticString(attr, &p.OnMissingData)
+		var mode string
+		d := decodeStaticString(attr, &mode)
 		diags = append(diags, d...)
-		if !d.HasErrors() && !contains([]string{"hold", "scale_up", "trigger"}, p.OnMissingData) {
+		p.OnMissingData = MissingData(mode)
+		if !d.HasErrors() && !slices.Contains(MissingDataModes, p.OnMissingData) {
 			diags = append(diags, attrError(attr, "Invalid on_missing_data",
 				fmt.Sprintf("on_missing_data is \"hold\" (do nothing; the default), \"scale_up\" (fire the condition that scales up) or \"trigger\" (run the policy's trigger \"missing_data\"), not %q.", p.OnMissingData)))
 		}

@@ -206,7 +206,7 @@ type Policy struct {
 	// OnMissingData is what the policy does while a window it reads has
 	// no data or its source fails: "hold" (default), "scale_up" or
 	// "trigger" (the policy's `trigger "missing_data"`).
-	OnMissingData      string
+	OnMissingData      MissingData
 	OnMissingDataRange hcl.Range
 	// MinHosts is how many hosts must report in a window for it to count
 	// (0: one is enough).
@@ -216,6 +216,19 @@ type Policy struct {
 	InitialDelay *time.Duration
 	DeclRange    hcl.Range
 }
+
+// MissingData is what a policy does while a window it reads has no data.
+type MissingData string
+
+// The on_missing_data modes.
+const (
+	MissingHold    MissingData = "hold"     // do nothing (the default); the decision log says so
+	MissingScaleUp MissingData = "scale_up" // fire the condition with direction = "up"
+	MissingTrigger MissingData = "trigger"  // run the policy's trigger "missing_data"
+)
+
+// MissingDataModes are the on_missing_data values, for checks and hints.
+var MissingDataModes = []MissingData{MissingHold, MissingScaleUp, MissingTrigger}
 
 // MissingDataCondition is the pseudo-condition a policy with
 // on_missing_data = "trigger" fires while its data is missing.

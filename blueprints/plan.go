@@ -84,8 +84,8 @@ type PlanPolicy struct {
 	Targets    []string
 	Properties cty.Value
 	Triggers   []*Trigger
-	// OnMissingData is "hold", "scale_up" or "trigger".
-	OnMissingData string
+	// OnMissingData is what it does while its data is missing.
+	OnMissingData MissingData
 	MinHosts      int
 	// InitialDelay is the start-up grace; nil: one window length.
 	InitialDelay *time.Duration
@@ -187,7 +187,7 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 	pp := &PlanPolicy{Name: p.Name, Type: pt, Targets: p.Targets, Triggers: p.Triggers,
 		OnMissingData: p.OnMissingData, MinHosts: p.MinHosts, InitialDelay: p.InitialDelay, DeclRange: p.DeclRange}
 	if pp.OnMissingData == "" {
-		pp.OnMissingData = "hold"
+		pp.OnMissingData = MissingHold
 	}
 	c.checkMissingData(p, pt)
 	raw := cty.EmptyObjectVal
@@ -255,20 +255,38 @@ func nonNil(props []*Property) []*Property {
 // Bind turns user-given parameters (strings, as on the command line) and
 // defaults into the workflow's parameter values.
 func (w *PlanWorkflow) Bind(given map[string]string) (map[string]cty.Value, error) {
+	return w.BindValues(given, nil)
+}
+
+// BindValues binds parameters given as strings (a command line) and as
+// typed values (a policy trigger's expression), converted to each
+// parameter's type and checked, and the defaults of the rest.
+func (w *PlanWorkflow) BindValues(given map[string]string, values map[string]cty.Value) (map[string]cty.Value, error) {
 	out := map[string]cty.Value{}
 	var names []string
 	for _, p := range w.Parameters {
 		names = append(names, p.Name)
 	}
-	for k := range given {
+	for _, k := range slices.Sorted(maps.Keys(given)) {
+		if !contains(names, k) {
+			return nil, fmt.Errorf("workflow %q has no parameter %q.%s", w.Name, k, suggestion(k, names))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(values)) {
 		if !contains(names, k) {
 			return nil, fmt.Errorf("workflow %q has no parameter %q.%s", w.Name, k, suggestion(k, names))
 		}
 	}
 	for _, p := range w.Parameters {
-		if raw, ok := given[p.Name]; ok {
-			v, err := ParseValue(raw, p.Type)
-			if err != nil {
+		v, typed := values[p.Name]
+		raw, ok := given[p.Name]
+		if typed || ok {
+			var err error
+			if typed {
+				if v, err = convert.Convert(v, p.Type); err != nil {
+					return nil, fmt.Errorf("parameter %q must be %s: %v", p.Name, typeexpr.TypeString(p.Type), err)
+				}
+			} else if v, err = ParseValue(raw, p.Type); err != nil {
 				return nil, fmt.Errorf("parameter %q: %w", p.Name, err)
 			}
 			if msg := problem(p.Check, v, builtinFormat); msg != "" {
@@ -412,12 +430,12 @@ func (c *checker) checkMissingData(p *Policy, pt *PolicyType) {
 		}
 	}
 	switch {
-	case p.OnMissingData == "trigger" && missing == nil:
+	case p.OnMissingData == MissingTrigger && missing == nil:
 		c.errorf(p.OnMissingDataRange, "Missing trigger", "Policy %q has on_missing_data = \"trigger\" but no `trigger %q { workflow = ... }` block naming the workflow to run while its data is missing.", p.Name, MissingDataCondition)
-	case p.OnMissingData != "trigger" && missing != nil:
-		c.errorf(missing.DeclRange, "Trigger never fires", "The trigger %q runs only with on_missing_data = \"trigger\"; policy %q has on_missing_data = %q.", MissingDataCondition, p.Name, cmp.Or(p.OnMissingData, "hold"))
+	case p.OnMissingData != MissingTrigger && missing != nil:
+		c.errorf(missing.DeclRange, "Trigger never fires", "The trigger %q runs only with on_missing_data = \"trigger\"; policy %q has on_missing_data = %q.", MissingDataCondition, p.Name, cmp.Or(p.OnMissingData, MissingHold))
 	}
-	if p.OnMissingData != "scale_up" || pt == nil {
+	if p.OnMissingData != MissingScaleUp || pt == nil {
 		return
 	}
 	up := ""

@@ -10,7 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
+
 	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/plugins"
 	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/workflows"
 )
@@ -29,25 +32,23 @@ type ManagerConfig struct {
 	// latency_p50) of every kubernetes.app node a policy targets.
 	Mesh         policies.ServiceMetricsSource
 	MeshInterval time.Duration
-	// Nodes watches the nodes of clusters for orch.node_changes policies;
-	// nil: such policies only fire when something else applies the metric.
-	Nodes NodeWatcher
+	// Nodes watches what orch.node_changes policies target (a plugin that
+	// knows those nodes); nil: such policies only fire when something else
+	// applies the metric.
+	Nodes plugins.NodeWatcher
+	// Services names the mesh service of a node a policy targets, for Mesh
+	// (a plugin that knows those nodes).
+	Services plugins.ServiceLocator
 	// OnTrigger observes every trigger.
 	OnTrigger func(deployment, policy string, t policies.Trigger)
 	Log       *slog.Logger
 }
 
-// NodeWatcher calls changed when a cluster's nodes change (settled) and
-// every resync, until ctx is done (the kubernetes plugin implements it).
-type NodeWatcher interface {
-	WatchNodes(ctx context.Context, kubeconfig, kubeContext, selector string, settle, resync time.Duration, changed func()) error
-}
-
-// nodeWatch is one cluster an orch.node_changes policy of a deployment
+// nodeWatch is one node an orch.node_changes policy of a deployment
 // watches.
 type nodeWatch struct {
-	node, kubeconfig, context, selector string
-	settle, resync                      time.Duration
+	node plugins.NodeInfo
+	w    plugins.NodeWatch
 }
 
 // Manager is orch serve: the metric intake and pollers feed the policy
@@ -75,8 +76,8 @@ type Manager struct {
 // engineQueue queues workflows on the engine for the policy runner.
 type engineQueue struct{ engine *workflows.Engine }
 
-func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, params map[string]string) (string, error) {
-	x, err := q.engine.Submit(ctx, workflows.Request{Deployment: deployment, Workflow: workflow, Parameters: params})
+func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, params map[string]cty.Value) (string, error) {
+	x, err := q.engine.Submit(ctx, workflows.Request{Deployment: deployment, Workflow: workflow, Values: params})
 	if err != nil {
 		return "", err
 	}
@@ -104,17 +105,9 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
-		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Handle: runner.Ingest,
-		OnConnection: func(err error) {
-			msg := ""
-			if err != nil {
-				msg = err.Error()
-			}
-			runner.SetSource("", "broker", msg)
-		}}
+		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner}
 	if cfg.Mesh != nil {
-		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Apply: runner.Apply, Interval: cfg.MeshInterval, Log: cfg.Log,
-			OnFailing: func(deployment, node, err string) { runner.SetSource(deployment, "mesh "+node, err) }}
+		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log}
 	}
 	stats.register(m)
 	return m
@@ -215,13 +208,13 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if err := m.Runner.AddDeployment(ctx, id, plan); err != nil {
 		return err
 	}
-	watches, err := nodeWatches(plan)
+	watches, err := m.nodeWatches(plan)
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", id, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.polled[id] = meshServices(id, plan)
+	m.polled[id] = m.meshServices(id, plan)
 	m.stopWatchLocked(id)
 	if len(watches) > 0 && m.cfg.Nodes != nil {
 		m.pending[id] = watches
@@ -258,14 +251,15 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 			go func() {
 				changed := func() {
 					now := policies.Seconds(time.Now())
-					metric := &policies.Metric{DeploymentID: id, NodeName: w.node, NodeID: w.node, Host: "orch", Name: policies.NodeChangesMetric,
-						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + w.node + "." + w.node + "." + policies.NodeChangesMetric + "."}
-					if err := m.Runner.Apply(metric); err != nil {
-						m.log.Warn("node change not applied", "deployment", id, "node", w.node, "err", err)
+					node := w.node.Name
+					metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: node, Host: "orch", Name: policies.NodeChangesMetric,
+						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + node + "." + policies.NodeChangesMetric + "."}
+					if err := m.Runner.Apply(wctx, metric); err != nil {
+						m.log.Warn("node change not applied", "deployment", id, "node", node, "err", err)
 					}
 				}
-				if err := m.cfg.Nodes.WatchNodes(wctx, w.kubeconfig, w.context, w.selector, w.settle, w.resync, changed); err != nil {
-					m.log.Warn("watch nodes", "deployment", id, "node", w.node, "err", err)
+				if err := m.cfg.Nodes.Watch(wctx, w.node, w.w, changed); err != nil {
+					m.log.Warn("watch nodes", "deployment", id, "node", w.node.Name, "err", err)
 				}
 			}()
 		}
@@ -273,46 +267,49 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 	}
 }
 
-// nodeWatches are the clusters the orch.node_changes policies of a plan
-// target, with their settle and resync durations.
-func nodeWatches(plan *blueprints.Plan) ([]nodeWatch, error) {
+// nodeWatches are the nodes the orch.node_changes policies of a plan
+// target, with what to watch; the node watcher says which nodes it can
+// watch.
+func (m *Manager) nodeWatches(plan *blueprints.Plan) ([]nodeWatch, error) {
 	nodes := map[string]*blueprints.PlanNode{}
 	for _, n := range plan.Nodes {
 		nodes[n.Name] = n
 	}
 	var out []nodeWatch
 	for _, p := range plan.Policies {
-		if p.Type == nil || p.Type.Uses != "builtin.node_changes" {
-			continue
+		nc, ok, err := policies.NodeChangesOf(p)
+		if err != nil {
+			return nil, err
 		}
-		props := blueprints.GoMap(p.Properties, false)
-		durations := map[string]time.Duration{}
-		for _, k := range []string{"settle", "resync"} {
-			s, _ := props[k].(string)
-			d, err := blueprints.ParseDuration(s)
-			if err != nil || d <= 0 {
-				return nil, fmt.Errorf("policy %s: %s %q: want a duration such as \"2s\"", p.Name, k, s)
-			}
-			durations[k] = d
+		if !ok || m.cfg.Nodes == nil {
+			continue
 		}
 		for _, t := range p.Targets {
 			n := nodes[t]
-			if n == nil || !slices.Contains(n.Types, "kubernetes.cluster") {
-				return nil, fmt.Errorf("policy %s: target %s is not a kubernetes.cluster node", p.Name, t)
+			if n == nil {
+				return nil, fmt.Errorf("policy %s: target %s is not a node of the deployment", p.Name, t)
 			}
-			np := blueprints.GoMap(n.Properties, false)
-			kc, _ := np["kubeconfig"].(string)
-			ctxName, _ := np["context"].(string)
-			sel, _ := props["node_selector"].(string)
-			out = append(out, nodeWatch{node: t, kubeconfig: kc, context: ctxName, selector: sel, settle: durations["settle"], resync: durations["resync"]})
+			info := nodeInfo(n)
+			if err := m.cfg.Nodes.CanWatch(info); err != nil {
+				return nil, fmt.Errorf("policy %s: %w", p.Name, err)
+			}
+			out = append(out, nodeWatch{node: info, w: plugins.NodeWatch{Selector: nc.Selector, Settle: nc.Settle, Resync: nc.Resync}})
 		}
 	}
 	return out, nil
 }
 
-// meshServices are the kubernetes.app nodes of a plan that a policy
-// targets: their service (property service, or app) in their namespace.
-func meshServices(id string, plan *blueprints.Plan) []policies.PolledService {
+// nodeInfo is a node as plugins see it.
+func nodeInfo(n *blueprints.PlanNode) plugins.NodeInfo {
+	return plugins.NodeInfo{Name: n.Name, Types: n.Types, Properties: blueprints.GoMap(n.Properties, false)}
+}
+
+// meshServices are the mesh services of the nodes of a plan that a policy
+// targets, as the service locator names them.
+func (m *Manager) meshServices(id string, plan *blueprints.Plan) []policies.PolledService {
+	if m.cfg.Services == nil {
+		return nil
+	}
 	targeted := map[string]bool{}
 	for _, p := range plan.Policies {
 		for _, t := range p.Targets {
@@ -321,19 +318,12 @@ func meshServices(id string, plan *blueprints.Plan) []policies.PolledService {
 	}
 	var out []policies.PolledService
 	for _, n := range plan.Nodes {
-		if !targeted[n.Name] || !slices.Contains(n.Types, "kubernetes.app") {
+		if !targeted[n.Name] {
 			continue
 		}
-		props := blueprints.GoMap(n.Properties, false)
-		ns, _ := props["namespace"].(string)
-		name, _ := props["service"].(string)
-		if name == "" {
-			name, _ = props["app"].(string)
+		if ns, name, ok := m.cfg.Services.MeshService(nodeInfo(n)); ok {
+			out = append(out, policies.PolledService{Deployment: id, Node: n.Name, Namespace: ns, Name: name})
 		}
-		if ns == "" || name == "" {
-			continue
-		}
-		out = append(out, policies.PolledService{Deployment: id, Node: n.Name, Namespace: ns, Name: name})
 	}
 	return out
 }
@@ -378,7 +368,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
-				if err := m.Runner.Tick(now); err != nil {
+				if err := m.Runner.Tick(ctx, now); err != nil {
 					m.log.Warn("missing-data check", "err", err)
 				}
 				if err := m.Runner.FlushDecisions(ctx); err != nil && ctx.Err() == nil {
@@ -468,7 +458,7 @@ func (m *Manager) Close(ctx context.Context) error {
 // nopQueue refuses to queue: offline status never decides.
 type nopQueue struct{}
 
-func (nopQueue) Queue(context.Context, string, string, map[string]string) (string, error) {
+func (nopQueue) Queue(context.Context, string, string, map[string]cty.Value) (string, error) {
 	return "", errors.New("not running")
 }
 

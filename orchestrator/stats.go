@@ -85,7 +85,7 @@ func (s *ServeStats) register(m *Manager) {
 			c := r.Counts().Outcome(outcome)
 			s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "orch_policy_decisions_total",
 				Help:        "Policy decisions by outcome: triggered, error, no-trigger (fired, no trigger block), or held back by cooldown, paused, grace, missing-data or execution-queued.",
-				ConstLabels: prometheus.Labels{"outcome": outcome}}, func() float64 { return float64(c.Load()) }))
+				ConstLabels: prometheus.Labels{"outcome": string(outcome)}}, func() float64 { return float64(c.Load()) }))
 		}
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(

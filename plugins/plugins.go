@@ -10,6 +10,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Operation runs one lifecycle or custom operation of a node instance.
@@ -80,6 +82,9 @@ type Resumable interface {
 	Resumable() bool
 }
 
+// Is reports whether the node is of type t (or derives from it).
+func (n NodeInfo) Is(t string) bool { return slices.Contains(n.Types, t) }
+
 // NodeInfo is a node of the deployment as a workflow sees it.
 type NodeInfo struct {
 	Name       string
@@ -88,11 +93,40 @@ type NodeInfo struct {
 	Runtime    map[string]any
 }
 
+// NodeWatch is what an orch.node_changes policy asks to be watched on a
+// node it targets.
+type NodeWatch struct {
+	Selector       string        // a label selector of what to watch; "" for all
+	Settle, Resync time.Duration // debounce, and how often to report anyway
+}
+
+// NodeWatcher is implemented by a plugin that watches what node_changes
+// policies target (the kubernetes plugin: a kubernetes.cluster's nodes).
+type NodeWatcher interface {
+	// CanWatch says why a node cannot be watched (nil: it can).
+	CanWatch(node NodeInfo) error
+	// Watch calls changed when the watched things change (settled) and
+	// every resync, until ctx is done.
+	Watch(ctx context.Context, node NodeInfo, w NodeWatch, changed func()) error
+}
+
+// ServiceLocator is implemented by a plugin that knows which mesh service a
+// node is (the kubernetes plugin: a kubernetes.app's service and namespace),
+// for the metric sources that poll per service.
+type ServiceLocator interface {
+	MeshService(node NodeInfo) (namespace, name string, ok bool)
+}
+
 // WorkflowContext is what a workflow implementation sees of its execution.
 type WorkflowContext interface {
 	Deployment() string
 	Execution() string
+	// Parameters are the parameters as plain values; Values as the typed
+	// values they were bound to. Decode decodes them once into a plugin's
+	// own struct (see plugins.Decode).
 	Parameters() map[string]any
+	Values() map[string]cty.Value
+	Decode(dst any) error
 	DryRun() bool
 	Nodes() []NodeInfo
 	// Event records a progress event ("info", "warning", "error").

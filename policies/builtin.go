@@ -3,6 +3,7 @@ package policies
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -133,6 +134,29 @@ policy_type "orch.ewma_threshold" {
 // BuiltinImplementations are the `uses` names of the built-in types.
 func BuiltinImplementations() []string {
 	return []string{"builtin.ewma_threshold", "builtin.node_changes", "builtin.rps_burst", "builtin.scale_threshold"}
+}
+
+// NodeChanges is what an orch.node_changes policy watches; ok is false for
+// a policy of another type.
+type NodeChanges struct {
+	Selector       string
+	Settle, Resync time.Duration
+}
+
+// NodeChangesOf reads an orch.node_changes policy's parameters (checked by
+// the language, so an error here is a bug, still reported).
+func NodeChangesOf(p *blueprints.PlanPolicy) (nc NodeChanges, ok bool, err error) {
+	if p.Type == nil || p.Type.Uses != "builtin.node_changes" {
+		return nc, false, nil
+	}
+	pr := readProps(p)
+	nc.Selector = pr.str("node_selector")
+	nc.Settle = time.Duration(pr.seconds("settle") * float64(time.Second))
+	nc.Resync = time.Duration(pr.seconds("resync") * float64(time.Second))
+	if pr.err != nil {
+		return nc, true, fmt.Errorf("policy %s: %w", p.Name, pr.err)
+	}
+	return nc, true, nil
 }
 
 // NodeChangesMetric is the metric orch serve applies to a deployment when

@@ -105,13 +105,11 @@ func orchConsume(b *testing.B, url, exchange, queue string, n int) time.Duration
 	done := make(chan struct{})
 	seen := 0
 	in := &Intake{URL: url, Exchange: exchange, Queue: queue, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Handle: func(body []byte, key string) error {
-			err := r.Ingest(body, key)
+		Sink: countingSink{MessageSink: r, ingested: func() {
 			if seen++; seen == n {
 				close(done)
 			}
-			return err
-		}}
+		}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	start := time.Now()
@@ -158,4 +156,16 @@ func BenchmarkIngestThroughBroker(b *testing.B) {
 	b.ReportMetric(total/bare.Seconds(), "bare-msg/s")
 	b.ReportMetric(total/orch.Seconds(), "orch-msg/s")
 	b.ReportMetric(bare.Seconds()/orch.Seconds(), "ratio")
+}
+
+// countingSink passes messages on and counts them.
+type countingSink struct {
+	MessageSink
+	ingested func()
+}
+
+func (c countingSink) Ingest(ctx context.Context, body []byte, key string) error {
+	err := c.MessageSink.Ingest(ctx, body, key)
+	c.ingested()
+	return err
 }

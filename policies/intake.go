@@ -35,16 +35,17 @@ type Intake struct {
 	AckBatch   int
 	AckDelay   time.Duration
 	DeadLetter string // exchange for rejected messages; "" drops them
-	// Handle applies one message; a MalformedError rejects it, any other
-	// error requeues it.
-	Handle func(body []byte, routingKey string) error
-	// OnConnection, when set, hears of the connection: nil once consuming,
-	// the error when it is lost (the metrics it brings are missing until
-	// it is back).
-	OnConnection func(err error)
-	MinBackoff   time.Duration // default 100ms
-	MaxBackoff   time.Duration // default 10s
-	Log          *slog.Logger
+	// Sink applies each message (a MalformedError rejects it, any other
+	// error requeues it) and hears of the connection: the source "broker"
+	// of every deployment fails while it is lost (the metrics it brings
+	// are missing until it is back).
+	// A message's context carries Run's values but not its cancel:
+	// shutting down does not cut short the work a message started (the
+	// runner bounds that work itself).
+	Sink       MessageSink
+	MinBackoff time.Duration // default 100ms
+	MaxBackoff time.Duration // default 10s
+	Log        *slog.Logger
 
 	reconnects atomic.Int64
 	received   atomic.Int64
@@ -53,6 +54,15 @@ type Intake struct {
 	logged     map[string]bool
 	connected  chan struct{}
 }
+
+// MessageSink is what the intake feeds: the policy runner.
+type MessageSink interface {
+	Ingest(ctx context.Context, body []byte, routingKey string) error
+	SetSource(deployment, source, err string)
+}
+
+// BrokerSource names the broker among a deployment's metric sources.
+const BrokerSource = "broker"
 
 // Stats are the intake's counters.
 type Stats struct {
@@ -95,8 +105,8 @@ func (in *Intake) defaults() {
 // Run consumes until ctx is done. It returns nil then, having closed its
 // channel and connection; it returns early only for a configuration error.
 func (in *Intake) Run(ctx context.Context) error {
-	if in.Handle == nil || in.Queue == "" || in.URL == "" {
-		return errors.New("intake: URL, Queue and Handle are required")
+	if in.Sink == nil || in.Queue == "" || in.URL == "" {
+		return errors.New("intake: URL, Queue and Sink are required")
 	}
 	in.defaults()
 	backoff := in.MinBackoff
@@ -109,12 +119,10 @@ func (in *Intake) Run(ctx context.Context) error {
 			return nil
 		}
 		in.Log.Warn("metric intake disconnected; reconnecting", "err", err, "in", backoff)
-		if in.OnConnection != nil {
-			if err == nil {
-				err = errors.New("connection closed")
-			}
-			in.OnConnection(err)
+		if err == nil {
+			err = errors.New("connection closed")
 		}
+		in.Sink.SetSource("", BrokerSource, err.Error())
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -167,9 +175,7 @@ func (in *Intake) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", in.Queue, err)
 	}
 	in.Log.Info("metric intake connected", "exchange", in.Exchange, "queue", in.Queue)
-	if in.OnConnection != nil {
-		in.OnConnection(nil)
-	}
+	in.Sink.SetSource("", BrokerSource, "")
 	if in.connected != nil {
 		select {
 		case in.connected <- struct{}{}:
@@ -202,6 +208,7 @@ func (in *Intake) session(ctx context.Context) error {
 	}()
 	idle := time.NewTimer(in.AckDelay)
 	defer idle.Stop()
+	msgCtx := context.WithoutCancel(ctx)
 	for {
 		var d amqp.Delivery
 		var ok bool
@@ -221,7 +228,7 @@ func (in *Intake) session(ctx context.Context) error {
 		if !ok {
 			return errors.New("deliveries closed")
 		}
-		if in.deliver(d) {
+		if in.deliver(msgCtx, d) {
 			last = d.DeliveryTag
 			if unacked++; unacked >= in.AckBatch {
 				flush()
@@ -235,9 +242,9 @@ func (in *Intake) session(ctx context.Context) error {
 
 // deliver applies one delivery and reports whether it is to be
 // acknowledged; a malformed one is rejected, a failed one requeued.
-func (in *Intake) deliver(d amqp.Delivery) bool {
+func (in *Intake) deliver(ctx context.Context, d amqp.Delivery) bool {
 	in.received.Add(1)
-	err := in.Handle(d.Body, d.RoutingKey)
+	err := in.Sink.Ingest(ctx, d.Body, d.RoutingKey)
 	if err == nil {
 		return true
 	}

@@ -52,7 +52,9 @@ type collector struct {
 	metrics []Metric
 }
 
-func (c *collector) handle(body []byte, key string) error {
+func (c *collector) SetSource(string, string, string) {}
+
+func (c *collector) Ingest(_ context.Context, body []byte, key string) error {
 	m, err := Decode(body, key)
 	if err != nil {
 		return err
@@ -72,7 +74,7 @@ func (c *collector) count() int {
 func startIntake(t *testing.T, url string, c *collector) (*Intake, func()) {
 	t.Helper()
 	id := rand.String(6)
-	in := &Intake{URL: url, Exchange: "test-monitoring-" + id, Queue: "orch-test-" + id, Handle: c.handle,
+	in := &Intake{URL: url, Exchange: "test-monitoring-" + id, Queue: "orch-test-" + id, Sink: c,
 		MinBackoff: 20 * time.Millisecond, connected: make(chan struct{}, 4)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

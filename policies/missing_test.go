@@ -48,7 +48,7 @@ func cpu(t *testing.T, r *Runner, host string, at, value float64) {
 	t.Helper()
 	m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: host, Name: "cpu", Value: value,
 		Time: at, Service: "shop.web.web_1.cpu."}
-	if err := r.Apply(m); err != nil {
+	if err := r.Apply(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -56,10 +56,7 @@ func cpu(t *testing.T, r *Runner, host string, at, value float64) {
 // tick runs the runner's missing-data check at event time at.
 func tick(t *testing.T, r *Runner, at float64) {
 	t.Helper()
-	r.mu.Lock()
-	err := r.Pipeline.Tick(at)
-	r.mu.Unlock()
-	if err != nil {
+	if err := r.TickAt(context.Background(), at); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -288,7 +285,7 @@ policy "rps" {
 	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
 	for s := 1000.0; s <= 1010; s++ {
 		m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "rps", Value: 100, Time: s}
-		if err := r.Apply(m); err != nil {
+		if err := r.Apply(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,12 +8,11 @@ import (
 )
 
 // Pipeline is the in-process path of a metric: decode, add to the windows,
-// evaluate the policies of the message's deployment, hand decisions on. It
-// is owned by one goroutine (the runner's); it takes no locks.
+// evaluate the policies of the message's deployment, and return their
+// decisions as values. It does no I/O and takes no locks: one goroutine
+// (the runner's) owns it, and the runner acts on what it returns.
 type Pipeline struct {
 	Windows *Windows
-	// OnDecision receives every decision, fired or held back.
-	OnDecision func(deployment string, d Decision)
 	// Malformed counts refused messages by kind.
 	Malformed map[string]int
 	// Evaluations counts policy evaluations.
@@ -21,7 +20,6 @@ type Pipeline struct {
 
 	instances map[string][]*Instance // by deployment
 	shared    map[string]*float64    // scale.clj's shared cooldown flag, by deployment
-	last      *Metric                // the metric being applied: the triggering event
 	// failing are the sources in error, by deployment ("" for all) and
 	// source: a missing-data decision names them.
 	failing map[string]map[string]string
@@ -46,61 +44,60 @@ func (p *Pipeline) Add(deployment string, in *Instance) {
 	p.instances[deployment] = append(p.instances[deployment], in)
 }
 
-// Ingest handles one message body. A malformed message is counted and its
-// error returned; nothing else happens with it.
-func (p *Pipeline) Ingest(body []byte, routingKey string) error {
+// Ingest decodes one message body, applies it and appends its policies'
+// decisions to out. A malformed message is counted and its error returned;
+// nothing else happens with it.
+func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
 	m, err := Decode(body, routingKey)
 	if err != nil {
 		if kind, ok := IsMalformed(err); ok {
 			p.Malformed[kind]++
 		}
-		return err
+		return out, err
 	}
-	return p.Apply(&m)
+	return p.Apply(&m, out)
 }
 
-// Apply adds a decoded metric and evaluates its deployment's policies.
-func (p *Pipeline) Apply(m *Metric) error {
-	p.last = m
+// Apply adds a decoded metric to the windows, evaluates its deployment's
+// policies at its time, and appends their decisions to out; each carries
+// the metric as its triggering event.
+func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 	p.Windows.Add(m)
 	sources := p.failingSources(m.DeploymentID)
 	for _, in := range p.instances[m.DeploymentID] {
 		p.Evaluations++
 		in.sources = sources
-		ds, err := in.Step(p.Windows, m.Time)
-		if err != nil {
-			return err
+		first := len(out)
+		var err error
+		if out, err = in.Step(p.Windows, m.Time, out); err != nil {
+			return out, fmt.Errorf("policy %s/%s: %w", m.DeploymentID, in.Name, err)
 		}
-		if p.OnDecision != nil {
-			for _, d := range ds {
-				p.OnDecision(m.DeploymentID, d)
-			}
+		for i := first; i < len(out); i++ {
+			out[i].Deployment, out[i].event = m.DeploymentID, m
 		}
 	}
-	return nil
+	return out, nil
 }
 
-// Tick looks for missing data in every policy at now (event time): a
-// source that stopped sends nothing that would evaluate them. Its
-// decisions go to OnDecision, with no triggering event.
-func (p *Pipeline) Tick(now float64) error {
-	p.last = nil
+// Tick looks for missing data in every policy at now (event time), since a
+// source that stopped sends nothing that would evaluate them, and appends
+// the decisions (with no triggering event) to out.
+func (p *Pipeline) Tick(now float64, out []Decision) ([]Decision, error) {
 	for dep, list := range p.instances {
 		sources := p.failingSources(dep)
 		for _, in := range list {
 			in.sources = sources
-			ds, err := in.Check(p.Windows, now)
-			if err != nil {
-				return fmt.Errorf("policy %s/%s: %w", dep, in.Name, err)
+			first := len(out)
+			var err error
+			if out, err = in.Check(p.Windows, now, out); err != nil {
+				return out, fmt.Errorf("policy %s/%s: %w", dep, in.Name, err)
 			}
-			if p.OnDecision != nil {
-				for _, d := range ds {
-					p.OnDecision(dep, d)
-				}
+			for i := first; i < len(out); i++ {
+				out[i].Deployment = dep
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // SetSource records a metric source of a deployment ("" for all of them)

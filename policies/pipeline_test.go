@@ -14,14 +14,9 @@ func TestPipelineCountsMalformedAndDecides(t *testing.T) {
 	}
 	p.Add("shop", in)
 	var fired []Decision
-	p.OnDecision = func(dep string, d Decision) {
-		if d.Fired {
-			fired = append(fired, d)
-		}
-	}
 	for _, body := range []string{`{bad`, `{"metric":"x"}`, `{"metric":1}`} {
-		if err := p.Ingest([]byte(body), "shop"); err == nil {
-			t.Errorf("%s accepted", body)
+		if ds, err := p.Ingest([]byte(body), "shop", nil); err == nil || len(ds) != 0 {
+			t.Errorf("%s accepted: %v", body, ds)
 		}
 	}
 	if p.Malformed["json"] != 1 || p.Malformed["type"] != 1 || p.Malformed["missing"] != 1 {
@@ -29,8 +24,17 @@ func TestPipelineCountsMalformedAndDecides(t *testing.T) {
 	}
 	body := `{"node_name":"web","node_id":"web_1","name":"cpu","path":"total","metric":95,"host":"h1","time":%d,"service":"shop.web.web_1.cpu.total"}`
 	for s := 0; s < 5; s++ {
-		if err := p.Ingest([]byte(fmt.Sprintf(body, 1700000000+s)), "shop"); err != nil {
+		ds, err := p.Ingest([]byte(fmt.Sprintf(body, 1700000000+s)), "shop", nil)
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Deployment != "shop" || d.event == nil || d.event.Time != float64(1700000000+s) {
+				t.Errorf("decision %+v does not carry its deployment and triggering metric", d)
+			}
+			if d.Fired {
+				fired = append(fired, d)
+			}
 		}
 	}
 	if len(fired) != 1 || fired[0].Values["value"] != 95 || fired[0].Values["hosts"] != 1 {
@@ -72,8 +76,10 @@ func BenchmarkPipeline1000Policies(b *testing.B) {
 				keys[i] = dep
 			}
 			b.ResetTimer()
+			var ds []Decision
 			for i := 0; i < b.N; i++ {
-				if err := p.Ingest(bodies[i], keys[i]); err != nil {
+				var err error
+				if ds, err = p.Ingest(bodies[i], keys[i], ds[:0]); err != nil {
 					b.Fatal(err)
 				}
 			}

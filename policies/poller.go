@@ -32,22 +32,27 @@ type ServiceMetricsSource interface {
 type Poller struct {
 	Source   ServiceMetricsSource
 	Services func() []PolledService
-	Apply    func(*Metric) error
+	// Sink applies the metrics and hears which services fail (source
+	// "mesh NODE" of their deployment).
+	Sink     MetricSink
 	Interval time.Duration // default 5s
 	// Seconds is the evaluation window asked of the source (default 5, as
 	// the seed's evaluationDurationSeconds).
 	Seconds int
 	Host    string // default "calisti"
 	Log     *slog.Logger
-	// OnFailing, when set, hears when a deployment's service starts failing
-	// (err non-empty) and answers again ("").
-	OnFailing func(deployment, node, err string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
 	polls, errs atomic.Int64
 	mu          sync.Mutex
 	failing     map[string]bool
+}
+
+// MetricSink is what a poller feeds: the policy runner.
+type MetricSink interface {
+	Apply(ctx context.Context, m *Metric) error
+	SetSource(deployment, source, err string)
 }
 
 // PollStats are the poller's counters.
@@ -99,18 +104,14 @@ func (p *Poller) Poll(ctx context.Context) {
 		if err != nil {
 			p.errs.Add(1)
 			if p.setFailing(key, true) {
-				if p.OnFailing != nil {
-					p.OnFailing(s.Deployment, s.Node, err.Error())
-				}
+				p.Sink.SetSource(s.Deployment, "mesh "+s.Node, err.Error())
 				p.Log.Warn("metric source failing; its metrics are missing until it answers (nothing scales down on missing data)",
 					"deployment", s.Deployment, "node", s.Node, "service", s.Namespace+"/"+s.Name, "err", err)
 			}
 			continue
 		}
 		if p.setFailing(key, false) {
-			if p.OnFailing != nil {
-				p.OnFailing(s.Deployment, s.Node, "")
-			}
+			p.Sink.SetSource(s.Deployment, "mesh "+s.Node, "")
 			p.Log.Info("metric source answering again", "deployment", s.Deployment, "node", s.Node)
 		}
 		now := Seconds(p.Now())
@@ -118,7 +119,7 @@ func (p *Poller) Poll(ctx context.Context) {
 			m := &Metric{DeploymentID: s.Deployment, NodeName: s.Node, NodeID: s.Node, Host: p.Host, Name: name,
 				Value: v, Time: now, Type: "GAUGE",
 				Service: s.Deployment + "." + s.Node + "." + s.Node + "." + name + "."}
-			if err := p.Apply(m); err != nil {
+			if err := p.Sink.Apply(ctx, m); err != nil {
 				p.Log.Warn("polled metric not applied", "deployment", s.Deployment, "node", s.Node, "metric", name, "err", err)
 			}
 		}

@@ -92,7 +92,7 @@ func NewReplayer(ctx context.Context, deployment string, plan *blueprints.Plan) 
 }
 
 // Feed replays one recorded message.
-func (p *Replayer) Feed(rec Record) error {
+func (p *Replayer) Feed(ctx context.Context, rec Record) error {
 	if rec.RoutingKey != p.Deployment {
 		p.Skipped++
 		return nil
@@ -105,10 +105,10 @@ func (p *Replayer) Feed(rec Record) error {
 		}
 		return err
 	}
-	if err := p.advance(m.Time); err != nil {
+	if err := p.advance(ctx, m.Time); err != nil {
 		return err
 	}
-	if err := p.Runner.Apply(&m); err != nil {
+	if err := p.Runner.Apply(ctx, &m); err != nil {
 		return err
 	}
 	p.Metrics++
@@ -117,13 +117,13 @@ func (p *Replayer) Feed(rec Record) error {
 
 // advance moves the clock to t, checking for missing data at each whole
 // second on the way.
-func (p *Replayer) advance(t float64) error {
+func (p *Replayer) advance(ctx context.Context, t float64) error {
 	if p.clock == 0 {
 		p.clock = math.Floor(t)
 	}
 	for p.clock+1 <= t {
 		p.clock++
-		if err := p.Runner.TickAt(p.clock); err != nil {
+		if err := p.Runner.TickAt(ctx, p.clock); err != nil {
 			return err
 		}
 	}

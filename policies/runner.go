@@ -1,10 +1,12 @@
 package policies
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,15 +14,15 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
-	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/orchhq/orch/blueprints"
 )
 
 // Queuer queues a workflow run; the orchestrator's engine implements it. A
-// policy decides and queues; it never calls a plugin.
+// policy decides and queues; it never calls a plugin. The parameters are
+// the trigger's typed values, as its expression gave them.
 type Queuer interface {
-	Queue(ctx context.Context, deployment, workflow string, params map[string]string) (execution string, err error)
+	Queue(ctx context.Context, deployment, workflow string, params map[string]cty.Value) (execution string, err error)
 }
 
 // Waiter is implemented by queues that know whether a run of a workflow is
@@ -56,10 +58,19 @@ type Trigger struct {
 
 const maxTriggerHistory = 100
 
+// FireTimeout bounds what the firings of one metric or tick do (store
+// their cooldowns, queue their workflows).
+const FireTimeout = 30 * time.Second
+
 // Runner evaluates the policies of deployments as metrics arrive and queues
-// the workflows their triggers name. Its methods are safe for concurrent
-// use: one lock orders metrics, deployments coming and going, and status
-// reads, so the pipeline behind it still has one owner at a time.
+// the workflows their triggers name. A metric's way through it reads top to
+// bottom (Ingest): under the lock, the pipeline decodes, windows and
+// evaluates and returns decisions, and the runner records the held-back
+// ones and prepares the firings; then, with the lock released and the
+// caller's context, it stores each firing's cooldown and queues its
+// workflow. Its methods are safe for concurrent use: the lock orders
+// metrics, deployments coming and going, and status reads (which never wait
+// for I/O); metrics and ticks act one at a time, in order.
 type Runner struct {
 	Pipeline *Pipeline
 	Queue    Queuer
@@ -74,7 +85,12 @@ type Runner struct {
 	LogSize int
 	LogAge  float64
 
+	// acting orders the metrics and ticks that act (I/O included), so
+	// policy state is written in the order it changed; mu guards the
+	// pipeline and the policies and is never held during I/O.
+	acting   sync.Mutex
 	mu       sync.Mutex
+	buf      []Decision            // the pipeline's decisions, reused (under acting)
 	policies map[string]*runPolicy // deployment \x00 policy
 	err      error
 	counts   Counts
@@ -91,25 +107,18 @@ type Counts struct {
 	HeldBack atomic.Int64 // conditions that held but were held back
 	Triggers atomic.Int64 // workflows queued (or recorded, in a dry run)
 	Errors   atomic.Int64 // triggers that failed to queue
-	// Outcomes count decisions by outcome: "triggered", "error" (fired
-	// but not queued), "no-trigger" (fired, no trigger block), and the
-	// reasons for holding back: "cooldown", "paused", "grace",
-	// "missing-data", "execution-queued".
-	Outcomes sync.Map // string -> *atomic.Int64
+	// Outcomes count decisions by outcome (DecisionOutcomes).
+	Outcomes sync.Map // Outcome -> *atomic.Int64
 }
 
 // Outcome returns the counter of decisions with an outcome.
-func (c *Counts) Outcome(name string) *atomic.Int64 {
-	if v, ok := c.Outcomes.Load(name); ok {
+func (c *Counts) Outcome(o Outcome) *atomic.Int64 {
+	if v, ok := c.Outcomes.Load(o); ok {
 		return v.(*atomic.Int64)
 	}
-	v, _ := c.Outcomes.LoadOrStore(name, new(atomic.Int64))
+	v, _ := c.Outcomes.LoadOrStore(o, new(atomic.Int64))
 	return v.(*atomic.Int64)
 }
-
-// DecisionOutcomes are the outcomes a decision can have, for exporting
-// every counter from the start.
-var DecisionOutcomes = []string{"triggered", "error", "no-trigger", "cooldown", "paused", "grace", "missing-data", "execution-queued"}
 
 type runPolicy struct {
 	deployment string
@@ -117,9 +126,10 @@ type runPolicy struct {
 	instance   *Instance
 	state      policyState
 	// log is the policy's recent decisions, oldest first; dirty says it
-	// changed since it was last stored.
+	// changed since it was last stored; seq is the last decision's Seq.
 	log   []Decision
 	dirty bool
+	seq   uint64
 }
 
 func logKey(deployment, policy string) string { return "decisions/" + deployment + "/" + policy }
@@ -128,6 +138,8 @@ func logKey(deployment, policy string) string { return "decisions/" + deployment
 // bounds. Every decision passes here once, in its final form.
 func (r *Runner) record(rp *runPolicy, d Decision) {
 	r.tally(d)
+	rp.seq++
+	d.Seq, d.event = rp.seq, nil
 	size, age := r.LogSize, r.LogAge
 	if size <= 0 {
 		size = 100
@@ -146,24 +158,14 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 	rp.dirty = true
 }
 
-// tally counts a decision: fired or held back, and by outcome (the reason
-// it was held back, or what its firing came to).
+// tally counts a decision: fired or held back, and by outcome.
 func (r *Runner) tally(d Decision) {
-	outcome := d.Reason
-	switch {
-	case !d.Fired:
-		r.counts.HeldBack.Add(1)
-	case d.Error != "":
-		outcome = "error"
-	case d.Workflow == "":
-		outcome = "no-trigger"
-	default:
-		outcome = "triggered"
-	}
 	if d.Fired {
 		r.counts.Fired.Add(1)
+	} else {
+		r.counts.HeldBack.Add(1)
 	}
-	r.counts.Outcome(outcome).Add(1)
+	r.counts.Outcome(d.Outcome()).Add(1)
 }
 
 // FlushDecisions stores the decision logs that changed. orch serve calls
@@ -186,9 +188,7 @@ func (r *Runner) FlushDecisions(ctx context.Context) error {
 
 // NewRunner returns a runner over a pipeline.
 func NewRunner(p *Pipeline, q Queuer, s StateStore) *Runner {
-	r := &Runner{Pipeline: p, Queue: q, State: s, policies: map[string]*runPolicy{}}
-	p.OnDecision = r.decide
-	return r
+	return &Runner{Pipeline: p, Queue: q, State: s, policies: map[string]*runPolicy{}}
 }
 
 func stateKey(deployment, policy string) string { return "policy/" + deployment + "/" + policy }
@@ -196,17 +196,62 @@ func stateKey(deployment, policy string) string { return "policy/" + deployment 
 // Counts returns the runner's counters.
 func (r *Runner) Counts() *Counts { return &r.counts }
 
-// Ingest decodes and applies one message body; a malformed one is counted
-// and its error returned. The error of a failing state store is returned
-// too, so the message is not acknowledged.
-func (r *Runner) Ingest(body []byte, routingKey string) error {
+// Ingest decodes one message body, applies it, and acts on what its
+// policies decide with ctx (the delivery's). A malformed message is
+// counted and its error returned. A firing whose state could not be stored
+// returns that error too, so the message is not acknowledged.
+func (r *Runner) Ingest(ctx context.Context, body []byte, routingKey string) error {
+	r.acting.Lock()
+	defer r.acting.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.Pipeline.Ingest(body, routingKey); err != nil {
+	ds, err := r.Pipeline.Ingest(body, routingKey, r.buf[:0])
+	if err == nil {
+		r.applied()
+	}
+	return r.actLocked(ctx, ds, err)
+}
+
+// Apply applies a metric from a source other than the broker (a poller, a
+// node watch) and acts on its decisions with ctx.
+func (r *Runner) Apply(ctx context.Context, m *Metric) error {
+	r.acting.Lock()
+	defer r.acting.Unlock()
+	r.mu.Lock()
+	ds, err := r.Pipeline.Apply(m, r.buf[:0])
+	if err == nil {
+		r.applied()
+	}
+	return r.actLocked(ctx, ds, err)
+}
+
+// Tick looks for missing data in every policy. orch serve calls it every
+// second with the wall clock; its time runs on from the newest metric's
+// event time, so producers' clocks, not serve's, time the windows.
+func (r *Runner) Tick(ctx context.Context, wall time.Time) error {
+	return r.TickAt(ctx, r.Now(wall))
+}
+
+// TickAt looks for missing data at event time now (a replay's simulated
+// clock) and acts on what it decides.
+func (r *Runner) TickAt(ctx context.Context, now float64) error {
+	r.acting.Lock()
+	defer r.acting.Unlock()
+	r.mu.Lock()
+	ds, err := r.Pipeline.Tick(now, r.buf[:0])
+	return r.actLocked(ctx, ds, err)
+}
+
+// actLocked is the second half of every metric and tick: called with mu
+// held (and acting), it records the decisions that need no I/O and
+// prepares the firings, releases mu, then stores and queues the firings.
+func (r *Runner) actLocked(ctx context.Context, ds []Decision, err error) error {
+	firings := r.settle(ds)
+	r.buf = ds[:0]
+	r.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	r.applied()
-	return r.err
+	return r.fire(ctx, firings)
 }
 
 // applied counts a metric and moves Tick's clock to its event time.
@@ -215,21 +260,6 @@ func (r *Runner) applied() {
 	if now := r.Pipeline.Windows.Now(); now > r.lastEvent {
 		r.lastEvent, r.lastWall = now, time.Now()
 	}
-}
-
-// Tick looks for missing data in every policy. orch serve calls it every
-// second with the wall clock; its time runs on from the newest metric's
-// event time, so producers' clocks, not serve's, time the windows.
-func (r *Runner) Tick(wall time.Time) error {
-	return r.TickAt(r.Now(wall))
-}
-
-// TickAt looks for missing data at event time now (a replay's simulated
-// clock).
-func (r *Runner) TickAt(now float64) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.Pipeline.Tick(now)
 }
 
 // Now is Tick's clock at wall: event time.
@@ -249,17 +279,6 @@ func (r *Runner) SetSource(deployment, source, err string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.Pipeline.SetSource(deployment, source, err)
-}
-
-// Apply applies a metric from a source other than the broker (a poller).
-func (r *Runner) Apply(m *Metric) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.Pipeline.Apply(m); err != nil {
-		return err
-	}
-	r.applied()
-	return r.err
 }
 
 // Len returns the number of policies being evaluated.
@@ -300,6 +319,9 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 			in.pause = rp.state.Paused
 		}
 		_ = r.State.PolicyState(ctx, logKey(deployment, p.Name), &rp.log)
+		for _, d := range rp.log {
+			rp.seq = max(rp.seq, d.Seq)
+		}
 		compiled = append(compiled, rp)
 	}
 	r.mu.Lock()
@@ -430,9 +452,9 @@ type PolicyStatus struct {
 	Paused *Pause `json:"paused,omitempty"`
 	// MissingSince is when its data went missing (event time); 0: it is
 	// there. GraceUntil is when the start-up grace ends (or ended).
-	MissingSince float64 `json:"missing_since,omitempty"`
-	OnMissing    string  `json:"on_missing_data,omitempty"`
-	GraceUntil   float64 `json:"grace_until,omitempty"`
+	MissingSince float64                `json:"missing_since,omitempty"`
+	OnMissing    blueprints.MissingData `json:"on_missing_data,omitempty"`
+	GraceUntil   float64                `json:"grace_until,omitempty"`
 	// History is the window values of recent evaluations (one point a
 	// second), and Parameters the policy's numeric properties (its
 	// thresholds), for plots.
@@ -515,77 +537,147 @@ func numericProperties(v cty.Value) map[string]float64 {
 	return out
 }
 
-// decide turns a fired decision into a queued workflow. The cooldown is
-// stored before the workflow is queued: after a crash in between, the
-// trigger is lost rather than fired twice.
-func (r *Runner) decide(deployment string, d Decision) {
-	rp := r.policies[deployment+"\x00"+d.Policy]
-	if rp == nil {
-		return
-	}
-	var trig *blueprints.Trigger
-	for _, t := range rp.plan.Triggers {
-		if t.Condition == d.Condition {
-			trig = t
+// firing is a fired decision with a trigger, prepared under the lock and
+// acted on without it: its policy state to store (the cooldown set) and its
+// workflow's parameters, evaluated with the triggering event.
+type firing struct {
+	rp      *runPolicy
+	d       Decision
+	trigger Trigger
+	state   policyState
+	params  map[string]cty.Value
+}
+
+// settle records the decisions that need no I/O (held back, or fired with
+// no trigger) and returns the firings to act on. Called with mu held.
+func (r *Runner) settle(ds []Decision) []firing {
+	var out []firing
+	for _, d := range ds {
+		rp := r.policies[d.Deployment+"\x00"+d.Policy]
+		if rp == nil {
+			continue
 		}
-	}
-	if trig != nil {
-		d.Workflow = trig.Workflow
-	}
-	if !d.Fired || trig == nil {
-		// Held back, or a condition with no trigger: only in decisions.
-		r.record(rp, d)
-		return
-	}
-	ctx := context.Background()
-	t := Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}
-	if rp.state.Until == nil {
-		rp.state.Until = map[string]float64{}
-	}
-	rp.state.Until[d.Condition] = rp.instance.until[d.Condition]
-	if err := r.State.PutPolicyState(ctx, stateKey(deployment, d.Policy), &rp.state); err != nil {
-		r.err = fmt.Errorf("store policy state of %s/%s: %w", deployment, d.Policy, err)
-		d.Error = r.err.Error()
-		r.record(rp, d)
-		return
-	}
-	if w, ok := r.Queue.(Waiter); ok && !r.DryRun {
-		// A run of the workflow already waits to start: it will act on the
-		// state as it is then, so a second would only repeat it. The
-		// cooldown stands, as if this one had been queued.
-		if id, err := w.Waiting(ctx, deployment, trig.Workflow); err == nil && id != "" {
-			d.Fired, d.Reason, d.Execution = false, "execution-queued", id
+		trig := rp.trigger(d.Condition)
+		if trig != nil {
+			d.Workflow = trig.Workflow
+		}
+		if !d.Fired || trig == nil {
 			r.record(rp, d)
-			return
+			continue
+		}
+		if rp.state.Until == nil {
+			rp.state.Until = map[string]float64{}
+		}
+		rp.state.Until[d.Condition] = rp.instance.until[d.Condition]
+		f := firing{rp: rp, d: d, state: rp.state.clone(),
+			trigger: Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}}
+		var err error
+		if f.params, err = triggerParams(trig, d.event); err != nil {
+			f.trigger.Error = err.Error()
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// trigger returns the policy's trigger of a condition, or nil.
+func (rp *runPolicy) trigger(condition string) *blueprints.Trigger {
+	for _, t := range rp.plan.Triggers {
+		if t.Condition == condition {
+			return t
 		}
 	}
-	params, err := triggerParams(trig, r.Pipeline.last)
-	if err != nil {
-		t.Error = err.Error()
-	} else if !r.DryRun {
-		id, err := r.Queue.Queue(ctx, deployment, trig.Workflow, params)
-		t.Execution = id
-		if err != nil {
-			t.Error = err.Error()
+	return nil
+}
+
+func (st policyState) clone() policyState {
+	st.Until = maps.Clone(st.Until)
+	st.Triggers = slices.Clone(st.Triggers)
+	return st
+}
+
+// fire acts on the firings with ctx: each stores its cooldown before its
+// workflow is queued (after a crash in between, the trigger is lost rather
+// than fired twice), then is recorded with what it queued. It returns the
+// first error of storing state.
+func (r *Runner) fire(ctx context.Context, firings []firing) error {
+	if len(firings) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, FireTimeout)
+	defer cancel()
+	var first error
+	for _, f := range firings {
+		dep, pol := f.d.Deployment, f.d.Policy
+		if err := r.State.PutPolicyState(ctx, stateKey(dep, pol), &f.state); err != nil {
+			err = fmt.Errorf("store policy state of %s/%s: %w", dep, pol, err)
+			first = cmp.Or(first, err)
+			f.d.Error = err.Error()
+			r.finish(ctx, f, nil, err)
+			continue
 		}
+		if w, ok := r.Queue.(Waiter); ok && !r.DryRun {
+			// A run of the workflow already waits to start: it will act on
+			// the state as it is then, so a second would only repeat it. The
+			// cooldown stands, as if this one had been queued.
+			if id, err := w.Waiting(ctx, dep, f.trigger.Workflow); err == nil && id != "" {
+				f.d.Fired, f.d.Reason, f.d.Execution = false, ReasonExecutionQueued, id
+				r.finish(ctx, f, nil, nil)
+				continue
+			}
+		}
+		if f.trigger.Error == "" && !r.DryRun {
+			id, err := r.Queue.Queue(ctx, dep, f.trigger.Workflow, f.params)
+			f.trigger.Execution = id
+			if err != nil {
+				f.trigger.Error = err.Error()
+			}
+		}
+		f.d.Execution, f.d.Error = f.trigger.Execution, f.trigger.Error
+		if err := r.finish(ctx, f, &f.trigger, nil); err != nil {
+			first = cmp.Or(first, err)
+		}
+		if r.OnTrigger != nil {
+			r.OnTrigger(dep, pol, f.trigger)
+		}
+	}
+	return first
+}
+
+// finish records a firing's decision and, when it queued (or tried to
+// queue) a workflow, its trigger in the policy's stored history.
+func (r *Runner) finish(ctx context.Context, f firing, t *Trigger, storeErr error) error {
+	r.mu.Lock()
+	if storeErr != nil && r.err == nil {
+		r.err = storeErr
+	}
+	r.record(f.rp, f.d)
+	if t == nil {
+		r.mu.Unlock()
+		return nil
 	}
 	if t.Error != "" {
 		r.counts.Errors.Add(1)
 	} else {
 		r.counts.Triggers.Add(1)
 	}
-	d.Execution, d.Error = t.Execution, t.Error
-	r.record(rp, d)
-	rp.state.Triggers = append(rp.state.Triggers, t)
-	if n := len(rp.state.Triggers); n > maxTriggerHistory {
-		rp.state.Triggers = rp.state.Triggers[n-maxTriggerHistory:]
+	st := &f.rp.state
+	st.Triggers = append(st.Triggers, *t)
+	if n := len(st.Triggers); n > maxTriggerHistory {
+		st.Triggers = st.Triggers[n-maxTriggerHistory:]
 	}
-	if err := r.State.PutPolicyState(ctx, stateKey(deployment, d.Policy), &rp.state); err != nil {
-		r.err = fmt.Errorf("store policy state of %s/%s: %w", deployment, d.Policy, err)
+	snapshot := st.clone()
+	r.mu.Unlock()
+	if err := r.State.PutPolicyState(ctx, stateKey(f.d.Deployment, f.d.Policy), &snapshot); err != nil {
+		err = fmt.Errorf("store policy state of %s/%s: %w", f.d.Deployment, f.d.Policy, err)
+		r.mu.Lock()
+		if r.err == nil {
+			r.err = err
+		}
+		r.mu.Unlock()
+		return err
 	}
-	if r.OnTrigger != nil {
-		r.OnTrigger(deployment, d.Policy, t)
-	}
+	return nil
 }
 
 // eventValue is the triggering metric as the `event` variable of trigger
@@ -603,11 +695,11 @@ func eventValue(m *Metric) cty.Value {
 	})
 }
 
-// triggerParams evaluates a trigger's parameters with the triggering event
-// and renders them as the engine takes parameters (as typed on a command
-// line).
-func triggerParams(t *blueprints.Trigger, event *Metric) (map[string]string, error) {
-	out := map[string]string{}
+// triggerParams evaluates a trigger's parameters with the triggering
+// event: typed values, as the expression gives them, for the workflow to
+// convert to its parameters' types.
+func triggerParams(t *blueprints.Trigger, event *Metric) (map[string]cty.Value, error) {
+	out := map[string]cty.Value{}
 	if t.Parameters == nil {
 		return out, nil
 	}
@@ -618,26 +710,15 @@ func triggerParams(t *blueprints.Trigger, event *Metric) (map[string]string, err
 	if diags.HasErrors() {
 		return nil, fmt.Errorf("trigger %s parameters: %s", t.Condition, diags.Error())
 	}
-	v, _ = v.UnmarkDeep()
+	if v.IsNull() || !v.IsKnown() {
+		return out, nil
+	}
 	for it := v.ElementIterator(); it.Next(); {
 		k, e := it.Element()
-		switch {
-		case e.IsNull():
+		if e.IsNull() {
 			continue
-		case e.Type() == cty.String:
-			out[k.AsString()] = e.AsString()
-		case e.Type() == cty.Number:
-			f, _ := e.AsBigFloat().Float64()
-			out[k.AsString()] = strconv.FormatFloat(f, 'f', -1, 64)
-		case e.Type() == cty.Bool:
-			out[k.AsString()] = strconv.FormatBool(e.True())
-		default:
-			b, err := ctyjson.Marshal(e, e.Type())
-			if err != nil {
-				return nil, err
-			}
-			out[k.AsString()] = string(b)
 		}
+		out[k.AsString()] = e
 	}
 	return out, nil
 }

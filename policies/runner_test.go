@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/orchhq/orch/blueprints"
 )
@@ -50,9 +51,25 @@ type queued struct {
 
 type recordingQueue struct{ runs []queued }
 
-func (q *recordingQueue) Queue(_ context.Context, dep, wf string, params map[string]string) (string, error) {
-	q.runs = append(q.runs, queued{dep, wf, params})
+func (q *recordingQueue) Queue(_ context.Context, dep, wf string, params map[string]cty.Value) (string, error) {
+	q.runs = append(q.runs, queued{dep, wf, render(params)})
 	return fmt.Sprintf("exec-%d", len(q.runs)), nil
+}
+
+// render writes typed parameters as they would be typed on a command line.
+func render(params map[string]cty.Value) map[string]string {
+	out := map[string]string{}
+	for k, v := range params {
+		switch {
+		case v.Type() == cty.String:
+			out[k] = v.AsString()
+		case v.Type() == cty.Number:
+			out[k] = v.AsBigFloat().Text('f', -1)
+		default:
+			out[k] = v.GoString()
+		}
+	}
+	return out
 }
 
 const runnerBlueprint = `
@@ -112,7 +129,7 @@ func breach(t *testing.T, r *Runner, from, to int) {
 	for s := from; s < to; s++ {
 		m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Value: 95,
 			Time: 1000 + float64(s), Service: "shop.web.web_1.cpu."}
-		if err := r.Pipeline.Apply(m); err != nil {
+		if err := r.Apply(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -185,7 +202,7 @@ policy "down" {
 	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
 	// Only another metric arrives; cpu is missing entirely.
 	for s := 0; s < 100; s++ {
-		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "memory", Value: 0, Time: float64(s)}); err != nil {
+		if err := r.Apply(context.Background(), &Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "memory", Value: 0, Time: float64(s)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -219,7 +236,7 @@ policy "down" {
 	}
 	at := func(t *testing.T, r *Runner, tm, v float64) {
 		t.Helper()
-		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "cpu", Value: v, Time: tm, Service: "shop.web.web_1.cpu."}); err != nil {
+		if err := r.Apply(context.Background(), &Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "cpu", Value: v, Time: tm, Service: "shop.web.web_1.cpu."}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -368,7 +385,7 @@ policy "rps" {
 	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
 	rps := func(tm float64) {
 		t.Helper()
-		if err := r.Pipeline.Apply(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "rps", Value: 100, Time: tm}); err != nil {
+		if err := r.Apply(context.Background(), &Metric{DeploymentID: "shop", NodeName: "web", Host: "h1", Name: "rps", Value: 100, Time: tm}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -382,4 +399,68 @@ policy "rps" {
 	if len(q.runs) != 1 {
 		t.Fatalf("after a status read, the burst fired %d times, want 1", len(q.runs))
 	}
+}
+
+// Every decision of a policy has the next sequence number, kept across a
+// restart (explain --follow reads from the last one it saw); the decisions
+// carry their deployment.
+func TestDecisionsAreNumberedAcrossRestarts(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	r := newRunner(t, plan, &recordingQueue{}, state)
+	breach(t, r, 0, 3) // fires, then twice held back by the cooldown
+	if err := r.FlushDecisions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	log := r.Status("shop", 1003)[0].Decisions
+	for i, d := range log {
+		if d.Seq != uint64(i+1) || d.Deployment != "shop" {
+			t.Errorf("decision %d: seq %d, deployment %q", i, d.Seq, d.Deployment)
+		}
+	}
+	r2 := newRunner(t, plan, &recordingQueue{}, state)
+	breach(t, r2, 3, 4)
+	log = r2.Status("shop", 1004)[0].Decisions
+	if n := len(log); n != 4 || log[n-1].Seq != 4 {
+		t.Errorf("after a restart: %d decisions, the last numbered %d; want 4 and 4", n, log[len(log)-1].Seq)
+	}
+}
+
+// A state write that fails is the error of the message that fired (so it
+// is not acknowledged), not of every later one: the next firing after the
+// store recovers is queued.
+func TestAFailedStateWriteFailsOnlyItsMessage(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &flakyState{memState: memState{m: map[string][]byte{}}, fail: true}
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, state)
+	ctx := context.Background()
+	m := func(at float64) *Metric {
+		return &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Value: 95, Time: at, Service: "shop.web.web_1.cpu."}
+	}
+	if err := r.Apply(ctx, m(1000)); err == nil || !strings.Contains(err.Error(), "store policy state of shop/web_cpu") {
+		t.Fatalf("the firing whose state could not be stored: %v", err)
+	}
+	if len(q.runs) != 0 {
+		t.Errorf("queued %d runs although the cooldown was not stored", len(q.runs))
+	}
+	state.fail = false
+	if err := r.Apply(ctx, m(1001)); err != nil {
+		t.Fatalf("a message held back by the cooldown after the store recovered: %v", err)
+	}
+	if err := r.Apply(ctx, m(1040)); err != nil || len(q.runs) != 1 {
+		t.Fatalf("after the cooldown: %v, %d runs", err, len(q.runs))
+	}
+}
+
+type flakyState struct {
+	memState
+	fail bool
+}
+
+func (s *flakyState) PutPolicyState(ctx context.Context, key string, v any) error {
+	if s.fail {
+		return fmt.Errorf("disk full")
+	}
+	return s.memState.PutPolicyState(ctx, key, v)
 }

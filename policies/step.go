@@ -10,17 +10,48 @@ import (
 	"github.com/orchhq/orch/blueprints"
 )
 
+// Reason is why a condition that held was held back.
+type Reason string
+
+// The reasons a condition that held does not fire.
+const (
+	ReasonCooldown Reason = "cooldown"
+	ReasonPaused   Reason = "paused"
+	ReasonGrace    Reason = "grace"
+	// ReasonMissingData: its data is missing and on_missing_data = "hold".
+	ReasonMissingData Reason = "missing-data"
+	// ReasonExecutionQueued: a run of the workflow already waits to start.
+	ReasonExecutionQueued Reason = "execution-queued"
+)
+
+// Outcome is what a decision came to: the reason it was held back, or what
+// its firing did.
+type Outcome string
+
+// The outcomes of a firing; a held-back decision's outcome is its Reason.
+const (
+	OutcomeTriggered Outcome = "triggered"
+	OutcomeError     Outcome = "error"      // fired, but its workflow was not queued
+	OutcomeNoTrigger Outcome = "no-trigger" // fired, and the policy has no trigger for it
+)
+
+// DecisionOutcomes are the outcomes a decision can have, for exporting
+// every counter from the start.
+var DecisionOutcomes = []Outcome{OutcomeTriggered, OutcomeError, OutcomeNoTrigger,
+	Outcome(ReasonCooldown), Outcome(ReasonPaused), Outcome(ReasonGrace), Outcome(ReasonMissingData), Outcome(ReasonExecutionQueued)}
+
 // Decision is a condition that held at an evaluation (fired, or held back
 // and why), or a policy whose data went missing.
 type Decision struct {
-	Time      float64 `json:"time"`
-	Policy    string  `json:"policy"`
-	Condition string  `json:"condition"`
-	Fired     bool    `json:"fired"`
-	// Reason is why it was held back: "cooldown", "paused", "grace",
-	// "missing-data" (on_missing_data = "hold") or "execution-queued" (a
-	// run of the workflow already waits to start: Execution).
-	Reason string             `json:"reason,omitempty"`
+	// Seq numbers the decisions of a policy, from 1, across restarts.
+	Seq        uint64  `json:"seq,omitempty"`
+	Time       float64 `json:"time"`
+	Deployment string  `json:"deployment,omitempty"`
+	Policy     string  `json:"policy"`
+	Condition  string  `json:"condition"`
+	Fired      bool    `json:"fired"`
+	// Reason is why it was held back.
+	Reason Reason             `json:"reason,omitempty"`
 	Values map[string]float64 `json:"values,omitempty"`
 	// CooldownLeft is the seconds left of the cooldown that held it back;
 	// GraceLeft of the start-up grace.
@@ -34,6 +65,22 @@ type Decision struct {
 	Workflow  string `json:"workflow,omitempty"`
 	Execution string `json:"execution,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// event is the metric that was applied when it was made (nil for a
+	// check on missing data): the `event` of trigger parameters.
+	event *Metric
+}
+
+// Outcome is what the decision came to.
+func (d *Decision) Outcome() Outcome {
+	switch {
+	case !d.Fired:
+		return Outcome(d.Reason)
+	case d.Error != "":
+		return OutcomeError
+	case d.Workflow == "":
+		return OutcomeNoTrigger
+	}
+	return OutcomeTriggered
 }
 
 // MissingDataRepeat is how often (seconds) on_missing_data = "scale_up"
@@ -50,10 +97,10 @@ type Instance struct {
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
 	Shared bool
-	// OnMissing is what it does while its data is missing: "hold" (log
-	// it), "scale_up" (fire the condition that scales up) or "trigger"
-	// (fire the missing_data trigger).
-	OnMissing string
+	// OnMissing is what it does while its data is missing: hold (log it),
+	// scale_up (fire the condition that scales up) or trigger (fire the
+	// missing_data trigger).
+	OnMissing blueprints.MissingData
 	// Delay is the start-up grace in seconds: nothing fires until Delay
 	// after the first evaluation. Negative: the longest window it reads.
 	Delay    float64
@@ -177,7 +224,7 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	}
 	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts}
 	if in.OnMissing == "" {
-		in.OnMissing = "hold"
+		in.OnMissing = blueprints.MissingHold
 	}
 	if p.InitialDelay != nil {
 		in.Delay = p.InitialDelay.Seconds()
@@ -202,19 +249,19 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	}
 	if props.Type().IsObjectType() && props.Type().HasAttribute("cooldown_scope") {
 		v := props.GetAttr("cooldown_scope")
-		scope := "policy"
+		scope := CooldownScopePolicy
 		if v.Type() == cty.String && v.IsKnown() && !v.IsNull() {
 			scope = v.AsString()
 		}
 		switch scope {
-		case "policy":
-		case "deployment":
+		case CooldownScopePolicy:
+		case CooldownScopeDeployment:
 			in.Shared = true
 		default:
 			return nil, fmt.Errorf("policy %s: cooldown_scope %q: want \"policy\" or \"deployment\"", p.Name, scope)
 		}
 	}
-	if in.OnMissing == "scale_up" {
+	if in.OnMissing == blueprints.MissingScaleUp {
 		if sc, ok := ev.(scaler); ok {
 			in.up = sc.ScaleUp()
 		} else {
@@ -265,12 +312,12 @@ func (in *Instance) gate(d *Decision, now float64) {
 	}
 	switch {
 	case in.pause.Active(now):
-		d.Reason = "paused"
+		d.Reason = ReasonPaused
 	case now < in.graceUntil:
-		d.Reason = "grace"
+		d.Reason = ReasonGrace
 		d.GraceLeft = in.graceUntil - now
 	case now < until:
-		d.Reason = "cooldown"
+		d.Reason = ReasonCooldown
 		d.CooldownLeft = until - now
 	case shared:
 		d.Fired = true
@@ -284,16 +331,15 @@ func (in *Instance) gate(d *Decision, now float64) {
 	}
 }
 
-// Step evaluates the policy at now and returns what held (fired, or held
-// back and why), and what its missing data decided.
-func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
+// Step evaluates the policy at now and appends to out what held (fired,
+// or held back and why), and what its missing data decided.
+func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, error) {
 	results, err := in.Eval.Evaluate(w, now)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	in.start(now)
 	in.remember(now, results)
-	var out []Decision
 	for _, r := range results {
 		if !r.Known || !r.Holds {
 			continue
@@ -302,26 +348,26 @@ func (in *Instance) Step(w *Windows, now float64) ([]Decision, error) {
 		in.gate(&d, now)
 		out = append(out, d)
 	}
-	return append(out, in.missing(results, now)...), nil
+	return in.missing(results, now, out), nil
 }
 
 // Check looks for missing data at now without evaluating for firing (the
 // evaluator's state is left as it is): orch serve calls it every second, so
 // a source that stopped is noticed though no metric arrives.
-func (in *Instance) Check(w *Windows, now float64) ([]Decision, error) {
+func (in *Instance) Check(w *Windows, now float64, out []Decision) ([]Decision, error) {
 	results, err := peek(in.Eval, w, now)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	in.start(now)
-	return in.missing(results, now), nil
+	return in.missing(results, now, out), nil
 }
 
 // missing handles a policy with a condition whose window has no data
 // (missing data is never a zero, so that condition does not hold). After
 // the start-up grace: "hold" records it when it starts; "scale_up" and
 // "trigger" fire, once per cooldown while it lasts.
-func (in *Instance) missing(results []Result, now float64) []Decision {
+func (in *Instance) missing(results []Result, now float64, out []Decision) []Decision {
 	unknown := ""
 	for _, r := range results {
 		if !r.Known {
@@ -331,7 +377,7 @@ func (in *Instance) missing(results []Result, now float64) []Decision {
 	}
 	if unknown == "" || now < in.graceUntil {
 		in.missingSince = 0
-		return nil
+		return out
 	}
 	cause := "no data in the window of condition " + unknown
 	if in.minHosts > 1 {
@@ -345,20 +391,26 @@ func (in *Instance) missing(results []Result, now float64) []Decision {
 		in.missingSince = now
 	}
 	switch in.OnMissing {
-	case "scale_up", "trigger":
+	case blueprints.MissingScaleUp, blueprints.MissingTrigger:
 		cond := in.up
-		if in.OnMissing == "trigger" {
+		if in.OnMissing == blueprints.MissingTrigger {
 			cond = blueprints.MissingDataCondition
 		}
 		d := Decision{Time: now, Policy: in.Name, Condition: cond, Missing: cause}
 		in.gate(&d, now)
 		if d.Fired || first {
-			return []Decision{d}
+			return append(out, d)
 		}
 	default:
 		if first {
-			return []Decision{{Time: now, Policy: in.Name, Condition: unknown, Reason: "missing-data", Missing: cause}}
+			return append(out, Decision{Time: now, Policy: in.Name, Condition: unknown, Reason: ReasonMissingData, Missing: cause})
 		}
 	}
-	return nil
+	return out
 }
+
+// The cooldown_scope values of orch.scale_threshold.
+const (
+	CooldownScopePolicy     = "policy"     // each policy cools down on its own, persisted
+	CooldownScopeDeployment = "deployment" // scale.clj's one flag per deployment, in memory
+)

@@ -105,7 +105,7 @@ func TestUserDefinedScaleCLJBehavesLikeTheBuiltIn(t *testing.T) {
 	for _, m := range stream() {
 		w.Add(m)
 		for name, in := range instances {
-			ds, err := in.Step(w, m.Time)
+			ds, err := in.Step(w, m.Time, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +163,7 @@ policy "rps" {
 		for s := from; s < to; s++ {
 			m := &Metric{DeploymentID: "shop", NodeName: "bookings", Host: "h", Name: "rps", Value: value(s), Time: 1000 + float64(s)}
 			w.Add(m)
-			ds, err := in.Step(w, m.Time)
+			ds, err := in.Step(w, m.Time, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +202,7 @@ func TestUserDefinedConditionsExplainTheirValues(t *testing.T) {
 	}
 	w := NewWindows(60)
 	w.Add(&Metric{DeploymentID: "shop", NodeName: "web", Host: "h", Name: "cpu", Value: 90, Time: 100, Service: "shop.web.web_1.cpu."})
-	ds, err := in.Step(w, 100)
+	ds, err := in.Step(w, 100, nil)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("decisions %+v, %v", ds, err)
 	}

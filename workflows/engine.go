@@ -29,7 +29,10 @@ type Request struct {
 	Deployment string
 	Workflow   string
 	Parameters map[string]string // as given on the command line
-	DryRun     bool
+	// Values are parameters given as typed values (a policy trigger's
+	// expression); each is converted to its parameter's type.
+	Values map[string]cty.Value `json:"-"`
+	DryRun bool
 }
 
 // Engine runs executions: one at a time per deployment, the others queued
@@ -46,6 +49,10 @@ type Engine struct {
 	active  map[string]string             // deployment -> running execution
 	cancels map[string]context.CancelFunc // execution -> cancel
 	waiters map[string][]chan struct{}    // execution -> closed when it ends
+	// secrets are the sensitive typed parameters of executions not yet
+	// ended: never stored, so lost (and the execution failed clearly) if
+	// orch stops before it runs.
+	secrets map[string]map[string]cty.Value
 	wg      sync.WaitGroup
 	closed  bool
 }
@@ -71,6 +78,7 @@ func New(store Store, registry *plugins.Registry, opts ...Option) *Engine {
 		active:   map[string]string{},
 		cancels:  map[string]context.CancelFunc{},
 		waiters:  map[string][]chan struct{}{},
+		secrets:  map[string]map[string]cty.Value{},
 	}
 	e.events = newEventLog(store)
 	for _, o := range opts {
@@ -177,7 +185,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	if err != nil {
 		return nil, err
 	}
-	params, err := e.bind(t, req.Workflow, req.Parameters)
+	params, err := e.bind(t, req.Workflow, req.Parameters, req.Values)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +198,15 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 		DryRun:     req.DryRun,
 		Status:     Pending,
 		CreatedAt:  time.Now().UTC(),
+	}
+	secret, err := x.keepValues(req.Values)
+	if err != nil {
+		return nil, err
+	}
+	if len(secret) > 0 {
+		e.mu.Lock()
+		e.secrets[x.ID] = secret
+		e.mu.Unlock()
 	}
 	e.mu.Lock()
 	closed := e.closed
@@ -220,9 +237,9 @@ func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (stri
 }
 
 // bind checks the workflow exists and binds its parameters.
-func (e *Engine) bind(t *Target, workflow string, given map[string]string) (map[string]cty.Value, error) {
+func (e *Engine) bind(t *Target, workflow string, given map[string]string, values map[string]cty.Value) (map[string]cty.Value, error) {
 	if workflow == Install || workflow == Uninstall {
-		if len(given) > 0 {
+		if len(given) > 0 || len(values) > 0 {
 			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
 		}
 		return map[string]cty.Value{}, nil
@@ -234,7 +251,7 @@ func (e *Engine) bind(t *Target, workflow string, given map[string]string) (map[
 	if _, ok := e.registry.Workflow(pw.Uses); !ok {
 		return nil, fmt.Errorf("workflow %q uses %q, which no plugin provides", workflow, pw.Uses)
 	}
-	return pw.Bind(given)
+	return pw.BindValues(given, values)
 }
 
 // schedule starts the oldest queued execution of a deployment if none runs.
@@ -322,6 +339,7 @@ func (e *Engine) run(ctx context.Context, x *Execution) {
 	}
 	e.mu.Lock()
 	delete(e.active, x.Deployment)
+	delete(e.secrets, x.ID)
 	for _, ch := range e.waiters[x.ID] {
 		close(ch)
 	}
@@ -341,13 +359,20 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	case Uninstall:
 		return e.lifecycle(ctx, x, t, true)
 	}
-	params, err := e.bind(t, x.Workflow, x.Args)
+	e.mu.Lock()
+	secret := e.secrets[x.ID]
+	e.mu.Unlock()
+	values, err := x.values(secret)
+	if err != nil {
+		return err
+	}
+	params, err := e.bind(t, x.Workflow, x.Args, values)
 	if err != nil {
 		return err
 	}
 	pw := t.Plan.Workflows[x.Workflow]
 	impl, _ := e.registry.Workflow(pw.Uses)
-	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false)}
+	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false), values: params}
 	return impl.Run(ctx, wc)
 }
 
@@ -464,7 +489,11 @@ type workflowContext struct {
 	x      *Execution
 	t      *Target
 	params map[string]any
+	values map[string]cty.Value
 }
+
+func (w *workflowContext) Values() map[string]cty.Value { return w.values }
+func (w *workflowContext) Decode(dst any) error         { return plugins.Decode(w.values, dst) }
 
 func (w *workflowContext) Deployment() string         { return w.x.Deployment }
 func (w *workflowContext) Execution() string          { return w.x.ID }

@@ -134,11 +134,13 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-func (e *env) open() {
+func (e *env) open() { e.openWith(testRegistry(e.t)) }
+
+func (e *env) openWith(reg *plugins.Registry) {
 	store, err := orchestrator.Open(e.state, orchestrator.OpenOptions{})
 	must(e.t, err)
 	e.store = store
-	e.svc = orchestrator.NewService(store, testRegistry(e.t), nil)
+	e.svc = orchestrator.NewService(store, reg, nil)
 	must(e.t, e.svc.Engine.Recover(context.Background()))
 }
 

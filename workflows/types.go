@@ -7,9 +7,15 @@ package workflows
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 
 	"github.com/orchhq/orch/blueprints"
 )
@@ -39,13 +45,17 @@ type Execution struct {
 	Parameters map[string]any `json:"parameters,omitempty"`
 	// Args are the parameters as given (defaults are re-read from the
 	// blueprint when the execution runs, so sensitive values are not stored).
-	Args      map[string]string `json:"args,omitempty"`
-	DryRun    bool              `json:"dry_run,omitempty"`
-	Status    Status            `json:"status"`
-	Error     string            `json:"error,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	StartedAt *time.Time        `json:"started_at,omitempty"`
-	EndedAt   *time.Time        `json:"ended_at,omitempty"`
+	Args map[string]string `json:"args,omitempty"`
+	// Values are parameters given as typed values (by a policy trigger),
+	// each as cty JSON with its type; Sensitive names those not stored.
+	Values    map[string]json.RawMessage `json:"values,omitempty"`
+	Sensitive []string                   `json:"sensitive_values,omitempty"`
+	DryRun    bool                       `json:"dry_run,omitempty"`
+	Status    Status                     `json:"status"`
+	Error     string                     `json:"error,omitempty"`
+	CreatedAt time.Time                  `json:"created_at"`
+	StartedAt *time.Time                 `json:"started_at,omitempty"`
+	EndedAt   *time.Time                 `json:"ended_at,omitempty"`
 	// Resumes counts how often the execution was resumed after a restart.
 	Resumes int `json:"resumes,omitempty"`
 }
@@ -157,4 +167,51 @@ func NewID() string {
 			return id
 		}
 	}
+}
+
+// keepValues stores typed parameters in the execution, except sensitive
+// ones, which it returns (kept in memory only).
+func (x *Execution) keepValues(values map[string]cty.Value) (map[string]cty.Value, error) {
+	var secret map[string]cty.Value
+	for k, v := range values {
+		if v.ContainsMarked() {
+			if secret == nil {
+				secret = map[string]cty.Value{}
+			}
+			secret[k] = v
+			x.Sensitive = append(x.Sensitive, k)
+			continue
+		}
+		b, err := ctyjson.Marshal(v, cty.DynamicPseudoType)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: %w", k, err)
+		}
+		if x.Values == nil {
+			x.Values = map[string]json.RawMessage{}
+		}
+		x.Values[k] = b
+	}
+	sort.Strings(x.Sensitive)
+	return secret, nil
+}
+
+// values reads the typed parameters back, with the sensitive ones kept in
+// memory (secret); a sensitive one lost in a restart is an error.
+func (x *Execution) values(secret map[string]cty.Value) (map[string]cty.Value, error) {
+	out := make(map[string]cty.Value, len(x.Values)+len(x.Sensitive))
+	for k, raw := range x.Values {
+		v, err := ctyjson.Unmarshal(raw, cty.DynamicPseudoType)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q: %w", k, err)
+		}
+		out[k] = v
+	}
+	for _, k := range x.Sensitive {
+		v, ok := secret[k]
+		if !ok {
+			return nil, fmt.Errorf("parameter %q is sensitive and was not stored; orch stopped before the execution ran: run it again", k)
+		}
+		out[k] = v
+	}
+	return out, nil
 }

@@ -331,7 +331,7 @@ func TestInterruptCancels(t *testing.T) {
 }
 
 func TestNewDecisionsFollowsTheLog(t *testing.T) {
-	d := func(at float64, reason string) policies.Decision {
+	d := func(at float64, reason policies.Reason) policies.Decision {
 		return policies.Decision{Time: at, Condition: "scale", Reason: reason}
 	}
 	log := []policies.Decision{d(1, "cooldown"), d(2, "cooldown"), d(2, "paused"), d(3, "")}
@@ -348,6 +348,17 @@ func TestNewDecisionsFollowsTheLog(t *testing.T) {
 	for _, c := range cases {
 		if got := newDecisions(log, c.last); len(got) != c.want {
 			t.Errorf("%s: %d new decisions, want %d", c.name, len(got), c.want)
+		}
+	}
+	// Numbered decisions are followed by their sequence: two decisions
+	// alike in every field are still told apart.
+	numbered := []policies.Decision{{Seq: 7, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 8, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 9, Time: 3}}
+	for _, c := range []struct {
+		last uint64
+		want int
+	}{{7, 2}, {8, 1}, {9, 0}, {3, 3}} {
+		if got := newDecisions(numbered, &policies.Decision{Seq: c.last, Time: 2, Condition: "scale", Reason: "cooldown"}); len(got) != c.want {
+			t.Errorf("after seq %d: %d new decisions, want %d", c.last, len(got), c.want)
 		}
 	}
 }

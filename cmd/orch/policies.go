@@ -351,7 +351,7 @@ func writePolicy(w io.Writer, p policies.PolicyStatus, live bool) {
 	if d := p.LastDecision; d != nil {
 		what := "fired"
 		if !d.Fired {
-			what = "held back (" + d.Reason + ")"
+			what = "held back (" + string(d.Reason) + ")"
 		}
 		fmt.Fprintf(w, "Last decision: %s %s %s\n", eventTime(d.Time), d.Condition, what)
 	}
@@ -407,11 +407,21 @@ func followDecisions(ctx context.Context, g *globals, b backend, deployment, pol
 	}
 }
 
-// newDecisions returns the decisions of log after last: those following
-// it, or (when it has rotated out of the bounded log) those made later.
+// newDecisions returns the decisions of log after last: those with a
+// higher sequence number; for a log stored before decisions were numbered,
+// those following it or (when it has rotated out of the bounded log) those
+// made later.
 func newDecisions(log []policies.Decision, last *policies.Decision) []policies.Decision {
 	if last == nil {
 		return log
+	}
+	if last.Seq > 0 {
+		for i, d := range log {
+			if d.Seq > last.Seq {
+				return log[i:]
+			}
+		}
+		return nil
 	}
 	for i := len(log) - 1; i >= 0; i-- {
 		if sameDecision(log[i], *last) {
@@ -453,18 +463,18 @@ func writeDecisionLines(w io.Writer, ds []policies.Decision) {
 			what = "fired: " + d.Workflow + " recorded (dry run)"
 		case d.Fired:
 			what = "held (no trigger names this condition)"
-		case d.Reason == "cooldown":
+		case d.Reason == policies.ReasonCooldown:
 			what = fmt.Sprintf("held back by the cooldown, %s left", time.Duration(d.CooldownLeft*float64(time.Second)).Round(time.Second))
-		case d.Reason == "paused":
+		case d.Reason == policies.ReasonPaused:
 			what = "held back: the policy is paused"
-		case d.Reason == "grace":
+		case d.Reason == policies.ReasonGrace:
 			what = fmt.Sprintf("held back by the start-up grace (initial_delay), %s left", time.Duration(d.GraceLeft*float64(time.Second)).Round(time.Second))
-		case d.Reason == "execution-queued":
+		case d.Reason == policies.ReasonExecutionQueued:
 			what = "held back: " + d.Workflow + " already waits to run as execution " + d.Execution
-		case d.Reason == "missing-data":
+		case d.Reason == policies.ReasonMissingData:
 			what = "data missing: holding (on_missing_data = \"hold\"), nothing runs"
 		default:
-			what = "held back: " + d.Reason
+			what = "held back: " + string(d.Reason)
 		}
 		if d.Missing != "" {
 			what += "; data missing: " + d.Missing

@@ -88,7 +88,7 @@ other deployments are skipped. Inputs are given as to orch deploy.`,
 				return err
 			}
 			for i, r := range recs {
-				if err := rp.Feed(r); err != nil {
+				if err := rp.Feed(ctx, r); err != nil {
 					return fmt.Errorf("%s: message %d: %w", args[0], i+1, err)
 				}
 			}

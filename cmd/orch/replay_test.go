@@ -104,7 +104,7 @@ func TestReplayMatchesTheLiveRun(t *testing.T) {
 		Policy       string
 		Condition    string
 		Fired        bool
-		Reason       string
+		Reason       policies.Reason
 		CooldownLeft float64
 		Workflow     string
 		Values       string

@@ -95,7 +95,8 @@ start.`,
 				cfg.Mesh = meshSource{mesh.New(meshURL, auth)}
 			}
 			cfg.Log = log
-			cfg.Nodes = kubernetes.New()
+			k8s := kubernetes.New()
+			cfg.Nodes, cfg.Services = k8s, k8s
 			cfg.OnTrigger = func(dep, policy string, t policies.Trigger) {
 				what := "queued " + t.Execution
 				switch {

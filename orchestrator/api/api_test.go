@@ -262,7 +262,7 @@ func TestPoliciesOfADeploymentMadeThroughTheAPIFire(t *testing.T) {
 	}
 	now := time.Now().Unix()
 	body := fmt.Sprintf(`{"node_id": "web_1", "node_name": "web", "deployment_id": "web", "name": "cpu", "path": "total", "metric": 95, "unit": "%%", "type": "GAUGE", "host": "h1", "service": "web.web.web_1.cpu.total", "time": %d}`, now)
-	if err := f.mgr.Runner.Ingest([]byte(body), "web"); err != nil {
+	if err := f.mgr.Runner.Ingest(ctx, []byte(body), "web"); err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); f.rec.count() == 0 && time.Now().Before(deadline); {
@@ -304,7 +304,7 @@ func TestPoliciesOfADeploymentMadeThroughTheAPIFire(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wait(t, x)
-	if err := f.mgr.Runner.Ingest([]byte(strings.Replace(body, fmt.Sprint(now), fmt.Sprint(now+100), 1)), "web"); err != nil {
+	if err := f.mgr.Runner.Ingest(ctx, []byte(strings.Replace(body, fmt.Sprint(now), fmt.Sprint(now+100), 1)), "web"); err != nil {
 		t.Fatal(err)
 	}
 	if ps, _ := f.client.Policies(ctx, ""); len(ps) != 0 || f.rec.count() != 1 {

@@ -30,7 +30,7 @@ const (
 // appCluster finds the kubernetes.cluster node an app is contained in.
 func appCluster(op *plugins.OperationContext) (map[string]any, error) {
 	for _, r := range op.Related {
-		if r.Kind == "contained_in" && r.Is("kubernetes.cluster") {
+		if r.Kind == "contained_in" && r.Is(ClusterType) {
 			return r.Properties, nil
 		}
 	}
@@ -219,4 +219,15 @@ func (p *Plugin) appDelete(ctx context.Context, op *plugins.OperationContext) er
 	delete(op.Runtime, "created")
 	delete(op.Runtime, "created_namespace")
 	return nil
+}
+
+// str reads a string property of an operation's node (or a related one).
+func str(m map[string]any, k string) string {
+	if s, ok := m[k].(string); ok {
+		return s
+	}
+	if v, ok := m[k]; ok && v != nil {
+		return fmt.Sprint(v)
+	}
+	return ""
 }

@@ -49,18 +49,34 @@ type Burst struct {
 	// Suffix names the replica's mesh host: <service><Suffix>.
 	Suffix  string
 	Timeout time.Duration
-	// Traffic is "virtualservice" (an Istio VirtualService written with the
-	// dynamic client), "graphql" (Calisti's applyHTTPRoute, through Mesh)
-	// or "none".
-	Traffic string
+	// Traffic is how the traffic is split (default TrafficVirtualService).
+	Traffic Traffic
 	Mesh    TrafficSplitter
-	// Replication is "copy" (orch writes the copies into the target) or
-	// "resourcesyncrule" (orch writes ResourceSyncRules on the source and
-	// the cluster registry copies).
-	Replication string
+	// Replication is how the app reaches the target (default
+	// ReplicationCopy).
+	Replication Replication
 	DryRun      bool
 	Log         func(msg string)
 }
+
+// Traffic is how burst splits an app's traffic between it and its replica.
+type Traffic string
+
+// The traffic modes of burst.
+const (
+	TrafficVirtualService Traffic = "virtualservice" // an Istio VirtualService written with the dynamic client
+	TrafficGraphQL        Traffic = "graphql"        // Calisti's applyHTTPRoute, through Mesh
+	TrafficNone           Traffic = "none"
+)
+
+// Replication is how burst puts the app into the target cluster.
+type Replication string
+
+// The replication modes of burst.
+const (
+	ReplicationCopy             Replication = "copy"             // orch writes the copies into the target
+	ReplicationResourceSyncRule Replication = "resourcesyncrule" // orch writes ResourceSyncRules on the source; the cluster registry copies
+)
 
 // TrafficSplitter splits a host's traffic between it and a replica host
 // (the Calisti GraphQL client implements it).
@@ -93,16 +109,16 @@ func (b *Burst) validate() error {
 	}
 	switch b.Replication {
 	case "":
-		b.Replication = "copy"
-	case "copy", "resourcesyncrule":
+		b.Replication = ReplicationCopy
+	case ReplicationCopy, ReplicationResourceSyncRule:
 	default:
 		return fmt.Errorf("replication %q: want copy or resourcesyncrule", b.Replication)
 	}
 	switch b.Traffic {
 	case "":
-		b.Traffic = "virtualservice"
-	case "virtualservice", "none":
-	case "graphql":
+		b.Traffic = TrafficVirtualService
+	case TrafficVirtualService, TrafficNone:
+	case TrafficGraphQL:
 		if b.Mesh == nil {
 			return fmt.Errorf("traffic graphql needs the mesh's GraphQL endpoint (parameter mesh_url)")
 		}
@@ -246,7 +262,7 @@ func (b *Burst) Run(ctx context.Context) error {
 			data, _ := json.Marshal(obj)
 			b.logf("would create or update in the target: %s", data)
 		}
-		if b.Traffic == "virtualservice" && len(svcs) > 0 {
+		if b.Traffic == TrafficVirtualService && len(svcs) > 0 {
 			data, _ := json.Marshal(b.virtualService(svcs[0]).Object)
 			b.logf("would apply traffic split in %s: %s", b.SourceName, data)
 		}
@@ -255,7 +271,7 @@ func (b *Burst) Run(ctx context.Context) error {
 	if err := b.ensureNamespace(ctx); err != nil {
 		return err
 	}
-	if b.Replication == "resourcesyncrule" {
+	if b.Replication == ReplicationResourceSyncRule {
 		names := map[string][]string{}
 		for _, d := range deps {
 			names["Deployment"] = append(names["Deployment"], d.Name)
@@ -284,7 +300,7 @@ func (b *Burst) Run(ctx context.Context) error {
 	if err := b.waitRunning(ctx, deps); err != nil {
 		return err
 	}
-	if len(svcs) == 0 || b.Traffic == "none" {
+	if len(svcs) == 0 || b.Traffic == TrafficNone {
 		return nil
 	}
 	host, port := strings.TrimSuffix(svcs[0].Name, b.Suffix), 80
@@ -292,12 +308,12 @@ func (b *Burst) Run(ctx context.Context) error {
 		port = int(svcs[0].Spec.Ports[0].Port)
 	}
 	switch b.Traffic {
-	case "virtualservice":
+	case TrafficVirtualService:
 		vs := b.virtualService(svcs[0])
 		if err := applyUnstructured(ctx, b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace), vs); err != nil {
 			return fmt.Errorf("traffic split for %s: %w", b.App, err)
 		}
-	case "graphql":
+	case TrafficGraphQL:
 		if err := b.Mesh.SplitTraffic(ctx, b.Namespace, host, svcs[0].Name, port, b.Weight); err != nil {
 			return fmt.Errorf("traffic split for %s: %w", b.App, err)
 		}
@@ -556,13 +572,13 @@ func (b *Burst) Reconcile(ctx context.Context) error {
 		return nil
 	}
 	switch b.Traffic {
-	case "virtualservice":
+	case TrafficVirtualService:
 		err := b.SourceDynamic.Resource(VirtualServices).Namespace(b.Namespace).Delete(ctx, vsName, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("remove traffic split %s: %w", vsName, err)
 		}
 		b.logf("traffic split for %s removed", b.App)
-	case "graphql":
+	case TrafficGraphQL:
 		if err := b.Mesh.RemoveSplit(ctx, b.Namespace, b.App); err != nil {
 			return fmt.Errorf("remove traffic split for %s: %w", b.App, err)
 		}

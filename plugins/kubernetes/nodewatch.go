@@ -11,7 +11,38 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/orchhq/orch/plugins"
 )
+
+// CanWatch says whether a node is a cluster whose nodes it can watch.
+func (p *Plugin) CanWatch(node plugins.NodeInfo) error {
+	if !node.Is(ClusterType) {
+		return fmt.Errorf("target %s is not a %s node", node.Name, ClusterType)
+	}
+	return nil
+}
+
+// Watch watches the nodes of a kubernetes.cluster node (WatchNodes).
+func (p *Plugin) Watch(ctx context.Context, node plugins.NodeInfo, w plugins.NodeWatch, changed func()) error {
+	if err := p.CanWatch(node); err != nil {
+		return err
+	}
+	return p.WatchNodes(ctx, str(node.Properties, "kubeconfig"), str(node.Properties, "context"), w.Selector, w.Settle, w.Resync, changed)
+}
+
+// MeshService is a kubernetes.app node's service (property service, or
+// app) in its namespace.
+func (p *Plugin) MeshService(node plugins.NodeInfo) (namespace, name string, ok bool) {
+	if !node.Is(AppType) {
+		return "", "", false
+	}
+	ns, name := str(node.Properties, "namespace"), str(node.Properties, "service")
+	if name == "" {
+		name = str(node.Properties, "app")
+	}
+	return ns, name, ns != "" && name != ""
+}
 
 // WatchNodes calls changed whenever the cluster's nodes (those selector
 // picks; "" for all) change in a way

@@ -1,11 +1,13 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/zclconf/go-cty/cty"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -122,6 +124,12 @@ func (p *Plugin) Register(r *plugins.Registry) error {
 	return r.RegisterWorkflow("kubernetes.reconcile", resumable(p.reconcileWorkflow))
 }
 
+// The node types the plugin brings that others ask about.
+const (
+	ClusterType = "kubernetes.cluster"
+	AppType     = "kubernetes.app"
+)
+
 // LabelSelectorFormat is the format of a Kubernetes label selector
 // ("zone=a,tier!=db"), for `format = "kubernetes.label_selector"`.
 const LabelSelectorFormat = "kubernetes.label_selector"
@@ -133,61 +141,66 @@ type resumable plugins.WorkflowFunc
 func (f resumable) Run(ctx context.Context, wc plugins.WorkflowContext) error { return f(ctx, wc) }
 func (resumable) Resumable() bool                                             { return true }
 
+// clusterRef is a kubernetes.cluster node given as a parameter.
+type clusterRef struct {
+	Kubeconfig string `param:"kubeconfig"`
+	Context    string `param:"context"`
+}
+
+// burstParams are burst's and reconcile's parameters.
+type burstParams struct {
+	App         string        `param:"app"`
+	Namespace   string        `param:"namespace"`
+	From        *clusterRef   `param:"from"`
+	To          *clusterRef   `param:"to"`
+	Weight      int           `param:"weight"`
+	Suffix      string        `param:"replica_suffix"`
+	Timeout     time.Duration `param:"timeout"`
+	Traffic     Traffic       `param:"traffic"`
+	Replication Replication   `param:"replication"`
+	MeshURL     string        `param:"mesh_url"`
+}
+
 // burstRequest decodes burst/reconcile parameters: app, namespace, from and
 // to (kubernetes.cluster nodes), weight, replica_suffix, timeout, traffic,
 // mesh_url, replication.
 func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
-	params := wc.Parameters()
-	b := &Burst{App: str(params, "app"), Namespace: str(params, "namespace"), Suffix: str(params, "replica_suffix"),
-		Traffic: str(params, "traffic"), Replication: str(params, "replication"), DryRun: wc.DryRun(), Log: func(msg string) { wc.Event("info", msg) }}
+	bp := burstParams{Namespace: "default", Weight: 25}
+	if err := wc.Decode(&bp); err != nil {
+		return nil, err
+	}
+	b := &Burst{App: bp.App, Namespace: bp.Namespace, Suffix: bp.Suffix, Weight: bp.Weight, Timeout: bp.Timeout,
+		Traffic: bp.Traffic, Replication: bp.Replication, DryRun: wc.DryRun(), Log: func(msg string) { wc.Event("info", msg) }}
 	if b.Namespace == "" {
 		b.Namespace = "default"
 	}
-	weight := int32(25)
-	if _, ok := params["weight"]; ok {
-		w, err := num(params, "weight")
-		if err != nil {
-			return nil, err
-		}
-		weight = w
-	}
-	b.Weight = int(weight)
-	if t := str(params, "timeout"); t != "" {
-		d, err := time.ParseDuration(t)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("timeout %q: want a duration such as \"60s\"", t)
-		}
-		b.Timeout = d
-	}
-	from, ok := nodeProps(params["from"])
-	if !ok {
+	if bp.From == nil {
 		return nil, fmt.Errorf("parameter from (the source cluster node) is required")
 	}
-	to, ok := nodeProps(params["to"])
-	if !ok {
+	if bp.To == nil {
 		return nil, fmt.Errorf("parameter to (the target cluster node) is required")
 	}
 	var err error
-	if b.Source, err = p.Client(str(from, "kubeconfig"), str(from, "context")); err != nil {
+	if b.Source, err = p.Client(bp.From.Kubeconfig, bp.From.Context); err != nil {
 		return nil, err
 	}
-	if b.Target, err = p.Client(str(to, "kubeconfig"), str(to, "context")); err != nil {
+	if b.Target, err = p.Client(bp.To.Kubeconfig, bp.To.Context); err != nil {
 		return nil, err
 	}
-	if b.SourceDynamic, err = p.Dynamic(str(from, "kubeconfig"), str(from, "context")); err != nil {
+	if b.SourceDynamic, err = p.Dynamic(bp.From.Kubeconfig, bp.From.Context); err != nil {
 		return nil, err
 	}
-	if url := str(params, "mesh_url"); url != "" {
+	if bp.MeshURL != "" {
 		auth, err := mesh.AuthFromEnv()
 		if err != nil {
 			return nil, err
 		}
-		b.Mesh = mesh.New(url, auth)
+		b.Mesh = mesh.New(bp.MeshURL, auth)
 		if b.Traffic == "" {
-			b.Traffic = "graphql"
+			b.Traffic = TrafficGraphQL
 		}
 	}
-	b.SourceName = str(from, "context")
+	b.SourceName = bp.From.Context
 	if b.SourceName == "" {
 		b.SourceName = "source"
 	}
@@ -277,52 +290,40 @@ func (p *Plugin) Close() error {
 	return nil
 }
 
-// nodeProps reads the properties of a node-valued parameter ({name, type,
-// properties}); a plain string is returned as the "host" property.
-func nodeProps(v any) (map[string]any, bool) {
-	switch n := v.(type) {
-	case map[string]any:
-		if props, ok := n["properties"].(map[string]any); ok {
-			return props, true
-		}
-		return n, true
-	case string:
-		if n != "" {
-			return map[string]any{"host": n}, true
-		}
-	}
-	return nil, false
+// masterRef is the Kubernetes master kube_scale reaches over SSH: a
+// kubernetes.master node, or its host name as a string.
+type masterRef struct {
+	Host       string `param:"host"`
+	Port       int    `param:"port"`
+	User       string `param:"ssh_user"`
+	KeyFile    string `param:"ssh_keyfilename"`
+	KnownHosts string `param:"known_hosts"`
+	Kubectl    string `param:"kubectl"`
 }
 
-func str(m map[string]any, k string) string {
-	if s, ok := m[k].(string); ok {
-		return s
+// DecodeParam takes a node (its properties) or a host name.
+func (m *masterRef) DecodeParam(v cty.Value) error {
+	if v.Type() == cty.String {
+		m.Host = v.AsString()
+		return nil
 	}
-	if v, ok := m[k]; ok && v != nil {
-		return fmt.Sprint(v)
-	}
-	return ""
+	return plugins.DecodeValue(v, m)
 }
 
-func num(m map[string]any, k string) (int32, error) {
-	switch v := m[k].(type) {
-	case nil:
-		return 0, nil
-	case int64:
-		return int32(v), nil
-	case float64:
-		return int32(v), nil
-	case string:
-		if v == "" {
-			return 0, nil
-		}
-		var n int32
-		if _, err := fmt.Sscan(v, &n); err != nil {
-			return 0, fmt.Errorf("%s %q is not a number", k, v)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("%s: not a number", k)
+// scaleParams are kube_scale's parameters: the seed's master, ssh_user,
+// ssh_keyfilename, name, amount, plus namespace, min, max, known_hosts and
+// cluster (client-go, when there is no master).
+type scaleParams struct {
+	Namespace  string      `param:"namespace"`
+	Name       string      `param:"name"`
+	Amount     string      `param:"amount"`
+	Min        int32       `param:"min"`
+	Max        int32       `param:"max"`
+	Master     *masterRef  `param:"master"`
+	SSHUser    string      `param:"ssh_user"`
+	SSHKeyFile string      `param:"ssh_keyfilename"`
+	KnownHosts string      `param:"known_hosts"`
+	Cluster    *clusterRef `param:"cluster"`
 }
 
 // ScaleRequest is kube_scale's parameters, decoded.
@@ -334,26 +335,21 @@ type ScaleRequest struct {
 	scaler          Scaler
 }
 
-// scaleRequest decodes the workflow parameters: the seed's master,
-// ssh_user, ssh_keyfilename, name, amount, plus namespace, min, max and
-// either cluster (client-go) or master (ssh).
-func (p *Plugin) scaleRequest(params map[string]any) (*ScaleRequest, error) {
-	r := &ScaleRequest{Namespace: str(params, "namespace"), Name: str(params, "name")}
+// scaleRequest decodes the workflow parameters, once, into a request.
+func (p *Plugin) scaleRequest(wc plugins.WorkflowContext) (*ScaleRequest, error) {
+	sp := scaleParams{Namespace: "default", Amount: "+0"}
+	if err := wc.Decode(&sp); err != nil {
+		return nil, err
+	}
+	r := &ScaleRequest{Namespace: sp.Namespace, Name: sp.Name, Limits: Limits{Min: sp.Min, Max: sp.Max}}
 	if r.Namespace == "" {
 		r.Namespace = "default"
 	}
-	amount := str(params, "amount")
-	if amount == "" {
-		amount = "+0"
+	if sp.Amount == "" {
+		sp.Amount = "+0"
 	}
 	var err error
-	if r.Amount, err = ParseAmount(amount); err != nil {
-		return nil, err
-	}
-	if r.Limits.Min, err = num(params, "min"); err != nil {
-		return nil, err
-	}
-	if r.Limits.Max, err = num(params, "max"); err != nil {
+	if r.Amount, err = ParseAmount(sp.Amount); err != nil {
 		return nil, err
 	}
 	if r.Limits.Max > 0 && r.Limits.Min > r.Limits.Max {
@@ -362,31 +358,16 @@ func (p *Plugin) scaleRequest(params map[string]any) (*ScaleRequest, error) {
 	if err := ValidateTarget(r.Namespace, r.Name); err != nil {
 		return nil, err
 	}
-	if master, ok := nodeProps(params["master"]); ok {
-		t := SSHTarget{Host: str(master, "host"), User: str(params, "ssh_user"), KeyFile: str(params, "ssh_keyfilename"), KnownHosts: str(params, "known_hosts")}
-		if t.User == "" {
-			t.User = str(master, "ssh_user")
-		}
-		if t.KeyFile == "" {
-			t.KeyFile = str(master, "ssh_keyfilename")
-		}
-		if t.KnownHosts == "" {
-			t.KnownHosts = str(master, "known_hosts")
-		}
-		port, err := num(master, "port")
-		if err != nil {
-			return nil, err
-		}
-		t.Port = int(port)
-		kubectl := str(master, "kubectl")
-		r.Transport, r.scaler = "ssh", KubectlScaler{Runner: p.SSH(t), Kubectl: kubectl}
+	if m := sp.Master; m != nil && m.Host != "" {
+		t := SSHTarget{Host: m.Host, Port: m.Port, User: cmp.Or(sp.SSHUser, m.User), KeyFile: cmp.Or(sp.SSHKeyFile, m.KeyFile),
+			KnownHosts: cmp.Or(sp.KnownHosts, m.KnownHosts)}
+		r.Transport, r.scaler = "ssh", KubectlScaler{Runner: p.SSH(t), Kubectl: m.Kubectl}
 		return r, nil
 	}
-	cluster, ok := nodeProps(params["cluster"])
-	if !ok {
+	if sp.Cluster == nil {
 		return nil, fmt.Errorf("kube_scale needs either a master (kubectl over ssh) or a cluster (client-go) parameter")
 	}
-	client, err := p.Client(str(cluster, "kubeconfig"), str(cluster, "context"))
+	client, err := p.Client(sp.Cluster.Kubeconfig, sp.Cluster.Context)
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +376,7 @@ func (p *Plugin) scaleRequest(params map[string]any) (*ScaleRequest, error) {
 }
 
 func (p *Plugin) scaleWorkflow(ctx context.Context, wc plugins.WorkflowContext) error {
-	r, err := p.scaleRequest(wc.Parameters())
+	r, err := p.scaleRequest(wc)
 	if err != nil {
 		return fmt.Errorf("kube_scale: %w", err)
 	}

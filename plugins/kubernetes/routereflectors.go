@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/orchhq/orch/plugins"
@@ -17,25 +16,43 @@ import (
 // cluster (a kubernetes.cluster node), min, max, ratio, zone_label,
 // incompatible_labels (list), route_reflector_cluster_id, topology
 // ("single" or "multi"), and label, node_selector, mesh_config.
+// routeReflectorParams are the route-reflector workflow's parameters.
+type routeReflectorParams struct {
+	Cluster            *clusterRef `param:"cluster"`
+	Min                int         `param:"min"`
+	Max                int         `param:"max"`
+	Ratio              float64     `param:"ratio"`
+	ZoneLabel          string      `param:"zone_label"`
+	IncompatibleLabels []string    `param:"incompatible_labels"`
+	ClusterID          string      `param:"route_reflector_cluster_id"`
+	Topology           string      `param:"topology"`
+	Label              string      `param:"label"`
+	NodeSelector       string      `param:"node_selector"`
+	MeshConfig         string      `param:"mesh_config"`
+}
+
 func (p *Plugin) routeReflectorsWorkflow(ctx context.Context, wc plugins.WorkflowContext) error {
-	params := wc.Parameters()
-	cluster, ok := nodeProps(params["cluster"])
-	if !ok {
-		return fmt.Errorf("route reflectors: parameter cluster (a kubernetes.cluster node) is required")
-	}
-	cfg, err := routeReflectorConfig(params)
-	if err != nil {
+	var rp routeReflectorParams
+	if err := wc.Decode(&rp); err != nil {
 		return fmt.Errorf("route reflectors: %w", err)
 	}
-	kube, err := p.Client(str(cluster, "kubeconfig"), str(cluster, "context"))
+	if rp.Cluster == nil {
+		return fmt.Errorf("route reflectors: parameter cluster (a kubernetes.cluster node) is required")
+	}
+	cfg := calico.Config{ZoneLabel: rp.ZoneLabel, Label: rp.Label, Topology: rp.Topology, ClusterID: rp.ClusterID,
+		Min: rp.Min, Max: rp.Max, Ratio: rp.Ratio, IncompatibleLabels: rp.IncompatibleLabels}.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("route reflectors: %w", err)
+	}
+	kube, err := p.Client(rp.Cluster.Kubeconfig, rp.Cluster.Context)
 	if err != nil {
 		return err
 	}
-	dyn, err := p.Dynamic(str(cluster, "kubeconfig"), str(cluster, "context"))
+	dyn, err := p.Dynamic(rp.Cluster.Kubeconfig, rp.Cluster.Context)
 	if err != nil {
 		return err
 	}
-	cl := calico.Cluster{Kube: kube, Dynamic: dyn, NodeSelector: str(params, "node_selector"), MeshConfig: str(params, "mesh_config")}
+	cl := calico.Cluster{Kube: kube, Dynamic: dyn, NodeSelector: rp.NodeSelector, MeshConfig: rp.MeshConfig}
 	res, err := cl.Apply(ctx, cfg, wc.DryRun())
 	if res != nil {
 		explainTopology(wc, res)
@@ -44,56 +61,6 @@ func (p *Plugin) routeReflectorsWorkflow(ctx context.Context, wc plugins.Workflo
 		return fmt.Errorf("route reflectors: %w", err)
 	}
 	return nil
-}
-
-func routeReflectorConfig(params map[string]any) (calico.Config, error) {
-	c := calico.Config{ZoneLabel: str(params, "zone_label"), Label: str(params, "label"),
-		Topology: str(params, "topology"), ClusterID: str(params, "route_reflector_cluster_id")}
-	lo, err := num(params, "min")
-	if err != nil {
-		return c, err
-	}
-	hi, err := num(params, "max")
-	if err != nil {
-		return c, err
-	}
-	c.Min, c.Max = int(lo), int(hi)
-	switch v := params["ratio"].(type) {
-	case nil:
-	case float64:
-		c.Ratio = v
-	case int64:
-		c.Ratio = float64(v)
-	case string:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return c, fmt.Errorf("ratio %q: want a number", v)
-		}
-		c.Ratio = f
-	default:
-		return c, fmt.Errorf("ratio %v: want a number", v)
-	}
-	switch v := params["incompatible_labels"].(type) {
-	case nil:
-	case []any:
-		for _, x := range v {
-			s, ok := x.(string)
-			if !ok {
-				return c, fmt.Errorf("incompatible_labels: want a list of strings")
-			}
-			c.IncompatibleLabels = append(c.IncompatibleLabels, s)
-		}
-	case string:
-		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				c.IncompatibleLabels = append(c.IncompatibleLabels, s)
-			}
-		}
-	default:
-		return c, fmt.Errorf("incompatible_labels: want a list of strings")
-	}
-	c = c.WithDefaults()
-	return c, c.Validate()
 }
 
 // explainTopology records an event for every change (or, in a dry run,
