@@ -506,12 +506,27 @@ func (s *Service) StartUndeploy(ctx context.Context, id string) (*workflows.Exec
 	return s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Uninstall})
 }
 
-// FinishUndeploy deletes the deployment if its uninstall x succeeded.
+// FinishUndeploy deletes the deployment if its uninstall x succeeded, and
+// says why it is kept otherwise.
 func (s *Service) FinishUndeploy(ctx context.Context, x *workflows.Execution) error {
 	if x.Status != workflows.Succeeded {
 		return fmt.Errorf("uninstall of %s %s: %s; the deployment is kept, run undeploy again", x.Deployment, x.Status, x.Error)
 	}
-	return s.Store.DeleteDeployment(ctx, x.Deployment)
+	return s.Ended(ctx, x)
+}
+
+// Ended applies what an ended execution means for its deployment: an
+// uninstall that succeeded deletes it (a deployment already deleted is
+// fine). This is the one place that rule lives; serve, the CLI without
+// serve, and Undeploy all end an uninstall through it.
+func (s *Service) Ended(ctx context.Context, x *workflows.Execution) error {
+	if x.Workflow != workflows.Uninstall || x.Status != workflows.Succeeded {
+		return nil
+	}
+	if err := s.Store.DeleteDeployment(ctx, x.Deployment); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("delete deployment %s after its uninstall: %w", x.Deployment, err)
+	}
+	return nil
 }
 
 // Undeploy runs uninstall, waits, and deletes the deployment if it succeeded.

@@ -464,3 +464,36 @@ func (s *flakyState) PutPolicyState(ctx context.Context, key string, v any) erro
 	}
 	return s.memState.PutPolicyState(ctx, key, v)
 }
+
+func TestDecisionsAfterFollowsTheLog(t *testing.T) {
+	d := func(at float64, reason Reason) Decision {
+		return Decision{Time: at, Condition: "scale", Reason: reason}
+	}
+	log := []Decision{d(1, "cooldown"), d(2, "cooldown"), d(2, "paused"), d(3, "")}
+	cases := []struct {
+		name string
+		last *Decision
+		want int // decisions printed
+	}{
+		{"nothing seen", nil, 4},
+		{"seen up to the second", &log[1], 2},
+		{"seen all", &log[3], 0},
+		{"rotated out of the log", &Decision{Time: 1.5, Condition: "gone"}, 3},
+	}
+	for _, c := range cases {
+		if got := DecisionsAfter(log, c.last); len(got) != c.want {
+			t.Errorf("%s: %d new decisions, want %d", c.name, len(got), c.want)
+		}
+	}
+	// Numbered decisions are followed by their sequence: two decisions
+	// alike in every field are still told apart.
+	numbered := []Decision{{Seq: 7, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 8, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 9, Time: 3}}
+	for _, c := range []struct {
+		last uint64
+		want int
+	}{{7, 2}, {8, 1}, {9, 0}, {3, 3}} {
+		if got := DecisionsAfter(numbered, &Decision{Seq: c.last, Time: 2, Condition: "scale", Reason: "cooldown"}); len(got) != c.want {
+			t.Errorf("after seq %d: %d new decisions, want %d", c.last, len(got), c.want)
+		}
+	}
+}

@@ -83,6 +83,40 @@ func (d *Decision) Outcome() Outcome {
 	return OutcomeTriggered
 }
 
+// DecisionsAfter returns the decisions of a policy's log after last (the
+// newest one a follower has seen): those with a higher sequence number; for
+// a log stored before decisions were numbered, those following it or (when
+// it has rotated out of the bounded log) those made later.
+func DecisionsAfter(log []Decision, last *Decision) []Decision {
+	if last == nil {
+		return log
+	}
+	if last.Seq > 0 {
+		for i, d := range log {
+			if d.Seq > last.Seq {
+				return log[i:]
+			}
+		}
+		return nil
+	}
+	for i := len(log) - 1; i >= 0; i-- {
+		if sameDecision(log[i], *last) {
+			return log[i+1:]
+		}
+	}
+	for i, d := range log {
+		if d.Time > last.Time {
+			return log[i:]
+		}
+	}
+	return nil
+}
+
+func sameDecision(a, b Decision) bool {
+	return a.Time == b.Time && a.Condition == b.Condition && a.Fired == b.Fired && a.Reason == b.Reason &&
+		a.Execution == b.Execution && a.Missing == b.Missing
+}
+
 // MissingDataRepeat is how often (seconds) on_missing_data = "scale_up"
 // or "trigger" fires again while the data stays missing, for a policy
 // without a cooldown.

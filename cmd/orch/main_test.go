@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/orchhq/orch/policies"
-
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -327,38 +325,5 @@ func TestInterruptCancels(t *testing.T) {
 	var xs []workflows.Execution
 	if err := json.Unmarshal([]byte(r.stdout), &xs); err != nil || len(xs) != 1 || xs[0].Status != workflows.Cancelled {
 		t.Errorf("interrupted execution: %v %s", err, r.stdout)
-	}
-}
-
-func TestNewDecisionsFollowsTheLog(t *testing.T) {
-	d := func(at float64, reason policies.Reason) policies.Decision {
-		return policies.Decision{Time: at, Condition: "scale", Reason: reason}
-	}
-	log := []policies.Decision{d(1, "cooldown"), d(2, "cooldown"), d(2, "paused"), d(3, "")}
-	cases := []struct {
-		name string
-		last *policies.Decision
-		want int // decisions printed
-	}{
-		{"nothing seen", nil, 4},
-		{"seen up to the second", &log[1], 2},
-		{"seen all", &log[3], 0},
-		{"rotated out of the log", &policies.Decision{Time: 1.5, Condition: "gone"}, 3},
-	}
-	for _, c := range cases {
-		if got := newDecisions(log, c.last); len(got) != c.want {
-			t.Errorf("%s: %d new decisions, want %d", c.name, len(got), c.want)
-		}
-	}
-	// Numbered decisions are followed by their sequence: two decisions
-	// alike in every field are still told apart.
-	numbered := []policies.Decision{{Seq: 7, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 8, Time: 2, Condition: "scale", Reason: "cooldown"}, {Seq: 9, Time: 3}}
-	for _, c := range []struct {
-		last uint64
-		want int
-	}{{7, 2}, {8, 1}, {9, 0}, {3, 3}} {
-		if got := newDecisions(numbered, &policies.Decision{Seq: c.last, Time: 2, Condition: "scale", Reason: "cooldown"}); len(got) != c.want {
-			t.Errorf("after seq %d: %d new decisions, want %d", c.last, len(got), c.want)
-		}
 	}
 }

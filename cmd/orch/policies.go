@@ -390,7 +390,7 @@ func followDecisions(ctx context.Context, g *globals, b backend, deployment, pol
 			if p.Name != policy {
 				continue
 			}
-			fresh := newDecisions(p.Decisions, last)
+			fresh := policies.DecisionsAfter(p.Decisions, last)
 			for i := range fresh {
 				if g.output == "json" {
 					if err := json.NewEncoder(g.stdout).Encode(fresh[i]); err != nil {
@@ -405,40 +405,6 @@ func followDecisions(ctx context.Context, g *globals, b backend, deployment, pol
 			}
 		}
 	}
-}
-
-// newDecisions returns the decisions of log after last: those with a
-// higher sequence number; for a log stored before decisions were numbered,
-// those following it or (when it has rotated out of the bounded log) those
-// made later.
-func newDecisions(log []policies.Decision, last *policies.Decision) []policies.Decision {
-	if last == nil {
-		return log
-	}
-	if last.Seq > 0 {
-		for i, d := range log {
-			if d.Seq > last.Seq {
-				return log[i:]
-			}
-		}
-		return nil
-	}
-	for i := len(log) - 1; i >= 0; i-- {
-		if sameDecision(log[i], *last) {
-			return log[i+1:]
-		}
-	}
-	for i, d := range log {
-		if d.Time > last.Time {
-			return log[i:]
-		}
-	}
-	return nil
-}
-
-func sameDecision(a, b policies.Decision) bool {
-	return a.Time == b.Time && a.Condition == b.Condition && a.Fired == b.Fired && a.Reason == b.Reason &&
-		a.Execution == b.Execution && a.Missing == b.Missing
 }
 
 // writeDecisions explains decisions in plain words, one a line.

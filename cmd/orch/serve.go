@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -61,22 +58,12 @@ start.`,
   curl -H "Authorization: Bearer $(jq -r .token ~/.local/state/orch/state.db.api)" http://127.0.0.1:8040/metrics`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
 			// A daemon logs at info: connections, reconnects, malformed input.
 			level := slog.LevelInfo
 			if g.verbose {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-			token, err := apiToken(tokenFile)
-			if err != nil {
-				return err
-			}
-			listener, err := api.Listen(apiAddr)
-			if err != nil {
-				return err
-			}
-			defer listener.Close()
 			stats := orchestrator.NewServeStats()
 			svc, closeFn, err := g.service(true, workflows.WithEventObserver(stats.ObserveEvent))
 			if err != nil {
@@ -94,9 +81,8 @@ start.`,
 				}
 				cfg.Mesh = meshSource{mesh.New(meshURL, auth)}
 			}
-			cfg.Log = log
 			k8s := kubernetes.New()
-			cfg.Nodes, cfg.Services = k8s, k8s
+			cfg.Log, cfg.Nodes, cfg.Services = log, k8s, k8s
 			cfg.OnTrigger = func(dep, policy string, t policies.Trigger) {
 				what := "queued " + t.Execution
 				switch {
@@ -108,37 +94,8 @@ start.`,
 				fmt.Fprintf(g.stdout, "%s policy %s/%s: %s fired, workflow %s %s\n",
 					time.Unix(int64(t.Time), 0).Format("15:04:05"), dep, policy, t.Condition, t.Workflow, what)
 			}
-			mgr := orchestrator.NewManager(svc, cfg, stats)
-			deps, pols, err := mgr.Load(ctx)
-			if err != nil {
-				return err
-			}
-			srv := &http.Server{Handler: (&api.Server{Manager: mgr, Token: token, Log: log}).Handler(), ReadHeaderTimeout: 10 * time.Second}
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(listener) }()
-			url := "http://" + listener.Addr().String()
-			endpoint := api.EndpointPath(g.state)
-			if err := api.WriteEndpoint(endpoint, api.Endpoint{URL: url, Token: token, PID: os.Getpid()}); err != nil {
-				return err
-			}
-			defer os.Remove(endpoint)
-			fmt.Fprintf(g.stdout, "orch serve: %d deployment(s), %d policies, consuming %s on %s; API on %s (token in %s)\n",
-				deps, pols, exchangeOrDefault(cfg.Exchange), cfg.Queue, url, endpoint)
-			runErr := mgr.Run(ctx)
-			fmt.Fprintln(g.stdout, "orch serve: stopping; waiting for running executions")
-			os.Remove(endpoint)
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = srv.Shutdown(sctx)
-			cancel()
-			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintln(g.stderr, "Warning: api:", err)
-			}
-			dctx, cancel := context.WithTimeout(context.Background(), drain)
-			defer cancel()
-			if err := mgr.Close(dctx); err != nil {
-				fmt.Fprintln(g.stderr, "Warning:", err)
-			}
-			return runErr
+			return api.Serve(cmd.Context(), orchestrator.NewManager(svc, cfg, stats), api.ServeConfig{
+				Addr: apiAddr, TokenFile: tokenFile, State: g.state, Drain: drain, Out: g.stdout, Log: log})
 		},
 	}
 	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
@@ -153,20 +110,4 @@ start.`,
 	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long to wait for running executions on shutdown")
 	return cmd
-}
-
-// apiToken reads the token file, or makes a new token.
-func apiToken(file string) (string, error) {
-	if file == "" {
-		return api.NewToken()
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return "", fmt.Errorf("api token: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("api token in %s: want at least 16 characters", file)
-	}
-	return tok, nil
 }

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/policies"
+)
+
+// ServeConfig is what orch serve runs with, beside the manager's own
+// configuration.
+type ServeConfig struct {
+	// Addr is the API's loopback address (port 0: any free port).
+	Addr string
+	// TokenFile holds the API token; "" makes a new random one each start.
+	TokenFile string
+	// State is the state file: the endpoint file goes beside it.
+	State string
+	// Drain is how long to wait for running executions on shutdown.
+	Drain time.Duration
+	// Out hears the start and stop lines (nil: none).
+	Out io.Writer
+	Log *slog.Logger
+}
+
+// Serve is orch serve's life: it listens on the loopback address, loads
+// the stored deployments into the manager, serves the API, writes the
+// endpoint file (address and token, mode 0600), and runs the manager until
+// ctx is done. Then, in this order: the intake stops (applied messages are
+// acknowledged, the rest go back to the broker), the endpoint file is
+// removed, the API shuts down, and running executions get cfg.Drain to
+// end. It returns the manager's error, or one that kept it from starting.
+func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	token, err := readToken(cfg.TokenFile)
+	if err != nil {
+		return err
+	}
+	listener, err := Listen(cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer listener.Close()
+	deps, pols, err := m.Load(ctx)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: (&Server{Manager: m, Token: token, Log: cfg.Log}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(listener) }()
+	url := "http://" + listener.Addr().String()
+	endpoint := EndpointPath(cfg.State)
+	if err := WriteEndpoint(endpoint, Endpoint{URL: url, Token: token, PID: os.Getpid()}); err != nil {
+		_ = srv.Close()
+		return err
+	}
+	defer os.Remove(endpoint)
+	broken := ""
+	if n := m.BrokenCount(); n > 0 {
+		broken = fmt.Sprintf(" (%d broken: orch deployments list says why)", n)
+	}
+	fmt.Fprintf(out, "orch serve: %d deployment(s)%s, %d policies, consuming %s on %s; API on %s (token in %s)\n",
+		deps, broken, pols, cmp.Or(m.Intake.Exchange, policies.DefaultExchange), m.Intake.Queue, url, endpoint)
+
+	runErr := m.Run(ctx)
+	fmt.Fprintln(out, "orch serve: stopping; waiting for running executions")
+	os.Remove(endpoint)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	_ = srv.Shutdown(sctx)
+	cancel()
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		cfg.Log.Warn("api", "err", err)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Drain)
+	defer cancel()
+	if err := m.Close(dctx); err != nil {
+		cfg.Log.Warn("shutdown", "err", err)
+	}
+	return runErr
+}
+
+// readToken reads the token file, or makes a new token.
+func readToken(file string) (string, error) {
+	if file == "" {
+		return NewToken()
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("api token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("api token in %s: want at least 16 characters", file)
+	}
+	return tok, nil
+}
