@@ -125,9 +125,11 @@ type runPolicy struct {
 	plan       *blueprints.PlanPolicy
 	instance   *Instance
 	state      policyState
-	// log is the policy's recent decisions, oldest first; dirty says it
-	// changed since it was last stored; seq is the last decision's Seq.
+	// log[head:] is the policy's recent decisions, oldest first (the
+	// entries before head have dropped out); dirty says it changed since
+	// it was last stored; seq is the last decision's Seq.
 	log   []Decision
+	head  int
 	dirty bool
 	seq   uint64
 }
@@ -148,15 +150,21 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 		age = 24 * 3600
 	}
 	rp.log = append(rp.log, d)
-	cut := 0
-	for cut < len(rp.log) && (len(rp.log)-cut > size || rp.log[cut].Time < d.Time-age) {
-		cut++
+	for rp.head < len(rp.log) && (len(rp.log)-rp.head > size || rp.log[rp.head].Time < d.Time-age) {
+		rp.head++
 	}
-	if cut > 0 {
-		rp.log = append(rp.log[:0], rp.log[cut:]...)
+	// The dropped prefix is compacted once it outgrows the live part: each
+	// decision is copied about once, however long the log.
+	if rp.head > 0 && rp.head >= len(rp.log)-rp.head {
+		n := copy(rp.log, rp.log[rp.head:])
+		clear(rp.log[n:])
+		rp.log, rp.head = rp.log[:n], 0
 	}
 	rp.dirty = true
 }
+
+// decisions is the policy's decision log, oldest first.
+func (rp *runPolicy) decisions() []Decision { return rp.log[rp.head:] }
 
 // tally counts a decision: fired or held back, and by outcome.
 func (r *Runner) tally(d Decision) {
@@ -172,16 +180,29 @@ func (r *Runner) tally(d Decision) {
 // it every second and when it stops: held-back decisions can come with
 // every metric, so they are not written one by one.
 func (r *Runner) FlushDecisions(ctx context.Context) error {
+	type pending struct {
+		rp  *runPolicy
+		log []Decision
+	}
+	var todo []pending
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, rp := range r.policies {
-		if !rp.dirty {
-			continue
+		if rp.dirty {
+			todo = append(todo, pending{rp, slices.Clone(rp.decisions())})
+			rp.dirty = false
 		}
-		if err := r.State.PutPolicyState(ctx, logKey(rp.deployment, rp.plan.Name), rp.log); err != nil {
-			return fmt.Errorf("store decisions of %s/%s: %w", rp.deployment, rp.plan.Name, err)
+	}
+	r.mu.Unlock()
+	// Written without the lock: metrics and status reads go on meanwhile.
+	for i, p := range todo {
+		if err := r.State.PutPolicyState(ctx, logKey(p.rp.deployment, p.rp.plan.Name), p.log); err != nil {
+			r.mu.Lock()
+			for _, q := range todo[i:] {
+				q.rp.dirty = true // written at the next flush
+			}
+			r.mu.Unlock()
+			return fmt.Errorf("store decisions of %s/%s: %w", p.rp.deployment, p.rp.plan.Name, err)
 		}
-		rp.dirty = false
 	}
 	return nil
 }
@@ -338,23 +359,35 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 // the one named, or all of them with policy "". The pause is stored before
 // it takes effect, so a restart keeps it. It returns the policies changed.
 func (r *Runner) SetPause(ctx context.Context, deployment, policy string, p *Pause) ([]string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	// Ordered with the metrics that act (acting), so no firing's state
+	// write can overtake the pause's; stored without holding mu.
+	r.acting.Lock()
+	defer r.acting.Unlock()
 	var names, all []string
+	var chosen []*runPolicy
+	r.mu.Lock()
 	for _, rp := range r.policies {
 		if rp.deployment != deployment {
 			continue
 		}
 		all = append(all, rp.plan.Name)
-		if policy != "" && rp.plan.Name != policy {
-			continue
+		if policy == "" || rp.plan.Name == policy {
+			chosen = append(chosen, rp)
 		}
-		st := rp.state
+	}
+	r.mu.Unlock()
+	for _, rp := range chosen {
+		r.mu.Lock()
+		st := rp.state.clone()
+		r.mu.Unlock()
 		st.Paused = p
 		if err := r.State.PutPolicyState(ctx, stateKey(deployment, rp.plan.Name), &st); err != nil {
+			sort.Strings(names)
 			return names, fmt.Errorf("store policy state of %s/%s: %w", deployment, rp.plan.Name, err)
 		}
+		r.mu.Lock()
 		rp.state.Paused, rp.instance.pause = p, p
+		r.mu.Unlock()
 		names = append(names, rp.plan.Name)
 	}
 	if len(names) == 0 {
@@ -479,12 +512,12 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		}
 		ps := PolicyStatus{Deployment: rp.deployment, Name: rp.plan.Name, Type: rp.plan.Type.Name,
 			Targets: rp.plan.Targets, Time: now, DryRun: r.DryRun}
-		if n := len(rp.log); n > 0 {
-			d := rp.log[n-1]
+		if log := rp.decisions(); len(log) > 0 {
+			d := log[len(log)-1]
 			ps.LastDecision = &d
 		}
 		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
-		ps.Decisions = append(ps.Decisions, rp.log...)
+		ps.Decisions = append(ps.Decisions, rp.decisions()...)
 		if rp.state.Paused.Active(now) {
 			p := *rp.state.Paused
 			ps.Paused = &p
@@ -590,9 +623,11 @@ func (rp *runPolicy) trigger(condition string) *blueprints.Trigger {
 	return nil
 }
 
+// clone is a copy to store without the lock. The trigger history is
+// shared: it is only ever appended to and trimmed from the front, never
+// changed in place, so the copy's part of it stays as it was.
 func (st policyState) clone() policyState {
 	st.Until = maps.Clone(st.Until)
-	st.Triggers = slices.Clone(st.Triggers)
 	return st
 }
 
