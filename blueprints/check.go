@@ -582,30 +582,32 @@ func objectKey(expr hclsyntax.Expression) string {
 	return v.AsString()
 }
 
-// itemRange finds the range of key's value in a literal object, falling back
-// to the whole expression.
+// itemRange finds the range of key in a literal object, falling back to
+// the whole expression; itemValueRange that of its value.
 func itemRange(expr hcl.Expression, key string) hcl.Range {
-	if obj, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
-		for _, item := range obj.Items {
-			if objectKey(item.KeyExpr) == key {
-				return item.KeyExpr.Range()
-			}
-		}
+	if item := objectItem(expr, key); item != nil {
+		return item.KeyExpr.Range()
 	}
 	return expr.Range()
 }
 
-// itemValueRange finds the range of key's value in a literal object,
-// falling back to the whole expression.
 func itemValueRange(expr hcl.Expression, key string) hcl.Range {
+	if item := objectItem(expr, key); item != nil {
+		return item.ValueExpr.Range()
+	}
+	return expr.Range()
+}
+
+// objectItem is key's item in a literal object, or nil.
+func objectItem(expr hcl.Expression, key string) *hclsyntax.ObjectConsItem {
 	if obj, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
-		for _, item := range obj.Items {
-			if objectKey(item.KeyExpr) == key {
-				return item.ValueExpr.Range()
+		for i := range obj.Items {
+			if objectKey(obj.Items[i].KeyExpr) == key {
+				return &obj.Items[i]
 			}
 		}
 	}
-	return expr.Range()
+	return nil
 }
 
 func (c *checker) bindInputs(given map[string]cty.Value) {

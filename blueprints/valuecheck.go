@@ -314,16 +314,7 @@ func (c *checker) checkValidations(p *Policy, pt *PolicyType, props cty.Value) {
 }
 
 // hasItem reports whether a literal object sets key.
-func hasItem(expr hcl.Expression, key string) bool {
-	if obj, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
-		for _, item := range obj.Items {
-			if objectKey(item.KeyExpr) == key {
-				return true
-			}
-		}
-	}
-	return false
-}
+func hasItem(expr hcl.Expression, key string) bool { return objectItem(expr, key) != nil }
 
 // checkValidationDecls checks the rules of a policy type: they may read only
 // its parameters, and must give a bool.
