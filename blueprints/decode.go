@@ -2,6 +2,7 @@ package blueprints
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"math/big"
 	"os"
@@ -47,7 +48,7 @@ type Loader struct {
 func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
 	read := l.ReadFile
 	if read == nil {
-		read = os.ReadFile
+		read = ReadBlueprintFile
 	}
 	bp := &Blueprint{Sources: map[string][]byte{}, Files: map[string]*hcl.File{}}
 	parser := hclparse.NewParser()
@@ -110,6 +111,38 @@ func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
 		diags = append(diags, decodeFile(bp, f, false)...)
 	}
 	return bp, diags
+}
+
+// ReadBlueprintFile reads a blueprint file from disk: a regular file of at
+// most MaxFileSize bytes (never a device, a FIFO or a directory, which could
+// block or exhaust memory).
+func ReadBlueprintFile(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%s is %d bytes; a blueprint file may have at most %d", path, st.Size(), MaxFileSize)
+	}
+	src, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err == nil && len(src) > MaxFileSize {
+		err = fmt.Errorf("%s is over %d bytes; a blueprint file may have at most %d", path, MaxFileSize, MaxFileSize)
+	}
+	return src, err
 }
 
 // Parse is Load over in-memory sources (tests, fuzzing, stored blueprints).
@@ -486,7 +519,7 @@ func decodeOperationBlock(block *hcl.Block) (*Operation, hcl.Diagnostics) {
 		diags = append(diags, d...)
 		if !d.HasErrors() {
 			var n int64
-			if cv, err := convert.Convert(v, cty.Number); err != nil || cv.IsNull() || !cv.AsBigFloat().IsInt() {
+			if cv, err := convert.Convert(v, cty.Number); err != nil || cv.IsNull() || !cv.IsKnown() || !cv.AsBigFloat().IsInt() {
 				diags = append(diags, attrError(attr, "Invalid max_retries", "max_retries must be a whole number, 0 or more."))
 			} else if n, _ = cv.AsBigFloat().Int64(); n < 0 {
 				diags = append(diags, attrError(attr, "Invalid max_retries", "max_retries must be a whole number, 0 or more."))
@@ -947,6 +980,9 @@ func parseDuration(s string, zero bool) (time.Duration, error) {
 }
 
 func parseAny(filename string, src []byte) (*hcl.File, hcl.Diagnostics) {
+	if diags := checkLimits(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	p := hclparse.NewParser()
 	if strings.HasSuffix(filename, ".json") {
 		return p.ParseJSON(src, filename)

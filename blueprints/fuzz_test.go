@@ -3,6 +3,7 @@ package blueprints
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/zclconf/go-cty/cty"
@@ -19,6 +20,11 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`node "a" { properties = { x = node.a.properties.x } }`))
+	// Crashers: an unknown max_retries (found by fuzzing) and nesting that
+	// overflowed the parser's stack.
+	f.Add([]byte("node\"\"{\noperation\"\"{max_retries="))
+	f.Add([]byte("x = " + strings.Repeat("[", 60000)))
+	f.Add([]byte("x = \"${" + strings.Repeat("{a=", 20000) + "\""))
 	f.Add([]byte(`policy_type "t" { condition "c" { when = min(window("x", "1s"), 1) > percentile(window("y","1s"), 200) } }`))
 	f.Fuzz(func(t *testing.T, src []byte) {
 		bp, diags := Parse(map[string][]byte{"fuzz.hcl": src}, CoreTypes, "fuzz.hcl")

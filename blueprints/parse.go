@@ -18,6 +18,9 @@ const parallelParseMin = 64 << 10
 // inside a block, string, heredoc or comment makes a piece fail, and then
 // the whole file is parsed as one, which also gives the usual diagnostics.
 func parseHCL(src []byte, filename string) (*hcl.File, hcl.Diagnostics) {
+	if diags := checkLimits(src, filename); diags.HasErrors() {
+		return nil, diags
+	}
 	if f, ok := parseParallel(src, filename); ok {
 		return f, nil
 	}
