@@ -28,6 +28,9 @@ type ManagerConfig struct {
 	DeadLetter string
 	// DryRun evaluates and records decisions, queues no workflow.
 	DryRun bool
+	// MaxClockSkew refuses (as malformed, counted and logged) a metric
+	// whose time is further ahead of this host's clock; 0: no limit.
+	MaxClockSkew time.Duration
 	// Mesh, when set, is polled every MeshInterval for the metrics (rps,
 	// latency_p50) of every kubernetes.app node a policy targets.
 	Mesh         policies.ServiceMetricsSource
@@ -99,7 +102,9 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	if stats == nil {
 		stats = NewServeStats()
 	}
-	runner := policies.NewRunner(policies.NewPipeline(3600), engineQueue{svc.Engine}, svc.Store)
+	pipeline := policies.NewPipeline(3600)
+	pipeline.MaxSkew = cfg.MaxClockSkew.Seconds()
+	runner := policies.NewRunner(pipeline, engineQueue{svc.Engine}, svc.Store)
 	runner.DryRun = cfg.DryRun
 	runner.OnTrigger = cfg.OnTrigger
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},

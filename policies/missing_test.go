@@ -252,8 +252,72 @@ func TestTickClockRunsOnFromEventTime(t *testing.T) {
 	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
 	r := newRunner(t, plan, &recordingQueue{}, &memState{m: map[string][]byte{}})
 	cpu(t, r, "h1", 1000, 50)
-	if now := r.Now(time.Now().Add(5 * time.Second)); now < 1004.9 || now > 1005.5 {
+	if now := r.Pipeline.ClockAt("shop", time.Now().Add(5*time.Second)); now < 1004.9 || now > 1005.5 {
 		t.Fatalf("5s after a metric of time 1000 the clock says %g", now)
+	}
+}
+
+// One forged timestamp moves no clock: a metric too far ahead of the wall
+// clock is refused as malformed (counted), even for a deployment that does
+// not exist; one within the skew moves only its own deployment's clock, so
+// another deployment's scale_up-on-missing-data policy does not fire.
+func TestAForgedTimestampBlindsNoDeployment(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"
+  on_missing_data = "scale_up"`, 1))
+	q := &recordingQueue{}
+	p := NewPipeline(3600)
+	p.MaxSkew = 120
+	r := NewRunner(p, q, &memState{m: map[string][]byte{}})
+	ctx := context.Background()
+	if err := r.AddDeployment(ctx, "shop", plan); err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Now()
+	now := Seconds(wall)
+	cpu(t, r, "h1", now, 50) // shop reports now
+	forged := &Metric{DeploymentID: "nowhere", NodeName: "web", Host: "x", Name: "cpu", Value: 1, Time: now + 1e6}
+	err := r.Apply(ctx, forged)
+	if kind, ok := IsMalformed(err); !ok || kind != "time" || !strings.Contains(err.Error(), "ahead of this host's clock") {
+		t.Fatalf("a metric 1e6 s ahead: %v", err)
+	}
+	if p.Malformed["time"] != 1 {
+		t.Errorf("refused metrics counted %v", p.Malformed)
+	}
+	// Within the skew: only its own deployment's clock moves.
+	if err := r.Apply(ctx, &Metric{DeploymentID: "other", NodeName: "web", Host: "x", Name: "cpu", Value: 1, Time: now + 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.ClockAt("shop", wall.Add(time.Second)); got < now+0.9 || got > now+1.5 {
+		t.Errorf("shop's clock moved with another deployment's metric: %g, want about %g", got, now+1)
+	}
+	if err := r.Tick(ctx, wall.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.runs) != 0 {
+		t.Errorf("shop scaled up on missing data that is not missing: %v", q.runs)
+	}
+	// Once shop's own data is older than its window, it does.
+	if err := r.Tick(ctx, wall.Add(15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.runs) != 1 {
+		t.Errorf("shop's data missing for 15s: %d runs, want 1", len(q.runs))
+	}
+}
+
+// A cooldown stored from a time far ahead (a forged timestamp, before
+// times were checked) ends at most one cooldown from now after a restart.
+func TestACooldownFromTheFutureIsCutAtRestart(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	now := Seconds(time.Now())
+	if err := state.PutPolicyState(context.Background(), stateKey("shop", "web_cpu"), &policyState{Until: map[string]float64{"scale": now + 3e7}}); err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(t, plan, &recordingQueue{}, state)
+	st := r.Status("shop", now)[0]
+	if left := st.Conditions[0].CooldownLeft; left > 31 || left < 29 {
+		t.Errorf("cooldown left after a restart: %gs, want about the 30s cooldown", left)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Pipeline is the in-process path of a metric: decode, add to the windows,
@@ -18,16 +19,32 @@ type Pipeline struct {
 	// Evaluations counts policy evaluations.
 	Evaluations int64
 
+	// Now is the wall clock (nil: none; a replay runs on event time alone).
+	// With it, each deployment's clock runs on from its newest metric's
+	// time, and MaxSkew (seconds, 0: no limit) refuses a metric whose time
+	// is that far ahead of it, so a forged timestamp moves no clock.
+	Now     func() time.Time
+	MaxSkew float64
+
 	instances map[string][]*Instance // by deployment
+	clocks    map[string]*clock      // by deployment
 	shared    map[string]*float64    // scale.clj's shared cooldown flag, by deployment
 	// failing are the sources in error, by deployment ("" for all) and
 	// source: a missing-data decision names them.
 	failing map[string]map[string]string
 }
 
+// clock is a deployment's event time: its newest metric's, and the wall
+// time it came at.
+type clock struct {
+	event float64
+	wall  time.Time
+}
+
 // NewPipeline returns a pipeline keeping horizon seconds of history.
 func NewPipeline(horizon float64) *Pipeline {
-	return &Pipeline{Windows: NewWindows(horizon), Malformed: map[string]int{}, instances: map[string][]*Instance{}}
+	return &Pipeline{Windows: NewWindows(horizon), Malformed: map[string]int{}, instances: map[string][]*Instance{},
+		clocks: map[string]*clock{}, Now: time.Now}
 }
 
 // Add registers a policy instance of a deployment.
@@ -62,6 +79,23 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 // policies at its time, and appends their decisions to out; each carries
 // the metric as its triggering event.
 func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
+	var wall time.Time
+	if p.Now != nil {
+		wall = p.Now()
+		if p.MaxSkew > 0 && m.Time > Seconds(wall)+p.MaxSkew {
+			p.Malformed["time"]++
+			return out, &MalformedError{Kind: "time", Detail: fmt.Sprintf("time %.0f is %.0fs ahead of this host's clock; at most %gs is allowed (--max-clock-skew)",
+				m.Time, m.Time-Seconds(wall), p.MaxSkew)}
+		}
+	}
+	c := p.clocks[m.DeploymentID]
+	if c == nil {
+		c = &clock{}
+		p.clocks[m.DeploymentID] = c
+	}
+	if m.Time > c.event {
+		c.event, c.wall = m.Time, wall
+	}
 	p.Windows.Add(m)
 	sources := p.failingSources(m.DeploymentID)
 	for _, in := range p.instances[m.DeploymentID] {
@@ -83,7 +117,29 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 // source that stopped sends nothing that would evaluate them, and appends
 // the decisions (with no triggering event) to out.
 func (p *Pipeline) Tick(now float64, out []Decision) ([]Decision, error) {
+	return p.tick(func(string) float64 { return now }, out)
+}
+
+// TickWall is Tick with each deployment at its own clock at wall: its
+// newest metric's time plus the wall time since it came (the wall time
+// for a deployment no metric has reached yet). One deployment's producers
+// never move another's clock.
+func (p *Pipeline) TickWall(wall time.Time, out []Decision) ([]Decision, error) {
+	return p.tick(func(dep string) float64 { return p.ClockAt(dep, wall) }, out)
+}
+
+// ClockAt is a deployment's event time at wall.
+func (p *Pipeline) ClockAt(deployment string, wall time.Time) float64 {
+	c := p.clocks[deployment]
+	if c == nil || c.wall.IsZero() {
+		return Seconds(wall)
+	}
+	return c.event + wall.Sub(c.wall).Seconds()
+}
+
+func (p *Pipeline) tick(nowOf func(deployment string) float64, out []Decision) ([]Decision, error) {
 	for dep, list := range p.instances {
+		now := nowOf(dep)
 		sources := p.failingSources(dep)
 		for _, in := range list {
 			in.sources = sources

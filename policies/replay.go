@@ -79,7 +79,9 @@ type Replayer struct {
 
 // NewReplayer evaluates the policies of plan as deployment's.
 func NewReplayer(ctx context.Context, deployment string, plan *blueprints.Plan) (*Replayer, error) {
-	r := NewRunner(NewPipeline(3600), nil, discardState{})
+	p := NewPipeline(3600)
+	p.Now = nil // the recording's own time is the only clock
+	r := NewRunner(p, nil, discardState{})
 	r.DryRun = true
 	r.LogSize, r.LogAge = math.MaxInt, math.Inf(1)
 	if err := r.AddDeployment(ctx, deployment, plan); err != nil {

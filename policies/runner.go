@@ -94,10 +94,6 @@ type Runner struct {
 	policies map[string]*runPolicy // deployment \x00 policy
 	err      error
 	counts   Counts
-	// lastEvent is the event time of the newest metric applied and
-	// lastWall when it was: Tick's clock runs on from there.
-	lastEvent float64
-	lastWall  time.Time
 }
 
 // Counts are the runner's counters since it started.
@@ -246,10 +242,15 @@ func (r *Runner) Apply(ctx context.Context, m *Metric) error {
 }
 
 // Tick looks for missing data in every policy. orch serve calls it every
-// second with the wall clock; its time runs on from the newest metric's
-// event time, so producers' clocks, not serve's, time the windows.
+// second with the wall clock; each deployment's time runs on from its
+// newest metric's event time, so producers' clocks, not serve's, time the
+// windows, and one deployment's clock never moves another's.
 func (r *Runner) Tick(ctx context.Context, wall time.Time) error {
-	return r.TickAt(ctx, r.Now(wall))
+	r.acting.Lock()
+	defer r.acting.Unlock()
+	r.mu.Lock()
+	ds, err := r.Pipeline.TickWall(wall, r.buf[:0])
+	return r.actLocked(ctx, ds, err)
 }
 
 // TickAt looks for missing data at event time now (a replay's simulated
@@ -275,23 +276,8 @@ func (r *Runner) actLocked(ctx context.Context, ds []Decision, err error) error 
 	return r.fire(ctx, firings)
 }
 
-// applied counts a metric and moves Tick's clock to its event time.
-func (r *Runner) applied() {
-	r.counts.Metrics.Add(1)
-	if now := r.Pipeline.Windows.Now(); now > r.lastEvent {
-		r.lastEvent, r.lastWall = now, time.Now()
-	}
-}
-
-// Now is Tick's clock at wall: event time.
-func (r *Runner) Now(wall time.Time) float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.lastWall.IsZero() {
-		return Seconds(wall)
-	}
-	return r.lastEvent + wall.Sub(r.lastWall).Seconds()
-}
+// applied counts a metric.
+func (r *Runner) applied() { r.counts.Metrics.Add(1) }
 
 // SetSource records a metric source of a deployment ("" for every
 // deployment) failing (err non-empty) or working again (""): decisions on
@@ -335,6 +321,15 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 		rp := &runPolicy{deployment: deployment, plan: p, instance: in}
 		if err := r.State.PolicyState(ctx, stateKey(deployment, p.Name), &rp.state); err == nil {
 			for cond, until := range rp.state.Until {
+				// A cooldown stored from a time far ahead (a forged
+				// timestamp, before times were checked) ends at most one
+				// cooldown from now, not years later.
+				if r.Pipeline.Now != nil {
+					if limit := Seconds(r.Pipeline.Now()) + in.Cooldown + r.Pipeline.MaxSkew; until > limit {
+						until = limit
+						rp.state.Until[cond] = until
+					}
+				}
 				in.until[cond] = until
 			}
 			in.pause = rp.state.Paused
