@@ -87,6 +87,10 @@ func Decode(data []byte, routingKey string) (Metric, error) {
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no name or path"}
 	case math.IsNaN(*w.Metric) || math.IsInf(*w.Metric, 0):
 		return Metric{}, &MalformedError{Kind: "value", Detail: "metric is not a finite number"}
+	case math.Abs(*w.Metric) > MaxMetricValue:
+		return Metric{}, &MalformedError{Kind: "value", Detail: fmt.Sprintf("metric %g is beyond ±%g, the range orch's window sums keep exact", *w.Metric, MaxMetricValue)}
+	case *w.Time > MaxTime:
+		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
 	case *w.Time <= 0:
 		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
 	}
@@ -105,6 +109,15 @@ func Decode(data []byte, routingKey string) (Metric, error) {
 
 // Encode writes a metric as the Diamond handler does.
 func Encode(m Metric) ([]byte, error) { return json.Marshal(m) }
+
+// MaxMetricValue bounds a metric's magnitude: a window of 4,096 such
+// samples still sums without overflow, and sums stay far from float64's
+// limits (two samples of 1e308 made an infinite mean).
+const MaxMetricValue = 1e18
+
+// MaxTime is the latest time a message may carry (year 5138): past it,
+// epoch seconds are milliseconds or worse.
+const MaxTime = 1e11
 
 // Seconds is t as an event time: Unix seconds, as messages carry it.
 func Seconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

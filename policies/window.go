@@ -38,11 +38,23 @@ type series struct {
 	cum     []float64
 	head    int
 	expires float64
+	// big counts the samples in cum of magnitude bigValue or more: while
+	// there is one, a difference of prefix sums would lose the small
+	// samples beside it (1e17, then 1, 2, 3: their sum came out 0), so
+	// sums loop over the window instead.
+	big int
 }
+
+// bigValue is the magnitude from which a sample makes prefix sums inexact
+// for the samples around it.
+const bigValue = 1 << 24
 
 // add inserts a sample in time order (a late one is rare: the prefix sums
 // after it are recomputed).
 func (s *series) add(t, v float64) {
+	if math.Abs(v) >= bigValue {
+		s.big++
+	}
 	n := len(s.samples)
 	if n == s.head || s.samples[n-1].t <= t {
 		prev := 0.0
@@ -84,6 +96,11 @@ func (s *series) trim(before float64, max int) {
 		s.head += over
 	}
 	if s.head > 0 && 2*s.head >= len(s.samples) {
+		for _, x := range s.samples[:s.head] {
+			if math.Abs(x.v) >= bigValue {
+				s.big--
+			}
+		}
 		n := copy(s.samples, s.samples[s.head:])
 		s.samples = s.samples[:n]
 		s.cum = s.cum[:n]
@@ -102,6 +119,13 @@ func (s *series) span(from, to float64) (lo, hi int) {
 
 // sum is the sum of samples[lo:hi].
 func (s *series) sum(lo, hi int) float64 {
+	if s.big > 0 {
+		total := 0.0
+		for _, x := range s.samples[lo:hi] {
+			total += x.v
+		}
+		return total
+	}
 	if lo > 0 {
 		return s.cum[hi-1] - s.cum[lo-1]
 	}

@@ -133,3 +133,40 @@ func TestEWMAMergesSeriesInTimeOrder(t *testing.T) {
 		}
 	}
 }
+
+// A huge sample never poisons the sums of the small ones around it: once
+// it has left the window the mean is the small samples' again (with prefix
+// sums alone it came out 0, which fired a scale-down), and a value beyond
+// the range sums keep exact is refused, not summed into infinity.
+func TestHugeValuesDoNotPoisonWindowSums(t *testing.T) {
+	w := NewWindows(600)
+	add := func(at, v float64) {
+		w.Add(&Metric{DeploymentID: "d", NodeName: "n", Host: "h", Name: "m", Value: v, Time: at})
+	}
+	add(100, 1e17)
+	for i, v := range []float64{1, 2, 3} {
+		add(float64(102+i), v)
+	}
+	q := Query{Deployment: "d", Metric: "m", Seconds: 3, Now: 104}
+	if got, ok := w.Reduce("mean", q, 0); !ok || got != 2 {
+		t.Errorf("mean of 1, 2, 3 after a 1e17 left the window = %v (%v), want 2", got, ok)
+	}
+	if got, ok := w.Reduce("sum", q, 0); !ok || got != 6 {
+		t.Errorf("sum = %v, want 6", got)
+	}
+	for _, body := range []string{
+		`{"deployment_id":"d","host":"h","name":"m","metric":1e308,"time":100}`,
+		`{"deployment_id":"d","host":"h","name":"m","metric":-2e18,"time":100}`,
+		`{"deployment_id":"d","host":"h","name":"m","metric":1,"time":1e15}`,
+	} {
+		if _, err := Decode([]byte(body), "d"); err == nil {
+			t.Errorf("%s accepted", body)
+		} else if kind, _ := IsMalformed(err); kind != "value" {
+			t.Errorf("%s: %v", body, err)
+		}
+	}
+	p := NewPipeline(60)
+	if _, err := p.Apply(&Metric{DeploymentID: "d", Host: "h", Name: "m", Value: math.NaN(), Time: 100}, nil); err == nil || p.Malformed["value"] != 1 {
+		t.Errorf("a polled NaN: %v, %v", err, p.Malformed)
+	}
+}
