@@ -74,6 +74,14 @@ func (s *ServeStats) register(m *Manager) {
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_policies_paused", Help: "Policies paused by hand."}, func() float64 {
 				return float64(r.Paused(policies.Seconds(time.Now())))
 			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_series", Help: "Metric series the windows keep (bounded; they expire after their ttl)."}, func() float64 {
+				n, _ := r.Series()
+				return float64(n)
+			}),
+			counter("orch_metrics_unrouted_total", "Metrics dropped because no policy of their deployment reads them (unknown deployment, or one without policies).", func() float64 {
+				_, n := r.Series()
+				return float64(n)
+			}),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_deployments_broken", Help: "Deployments whose policies do not run: the stored blueprint no longer resolves or its policies no longer compile (orch deployments list says why)."}, func() float64 {
 				return float64(m.BrokenCount())
 			}),

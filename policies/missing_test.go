@@ -269,8 +269,10 @@ func TestAForgedTimestampBlindsNoDeployment(t *testing.T) {
 	p.MaxSkew = 120
 	r := NewRunner(p, q, &memState{m: map[string][]byte{}})
 	ctx := context.Background()
-	if err := r.AddDeployment(ctx, "shop", plan); err != nil {
-		t.Fatal(err)
+	for _, dep := range []string{"shop", "other"} {
+		if err := r.AddDeployment(ctx, dep, plan); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wall := time.Now()
 	now := Seconds(wall)
@@ -284,24 +286,28 @@ func TestAForgedTimestampBlindsNoDeployment(t *testing.T) {
 		t.Errorf("refused metrics counted %v", p.Malformed)
 	}
 	// Within the skew: only its own deployment's clock moves.
-	if err := r.Apply(ctx, &Metric{DeploymentID: "other", NodeName: "web", Host: "x", Name: "cpu", Value: 1, Time: now + 100}); err != nil {
+	if err := r.Apply(ctx, &Metric{DeploymentID: "other", NodeName: "web", Host: "x", Name: "cpu", Value: 50, Time: now + 100, Service: "other.web.web_1.cpu."}); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.ClockAt("shop", wall.Add(time.Second)); got < now+0.9 || got > now+1.5 {
 		t.Errorf("shop's clock moved with another deployment's metric: %g, want about %g", got, now+1)
 	}
+	if got := p.ClockAt("other", wall.Add(time.Second)); got < now+100.9 || got > now+101.5 {
+		t.Errorf("other's clock: %g, want about %g", got, now+101)
+	}
 	if err := r.Tick(ctx, wall.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if len(q.runs) != 0 {
-		t.Errorf("shop scaled up on missing data that is not missing: %v", q.runs)
+		t.Errorf("scaled up on missing data that is not missing: %v", q.runs)
 	}
-	// Once shop's own data is older than its window, it does.
+	// Once shop's own data is older than its window, it does (and other,
+	// whose data is as old, too).
 	if err := r.Tick(ctx, wall.Add(15*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if len(q.runs) != 1 {
-		t.Errorf("shop's data missing for 15s: %d runs, want 1", len(q.runs))
+	if len(q.runs) != 2 {
+		t.Errorf("data missing for 15s: %d runs, want 2 (shop and other)", len(q.runs))
 	}
 }
 

@@ -17,8 +17,9 @@ type Pipeline struct {
 	Windows *Windows
 	// Malformed counts refused messages by kind.
 	Malformed map[string]int
-	// Evaluations counts policy evaluations.
-	Evaluations int64
+	// Evaluations counts policy evaluations; Unrouted the metrics of
+	// deployments with no policies, dropped.
+	Evaluations, Unrouted int64
 
 	// Now is the wall clock (nil: none; a replay runs on event time alone).
 	// With it, each deployment's clock runs on from its newest metric's
@@ -94,6 +95,19 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 				m.Time, m.Time-Seconds(wall), p.MaxSkew)}
 		}
 	}
+	list, ok := p.instances[m.DeploymentID]
+	if !ok {
+		// No policy reads it: keeping it would only grow memory (a typo'd
+		// routing key, a deployment undeployed).
+		p.Unrouted++
+		return out, nil
+	}
+	if err := p.Windows.Add(m); err != nil {
+		if kind, ok := IsMalformed(err); ok {
+			p.Malformed[kind]++
+		}
+		return out, err
+	}
 	c := p.clocks[m.DeploymentID]
 	if c == nil {
 		c = &clock{}
@@ -102,9 +116,8 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 	if m.Time > c.event {
 		c.event, c.wall = m.Time, wall
 	}
-	p.Windows.Add(m)
 	sources := p.failingSources(m.DeploymentID)
-	for _, in := range p.instances[m.DeploymentID] {
+	for _, in := range list {
 		p.Evaluations++
 		in.sources = sources
 		first := len(out)
@@ -123,6 +136,7 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 // source that stopped sends nothing that would evaluate them, and appends
 // the decisions (with no triggering event) to out.
 func (p *Pipeline) Tick(now float64, out []Decision) ([]Decision, error) {
+	p.Windows.Expire(now)
 	return p.tick(func(string) float64 { return now }, out)
 }
 
@@ -131,7 +145,18 @@ func (p *Pipeline) Tick(now float64, out []Decision) ([]Decision, error) {
 // for a deployment no metric has reached yet). One deployment's producers
 // never move another's clock.
 func (p *Pipeline) TickWall(wall time.Time, out []Decision) ([]Decision, error) {
-	return p.tick(func(dep string) float64 { return p.ClockAt(dep, wall) }, out)
+	nowOf := func(dep string) float64 { return p.ClockAt(dep, wall) }
+	p.Windows.ExpireBy(nowOf)
+	return p.tick(nowOf, out)
+}
+
+// Remove forgets a deployment: its policies, windows and clock.
+func (p *Pipeline) Remove(deployment string) {
+	delete(p.instances, deployment)
+	delete(p.shared, deployment)
+	delete(p.clocks, deployment)
+	delete(p.failing, deployment)
+	p.Windows.Drop(deployment)
 }
 
 // ClockAt is a deployment's event time at wall.

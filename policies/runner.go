@@ -295,6 +295,14 @@ func (r *Runner) Len() int {
 	return len(r.policies)
 }
 
+// Series returns how many series the windows keep, and how many metrics
+// were dropped because no policy of their deployment reads them.
+func (r *Runner) Series() (series int, unrouted int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Pipeline.Windows.Len(), r.Pipeline.Unrouted
+}
+
 // Evaluations returns how many policy evaluations ran.
 func (r *Runner) Evaluations() int64 {
 	r.mu.Lock()
@@ -429,6 +437,7 @@ func (r *Runner) RemoveDeployment(deployment string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.removeLocked(deployment)
+	r.Pipeline.Remove(deployment)
 }
 
 func (r *Runner) removeLocked(deployment string) {

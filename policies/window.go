@@ -1,8 +1,10 @@
 package policies
 
 import (
+	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -15,6 +17,10 @@ type Windows struct {
 	Horizon    float64 // seconds of history kept (the longest window used)
 	MaxSamples int
 	DefaultTTL float64
+	// MaxSeries and MaxSeriesPerDeployment bound how many series are kept
+	// (0: no bound): a metric that would start one more is refused, so
+	// distinct hosts or metric names cannot grow memory without end.
+	MaxSeries, MaxSeriesPerDeployment int
 
 	series   map[seriesKey]*series
 	byAlias  map[string][]*series // deployment \x00 alias -> series
@@ -132,10 +138,16 @@ func (s *series) sum(lo, hi int) float64 {
 	return s.cum[hi-1]
 }
 
+// Default bounds on the series kept: in all, and of one deployment.
+const (
+	DefaultMaxSeries              = 1_000_000
+	DefaultMaxSeriesPerDeployment = 20_000
+)
+
 // NewWindows returns windows keeping horizon seconds.
 func NewWindows(horizon float64) *Windows {
 	return &Windows{
-		Horizon: horizon, MaxSamples: 4096, DefaultTTL: 60,
+		Horizon: horizon, MaxSamples: 4096, DefaultTTL: 60, MaxSeries: DefaultMaxSeries, MaxSeriesPerDeployment: DefaultMaxSeriesPerDeployment,
 		series: map[seriesKey]*series{}, byAlias: map[string][]*series{}, byDeploy: map[string][]*series{},
 	}
 }
@@ -159,11 +171,19 @@ func aliases(m *Metric) []string {
 }
 
 // Add records a metric. Samples that arrive late (older than the window's
-// start) are kept in time order.
-func (w *Windows) Add(m *Metric) {
+// start) are kept in time order. A metric that would start a series beyond
+// MaxSeries or MaxSeriesPerDeployment is refused (a MalformedError of kind
+// "series-limit").
+func (w *Windows) Add(m *Metric) error {
 	k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Key()}
 	s := w.series[k]
 	if s == nil {
+		if w.MaxSeries > 0 && len(w.series) >= w.MaxSeries {
+			return &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("orch keeps at most %d series; a new host or metric starts none until others expire (their ttl)", w.MaxSeries)}
+		}
+		if n := len(w.byDeploy[k.deployment]); w.MaxSeriesPerDeployment > 0 && n >= w.MaxSeriesPerDeployment {
+			return &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("deployment %s has %d series, the most orch keeps for one; a new host or metric starts none until others expire", k.deployment, n)}
+		}
 		s = &series{key: k, service: m.Service, aliases: aliases(m)}
 		w.series[k] = s
 		w.index(s)
@@ -181,29 +201,59 @@ func (w *Windows) Add(m *Metric) {
 	}
 	// Trim history beyond the horizon and the bound.
 	s.trim(w.now-w.Horizon, w.MaxSamples)
+	return nil
 }
 
 // Expire drops the series whose ttl has passed at now.
 func (w *Windows) Expire(now float64) int {
+	return w.ExpireBy(func(string) float64 { return now })
+}
+
+// ExpireBy drops the series whose ttl has passed, each at its
+// deployment's time.
+func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 	dropped := 0
+	times := map[string]float64{}
 	for k, s := range w.series {
+		now, ok := times[k.deployment]
+		if !ok {
+			now = nowOf(k.deployment)
+			times[k.deployment] = now
+		}
 		if s.expires < now {
 			delete(w.series, k)
+			w.unindex(s)
 			dropped++
 		}
-	}
-	if dropped > 0 {
-		w.reindex()
 	}
 	return dropped
 }
 
-func (w *Windows) reindex() {
-	w.byAlias = map[string][]*series{}
-	w.byDeploy = map[string][]*series{}
-	for _, s := range w.series {
-		w.index(s)
+// Drop forgets every series of a deployment (it has no policies left).
+func (w *Windows) Drop(deployment string) {
+	for _, s := range w.byDeploy[deployment] {
+		delete(w.series, s.key)
+		for _, a := range s.aliases {
+			delete(w.byAlias, deployment+"\x00"+a)
+		}
 	}
+	delete(w.byDeploy, deployment)
+}
+
+// unindex takes a series out of the indexes.
+func (w *Windows) unindex(s *series) {
+	drop := func(m map[string][]*series, key string) {
+		list := slices.DeleteFunc(m[key], func(x *series) bool { return x == s })
+		if len(list) == 0 {
+			delete(m, key)
+		} else {
+			m[key] = list
+		}
+	}
+	for _, a := range s.aliases {
+		drop(w.byAlias, s.key.deployment+"\x00"+a)
+	}
+	drop(w.byDeploy, s.key.deployment)
 }
 
 func (w *Windows) index(s *series) {

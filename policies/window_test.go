@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -168,5 +169,58 @@ func TestHugeValuesDoNotPoisonWindowSums(t *testing.T) {
 	p := NewPipeline(60)
 	if _, err := p.Apply(&Metric{DeploymentID: "d", Host: "h", Name: "m", Value: math.NaN(), Time: 100}, nil); err == nil || p.Malformed["value"] != 1 {
 		t.Errorf("a polled NaN: %v, %v", err, p.Malformed)
+	}
+}
+
+// Series are bounded: they expire after their ttl (at their deployment's
+// time), a new one beyond the limits is refused (the others still report),
+// a deployment with no policies keeps none, and an undeployed one's go.
+func TestSeriesAreExpiredAndBounded(t *testing.T) {
+	w := NewWindows(600)
+	w.MaxSeriesPerDeployment, w.MaxSeries = 2, 3
+	add := func(dep, host string, at float64) error {
+		return w.Add(&Metric{DeploymentID: dep, NodeName: "n", Host: host, Name: "m", Value: 1, Time: at, TTL: 10})
+	}
+	for _, h := range []string{"h1", "h2"} {
+		if err := add("a", h, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := add("a", "h3", 100)
+	if kind, ok := IsMalformed(err); !ok || kind != "series-limit" {
+		t.Fatalf("a third series of a deployment: %v", err)
+	}
+	if err := add("a", "h1", 101); err != nil {
+		t.Errorf("a known series refused at the limit: %v", err)
+	}
+	if err := add("b", "h1", 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := add("c", "h1", 100); err == nil || !strings.Contains(err.Error(), "at most 3 series") {
+		t.Errorf("a series beyond the total: %v", err)
+	}
+	// a's clock is at 115 (h2 expired at 110, h1 at 111), b's at 105.
+	dropped := w.ExpireBy(func(dep string) float64 { return map[string]float64{"a": 115, "b": 105}[dep] })
+	if dropped != 2 || w.Len() != 1 {
+		t.Errorf("expired %d, %d left; want 2 and 1 (b's)", dropped, w.Len())
+	}
+	if _, ok := w.Reduce("count", Query{Deployment: "a", Metric: "m", Seconds: 60, Now: 101}, 0); ok {
+		t.Error("an expired series is still queried")
+	}
+	if err := add("a", "h3", 116); err != nil {
+		t.Errorf("room again after expiry: %v", err)
+	}
+
+	p := NewPipeline(600)
+	if _, err := p.Apply(&Metric{DeploymentID: "nobody", Host: "h", Name: "m", Value: 1, Time: 100}, nil); err != nil || p.Unrouted != 1 || p.Windows.Len() != 0 {
+		t.Errorf("a metric of a deployment with no policies: %v, unrouted %d, %d series", err, p.Unrouted, p.Windows.Len())
+	}
+	p.instances["d"] = nil
+	if _, err := p.Apply(&Metric{DeploymentID: "d", Host: "h", Name: "m", Value: 1, Time: 100}, nil); err != nil || p.Windows.Len() != 1 {
+		t.Fatalf("%v, %d series", err, p.Windows.Len())
+	}
+	p.Remove("d")
+	if p.Windows.Len() != 0 || len(p.Windows.byAlias) != 0 || len(p.Windows.byDeploy) != 0 {
+		t.Errorf("an undeployed deployment's series stay: %d", p.Windows.Len())
 	}
 }
