@@ -105,7 +105,7 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	pipeline := policies.NewPipeline(3600)
 	pipeline.MaxSkew = cfg.MaxClockSkew.Seconds()
 	runner := policies.NewRunner(pipeline, engineQueue{svc.Engine}, svc.Store)
-	runner.DryRun = cfg.DryRun
+	runner.DryRun, runner.Log = cfg.DryRun, cfg.Log
 	runner.OnTrigger = cfg.OnTrigger
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}

@@ -1,9 +1,9 @@
 package policies
 
 import (
-	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -79,6 +79,7 @@ type Runner struct {
 	DryRun bool
 	// OnTrigger observes every trigger (fired or dry run).
 	OnTrigger func(deployment, policy string, t Trigger)
+	Log       *slog.Logger
 
 	// LogSize and LogAge bound each policy's decision log (default 100
 	// decisions, 24 hours).
@@ -215,8 +216,8 @@ func (r *Runner) Counts() *Counts { return &r.counts }
 
 // Ingest decodes one message body, applies it, and acts on what its
 // policies decide with ctx (the delivery's). A malformed message is
-// counted and its error returned. A firing whose state could not be stored
-// returns that error too, so the message is not acknowledged.
+// counted and its error returned; any other message is applied once and
+// acknowledged, whatever its firings came to (their decisions say).
 func (r *Runner) Ingest(ctx context.Context, body []byte, routingKey string) error {
 	r.acting.Lock()
 	defer r.acting.Unlock()
@@ -637,21 +638,23 @@ func (st policyState) clone() policyState {
 
 // fire acts on the firings with ctx: each stores its cooldown before its
 // workflow is queued (after a crash in between, the trigger is lost rather
-// than fired twice), then is recorded with what it queued. It returns the
-// first error of storing state.
+// than fired twice), then is recorded with what it queued. A state write
+// that fails is that firing's error: its decision says so (outcome error),
+// it is logged, and nothing is queued for it; the metric itself was
+// applied, once, and is not to be delivered again (its sample would be
+// counted twice), so fire returns nil.
 func (r *Runner) fire(ctx context.Context, firings []firing) error {
 	if len(firings) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, FireTimeout)
 	defer cancel()
-	var first error
 	for _, f := range firings {
 		dep, pol := f.d.Deployment, f.d.Policy
 		if err := r.State.PutPolicyState(ctx, stateKey(dep, pol), &f.state); err != nil {
 			err = fmt.Errorf("store policy state of %s/%s: %w", dep, pol, err)
-			first = cmp.Or(first, err)
-			f.d.Error = err.Error()
+			f.d.Error = err.Error() + "; nothing queued"
+			r.log().Error("a firing's cooldown could not be stored; its workflow is not queued", "deployment", dep, "policy", pol, "condition", f.d.Condition, "err", err)
 			r.finish(ctx, f, nil, err)
 			continue
 		}
@@ -674,13 +677,20 @@ func (r *Runner) fire(ctx context.Context, firings []firing) error {
 		}
 		f.d.Execution, f.d.Error = f.trigger.Execution, f.trigger.Error
 		if err := r.finish(ctx, f, &f.trigger, nil); err != nil {
-			first = cmp.Or(first, err)
+			r.log().Error("a trigger's history could not be stored", "deployment", dep, "policy", pol, "err", err)
 		}
 		if r.OnTrigger != nil {
 			r.OnTrigger(dep, pol, f.trigger)
 		}
 	}
-	return first
+	return nil
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
 }
 
 // finish records a firing's decision and, when it queued (or tried to

@@ -426,10 +426,11 @@ func TestDecisionsAreNumberedAcrossRestarts(t *testing.T) {
 	}
 }
 
-// A state write that fails is the error of the message that fired (so it
-// is not acknowledged), not of every later one: the next firing after the
-// store recovers is queued.
-func TestAFailedStateWriteFailsOnlyItsMessage(t *testing.T) {
+// A state write that fails is the error of the firing that made it (its
+// decision says so, nothing is queued for it), not of its message (applied
+// once, not delivered again) nor of any later one: the next firing after
+// the store recovers is queued.
+func TestAFailedStateWriteFailsOnlyItsFiring(t *testing.T) {
 	plan := resolvePlan(t, runnerBlueprint)
 	state := &flakyState{memState: memState{m: map[string][]byte{}}, fail: true}
 	q := &recordingQueue{}
@@ -438,11 +439,18 @@ func TestAFailedStateWriteFailsOnlyItsMessage(t *testing.T) {
 	m := func(at float64) *Metric {
 		return &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Value: 95, Time: at, Service: "shop.web.web_1.cpu."}
 	}
-	if err := r.Apply(ctx, m(1000)); err == nil || !strings.Contains(err.Error(), "store policy state of shop/web_cpu") {
-		t.Fatalf("the firing whose state could not be stored: %v", err)
+	if err := r.Apply(ctx, m(1000)); err != nil {
+		t.Fatalf("the message of a firing whose state could not be stored: %v (it was applied; a redelivery would count it twice)", err)
 	}
 	if len(q.runs) != 0 {
 		t.Errorf("queued %d runs although the cooldown was not stored", len(q.runs))
+	}
+	d := r.Status("shop", 1000)[0].LastDecision
+	if d == nil || d.Outcome() != OutcomeError || !strings.Contains(d.Error, "store policy state of shop/web_cpu: disk full; nothing queued") {
+		t.Errorf("the decision: %+v", d)
+	}
+	if r.Err() == nil || r.Counts().Outcome(OutcomeError).Load() != 1 {
+		t.Errorf("the failure is not counted: %v, %d", r.Err(), r.Counts().Outcome(OutcomeError).Load())
 	}
 	state.fail = false
 	if err := r.Apply(ctx, m(1001)); err != nil {
