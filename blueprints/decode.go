@@ -41,6 +41,43 @@ type Loader struct {
 	// Builtin are type files shipped by orch and its plugins (node_type and
 	// policy_type blocks only), keyed by a display name.
 	Builtin map[string][]byte
+	// Root, when set, confines every file read (named and imported) to
+	// that directory tree, symlinks resolved: orch serve sets it for a
+	// blueprint an API client names, so the API reads no other file.
+	Root string
+}
+
+// blueprintExtensions are the names a blueprint file read from disk may
+// end with.
+var blueprintExtensions = []string{".hcl", ".json"}
+
+// checkPath refuses a path that is not a blueprint file's, or outside the
+// loader's root.
+func (l *Loader) checkPath(path string) error {
+	if !slices.ContainsFunc(blueprintExtensions, func(ext string) bool { return strings.HasSuffix(path, ext) }) {
+		return fmt.Errorf("%s is not a blueprint file: its name must end with .hcl (or .json)", path)
+	}
+	if l.Root == "" {
+		return nil
+	}
+	return Within(l.Root, path)
+}
+
+// Within refuses a path that is not inside root's directory tree (after
+// symlinks, so a link out of it does not count as inside).
+func Within(root, path string) error {
+	r, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("blueprint directory %s: %w", root, err)
+	}
+	p, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(r, p); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return fmt.Errorf("%s is outside the blueprint's directory %s; orch serve reads only files within it", path, root)
+	}
+	return nil
 }
 
 // Load parses the named files and everything they import into one Blueprint.
@@ -81,7 +118,14 @@ func (l *Loader) Load(paths ...string) (*Blueprint, hcl.Diagnostics) {
 			continue
 		}
 		seen[item.path] = true
-		src, err := read(item.path)
+		var src []byte
+		var err error
+		if l.ReadFile == nil {
+			err = l.checkPath(item.path)
+		}
+		if err == nil {
+			src, err = read(item.path)
+		}
 		if err != nil {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,

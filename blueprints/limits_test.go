@@ -77,11 +77,75 @@ func TestOnlyRegularFilesAreRead(t *testing.T) {
 	if _, diags := l.Load(big); !diags.HasErrors() || !strings.Contains(diags.Error(), "a blueprint file may have at most") {
 		t.Errorf("a file over the limit: %v", diags)
 	}
-	for _, path := range []string{"/dev/zero", "/dev/null", "testdata", fifo} {
+	dir := t.TempDir()
+	zero, null, sub := filepath.Join(dir, "zero.hcl"), filepath.Join(dir, "null.hcl"), filepath.Join(dir, "dir.hcl")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/null", null); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{zero, null, sub, fifo} {
 		l := &Loader{Builtin: CoreTypes}
 		_, diags := l.Load(path)
 		if !diags.HasErrors() || !strings.Contains(diags.Error(), "is not a regular file") {
 			t.Errorf("%s: %v", path, diags)
 		}
+	}
+}
+
+// A blueprint read from disk is a .hcl (or .json) file, and with a root
+// (orch serve, for an API client) every file it reads is inside that
+// directory tree: no /etc/passwd echoed back in diagnostics, no import
+// climbing out with ../ or an absolute path, no symlink out.
+func TestFilesReadAreBlueprintsUnderTheRoot(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "app")
+	write := func(path, src string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "secret.hcl"), `node "leak" {}`)
+	write(filepath.Join(root, "types.hcl"), `node "ok" {}`)
+	write(filepath.Join(root, "up.hcl"), `imports = ["../secret.hcl"]`)
+	write(filepath.Join(root, "abs.hcl"), `imports = ["`+filepath.Join(dir, "secret.hcl")+`"]`)
+	write(filepath.Join(root, "good.hcl"), `imports = ["types.hcl"]`)
+	if err := os.Symlink(filepath.Join(dir, "secret.hcl"), filepath.Join(root, "link.hcl")); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(root, "via-link.hcl"), `imports = ["link.hcl"]`)
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/etc/passwd", "is not a blueprint file"},
+		{filepath.Join(root, "up.hcl"), "is outside the blueprint's directory"},
+		{filepath.Join(root, "abs.hcl"), "is outside the blueprint's directory"},
+		{filepath.Join(root, "via-link.hcl"), "is outside the blueprint's directory"},
+		{filepath.Join(root, "good.hcl"), ""},
+	} {
+		l := &Loader{Builtin: CoreTypes, Root: root}
+		bp, diags := l.Load(tc.path)
+		switch {
+		case tc.want == "" && diags.HasErrors():
+			t.Errorf("%s: %v", tc.path, diags)
+		case tc.want != "" && (!diags.HasErrors() || !strings.Contains(diags.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.path, diags, tc.want)
+		case tc.want != "" && len(bp.Nodes) > 0:
+			t.Errorf("%s: read %d nodes from outside the root", tc.path, len(bp.Nodes))
+		}
+	}
+	// Without a root (the CLI, on the user's own files) imports may share
+	// types from a sibling directory.
+	l := &Loader{Builtin: CoreTypes}
+	if _, diags := l.Load(filepath.Join(root, "up.hcl")); diags.HasErrors() {
+		t.Errorf("without a root: %v", diags)
 	}
 }

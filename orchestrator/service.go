@@ -87,11 +87,11 @@ func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Cata
 // registry, without a state file.
 func Validate(registry *plugins.Registry, paths ...string) (*blueprints.Blueprint, error) {
 	builtin, catalog := languageOf(registry)
-	return load(builtin, catalog, paths...)
+	return load(builtin, catalog, "", paths...)
 }
 
-func load(builtin map[string][]byte, catalog *blueprints.Catalog, paths ...string) (*blueprints.Blueprint, error) {
-	l := &blueprints.Loader{Builtin: builtin}
+func load(builtin map[string][]byte, catalog *blueprints.Catalog, root string, paths ...string) (*blueprints.Blueprint, error) {
+	l := &blueprints.Loader{Builtin: builtin, Root: root}
 	bp, diags := l.Load(paths...)
 	if !diags.HasErrors() {
 		plan, d := blueprints.ValidatePlan(bp, catalog)
@@ -119,7 +119,7 @@ func (e engineStore) Target(ctx context.Context, deployment string) (*workflows.
 
 // Load parses and validates blueprint files.
 func (s *Service) Load(paths ...string) (*blueprints.Blueprint, error) {
-	return load(s.builtin, s.Catalog, paths...)
+	return load(s.builtin, s.Catalog, "", paths...)
 }
 
 // DeployRequest asks for a blueprint to be deployed.
@@ -133,6 +133,11 @@ type DeployRequest struct {
 	// InputValues are already typed values.
 	InputValues map[string]cty.Value `json:"-"`
 	InputFiles  map[string]*hcl.File `json:"-"`
+	// Root, when set, confines every file the request reads (blueprint,
+	// imports, inputs file) to that directory tree, and the inputs file
+	// to a .hcl or .json name: the API sets it to the blueprint's
+	// directory, so a client cannot have serve read other files.
+	Root string `json:"-"`
 }
 
 // Deploy validates and resolves the blueprint, stores it and its deployment
@@ -207,7 +212,15 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 		return nil, nil, nil, nil, errors.New("deploy: no blueprint file given")
 	}
 	if req.InputsFile != "" {
-		src, err := os.ReadFile(req.InputsFile)
+		if req.Root != "" {
+			if !strings.HasSuffix(req.InputsFile, ".hcl") && !strings.HasSuffix(req.InputsFile, ".json") {
+				return nil, nil, nil, nil, fmt.Errorf("inputs file %s: its name must end with .hcl or .json", req.InputsFile)
+			}
+			if err := blueprints.Within(req.Root, req.InputsFile); err != nil {
+				return nil, nil, nil, nil, fmt.Errorf("inputs file: %w", err)
+			}
+		}
+		src, err := blueprints.ReadBlueprintFile(req.InputsFile)
 		if err != nil {
 			return nil, nil, nil, nil, fmt.Errorf("inputs file: %w", err)
 		}
@@ -239,7 +252,7 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 		}
 		abs[i] = a
 	}
-	bp, err := load(builtin, catalog, abs...)
+	bp, err := load(builtin, catalog, req.Root, abs...)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

@@ -336,3 +336,52 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// Through the API, serve reads only the named blueprint's directory tree,
+// and only blueprint files: not /etc/passwd (whose lines would come back
+// in the diagnostics), not an import climbing out, not an inputs file
+// elsewhere or one that is not HCL (a .env beside the blueprint).
+func TestTheAPIReadsOnlyTheBlueprintsDirectory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	app := filepath.Join(f.dir, "app")
+	if err := os.MkdirAll(app, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, src string) string {
+		path := filepath.Join(app, name)
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	secret := filepath.Join(f.dir, "secret.hcl")
+	if err := os.WriteFile(secret, []byte(`input "token" { default = "s3cr3t" }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := write("main.hcl", `node "web" {}`)
+	climbing := write("climb.hcl", `imports = ["../secret.hcl"]`)
+	env := write(".env", "TOKEN=s3cr3t\n")
+	for _, tc := range []struct {
+		name string
+		req  orchestrator.DeployRequest
+		want string
+	}{
+		{"a system file", orchestrator.DeployRequest{Paths: []string{"/etc/passwd"}, ID: "a"}, "is not a blueprint file"},
+		{"a relative path", orchestrator.DeployRequest{Paths: []string{"main.hcl"}, ID: "b"}, "absolute paths"},
+		{"an import climbing out", orchestrator.DeployRequest{Paths: []string{climbing}, ID: "c"}, "is outside the blueprint's directory"},
+		{"an inputs file elsewhere", orchestrator.DeployRequest{Paths: []string{good}, ID: "d", InputsFile: secret}, "is outside the blueprint's directory"},
+		{"an inputs file that is not HCL", orchestrator.DeployRequest{Paths: []string{good}, ID: "e", InputsFile: env}, "must end with .hcl or .json"},
+	} {
+		_, _, err := f.client.Deploy(ctx, tc.req)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), "root:") || strings.Contains(err.Error(), "s3cr3t")) {
+			t.Errorf("%s: the error shows another file's contents: %v", tc.name, err)
+		}
+	}
+	if _, _, err := f.client.Deploy(ctx, orchestrator.DeployRequest{Paths: []string{good}, ID: "ok"}); err != nil {
+		t.Errorf("a blueprint in its own directory: %v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -112,6 +113,11 @@ func (s *Server) Handler() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
+		// serve reads only the blueprint's own directory tree for a client.
+		if len(req.Paths) == 0 || !filepath.IsAbs(req.Paths[0]) {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "paths: give the blueprint files as absolute paths"}
+		}
+		req.Root = filepath.Dir(req.Paths[0])
 		d, x, err := m.Deploy(r.Context(), req)
 		if err != nil {
 			return nil, err
