@@ -125,6 +125,9 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 			continue
 		}
 		if v, ok := c.eval(o.Value, scope{}); ok {
+			if o.Sensitive {
+				v = v.Mark(SensitiveMark) // shown and stored redacted
+			}
 			plan.Outputs[o.Name] = v
 		}
 	}

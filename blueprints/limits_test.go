@@ -149,3 +149,28 @@ func TestFilesReadAreBlueprintsUnderTheRoot(t *testing.T) {
 		t.Errorf("without a root: %v", diags)
 	}
 }
+
+// An output declared sensitive is redacted wherever it is shown or stored,
+// though nothing it reads is sensitive.
+func TestASensitiveOutputIsRedacted(t *testing.T) {
+	bp, diags := Parse(map[string][]byte{"o.hcl": []byte(`
+output "dsn" {
+  value     = "postgres://app:s3cr3t@db/app"
+  sensitive = true
+}
+output "host" { value = "db" }
+`)}, CoreTypes, "o.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	plan, diags := Resolve(bp, testCatalog, nil)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if got := GoValue(plan.Outputs["dsn"], true); got != Redacted {
+		t.Errorf("a sensitive output shows %v", got)
+	}
+	if got := GoValue(plan.Outputs["host"], true); got != "db" {
+		t.Errorf("a plain output shows %v", got)
+	}
+}

@@ -396,7 +396,17 @@ func InputValue(bp *Blueprint, name, raw string) (cty.Value, error) {
 		}
 		return cty.NilVal, fmt.Errorf("the blueprint declares no input %q.%s", name, suggestion(name, names))
 	}
-	return ParseValue(raw, in.Type)
+	return in.Parse(raw)
+}
+
+// Parse converts a command-line string (or an environment variable's) for
+// the input. A sensitive input's error does not show the value.
+func (in *Input) Parse(raw string) (cty.Value, error) {
+	v, err := ParseValue(raw, in.Type)
+	if err != nil && in.Sensitive {
+		return v, fmt.Errorf("the value is not a valid %s (not shown: the input is sensitive)", typeexpr.TypeString(in.Type))
+	}
+	return v, err
 }
 
 // ReadInputsFile reads input values from an HCL or JSON file of attributes

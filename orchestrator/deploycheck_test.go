@@ -2,6 +2,8 @@ package orchestrator_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,5 +35,32 @@ func TestDeployRefusesAnInputThatBreaksAPolicy(t *testing.T) {
 	if _, err := orchestrator.Plan(reg, orchestrator.DeployRequest{Paths: []string{"../examples/burst/blueprint.hcl"},
 		Inputs: map[string]string{"throttle_delay": "45s", "kubeconfig": "unused"}}); err != nil {
 		t.Errorf("a good value is refused: %v", err)
+	}
+}
+
+// A sensitive input given in the wrong form is refused without showing
+// the value, on the command line or from the environment.
+func TestAMistypedSensitiveInputIsNotEchoed(t *testing.T) {
+	reg, err := builtin.Registry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "secret.hcl")
+	if err := os.WriteFile(path, []byte(`input "pin" {
+  type      = number
+  sensitive = true
+}
+node "a" { properties = { pin = input.pin } }
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = orchestrator.Plan(reg, orchestrator.DeployRequest{Paths: []string{path}, Inputs: map[string]string{"pin": "hunter2"}})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "not shown: the input is sensitive") {
+		t.Errorf("-i pin=hunter2: %v", err)
+	}
+	t.Setenv("ORCH_INPUT_PIN", "hunter2")
+	_, err = orchestrator.Plan(reg, orchestrator.DeployRequest{Paths: []string{path}})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "ORCH_INPUT_PIN") {
+		t.Errorf("ORCH_INPUT_PIN=hunter2: %v", err)
 	}
 }

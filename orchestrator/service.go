@@ -270,7 +270,7 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 	for _, in := range bp.Inputs {
 		if _, ok := inputs[in.Name]; !ok && in.Sensitive {
 			if raw, ok := os.LookupEnv(sensitiveEnv(in.Name)); ok {
-				v, err := blueprints.ParseValue(raw, in.Type)
+				v, err := in.Parse(raw)
 				if err != nil {
 					return nil, nil, nil, nil, fmt.Errorf("input %s from %s: %w", in.Name, sensitiveEnv(in.Name), err)
 				}
@@ -392,7 +392,7 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 				}
 				return nil, fmt.Errorf("deployment %s: input %q is sensitive and not kept in the state file; set %s", id, in.Name, sensitiveEnv(in.Name))
 			}
-			v, err := blueprints.ParseValue(raw, in.Type)
+			v, err := in.Parse(raw)
 			if err != nil {
 				return nil, fmt.Errorf("deployment %s: input %s from %s: %w", id, in.Name, sensitiveEnv(in.Name), err)
 			}

@@ -327,3 +327,19 @@ func TestInterruptCancels(t *testing.T) {
 		t.Errorf("interrupted execution: %v %s", err, r.stdout)
 	}
 }
+
+// A broker password in ORCH_AMQP_URL is never printed by --help (it was,
+// as the flag's default).
+func TestHelpPrintsNoBrokerPassword(t *testing.T) {
+	for _, args := range [][]string{{"serve", "--help"}, {"metrics", "publish", "--help"}, {"metrics", "record", "--help"}} {
+		cmd := exec.Command(orchBin, args...)
+		cmd.Env = append(os.Environ(), "ORCH_AMQP_URL=amqp://orch:hunter2@broker:5672/")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "hunter2") || !strings.Contains(string(out), "$ORCH_AMQP_URL") {
+			t.Errorf("%v prints the password, or does not name the variable:\n%s", args, out)
+		}
+	}
+}

@@ -11,12 +11,22 @@ import (
 	"github.com/orchhq/orch/policies/producer"
 )
 
-func defaultAMQPURL() string {
+// amqpURL is the broker's URL: the flag's value, else $ORCH_AMQP_URL, else
+// the local broker as guest. The flag's default is empty, so --help never
+// prints a password from the environment.
+func amqpURL(flag string) string {
+	if flag != "" {
+		return flag
+	}
 	if u := os.Getenv("ORCH_AMQP_URL"); u != "" {
 		return u
 	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+	return localAMQPURL
 }
+
+const localAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+
+const amqpURLHelp = "AMQP URL (default: $ORCH_AMQP_URL, else " + localAMQPURL + ")"
 
 func newMetricsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "metrics", Short: "Publish metrics to orch's broker, or record the stream for a replay"}
@@ -41,7 +51,7 @@ second for that long, each with the current time.`,
 			if m.NodeID == "" {
 				m.NodeID = m.NodeName
 			}
-			p, err := producer.Dial(url, exchange)
+			p, err := producer.Dial(amqpURL(url), exchange)
 			if err != nil {
 				return err
 			}
@@ -85,7 +95,7 @@ second for that long, each with the current time.`,
 		},
 	}
 	f := publish.Flags()
-	f.StringVar(&url, "url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
+	f.StringVar(&url, "url", "", amqpURLHelp)
 	f.StringVar(&exchange, "exchange", producer.Exchange, "topic exchange")
 	f.StringVarP(&m.DeploymentID, "deployment", "d", "", "deployment id (the routing key; required)")
 	f.StringVar(&m.NodeName, "node", "", "node name (required)")

@@ -157,7 +157,7 @@ or on Ctrl-C; what was received is in the file either way.`,
 					fmt.Fprintf(g.stdout, "recording to %s (Ctrl-C to stop)\n", args[0])
 				}
 			}
-			n, err := recordMetrics(ctx, url, exchange, deployments, args[0], count, ready)
+			n, err := recordMetrics(ctx, amqpURL(url), exchange, deployments, args[0], count, ready)
 			if err != nil {
 				return err
 			}
@@ -168,7 +168,7 @@ or on Ctrl-C; what was received is in the file either way.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&url, "url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
+	f.StringVar(&url, "url", "", amqpURLHelp)
 	f.StringVar(&exchange, "exchange", producer.Exchange, "topic exchange")
 	f.StringArrayVarP(&deployments, "deployment", "d", nil, "record this deployment's metrics (repeatable; default: all)")
 	f.DurationVar(&duration, "for", 0, "stop after this long (default: until interrupted)")

@@ -70,6 +70,7 @@ start.`,
 				return err
 			}
 			defer closeFn()
+			cfg.AMQPURL = amqpURL(cfg.AMQPURL)
 			if cfg.Queue == "" {
 				host, _ := os.Hostname()
 				cfg.Queue = "orch." + host
@@ -98,7 +99,7 @@ start.`,
 				Addr: apiAddr, TokenFile: tokenFile, State: g.state, Drain: drain, Out: g.stdout, Log: log})
 		},
 	}
-	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", defaultAMQPURL(), "AMQP URL (env ORCH_AMQP_URL)")
+	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", "", amqpURLHelp)
 	cmd.Flags().StringVar(&cfg.Exchange, "exchange", policies.DefaultExchange, "topic exchange of the metrics")
 	cmd.Flags().StringVar(&cfg.Queue, "queue", "", "durable queue of this orch instance (default orch.<hostname>)")
 	cmd.Flags().IntVar(&cfg.Prefetch, "prefetch", 256, "unacknowledged messages the broker may send ahead")
