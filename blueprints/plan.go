@@ -378,6 +378,43 @@ func GoValue(v cty.Value, redact bool) any {
 	return nil
 }
 
+// SensitiveStrings are the texts of the parts of vs marked sensitive
+// (strings as they are, numbers and bools as written), for scrubbing them
+// out of what a plugin prints. Texts shorter than 3 characters are left
+// out: replacing every "1" would garble output and hide nothing.
+func SensitiveStrings(vs ...cty.Value) []string {
+	var out []string
+	for _, v := range vs {
+		if v == cty.NilVal {
+			continue
+		}
+		unmarked, paths := v.UnmarkDeepWithPaths()
+		for _, pm := range paths {
+			if _, ok := pm.Marks[SensitiveMark]; !ok {
+				continue
+			}
+			leaf, err := pm.Path.Apply(unmarked)
+			if err != nil {
+				continue
+			}
+			_ = cty.Walk(leaf, func(_ cty.Path, x cty.Value) (bool, error) {
+				if x.IsNull() || !x.IsKnown() || !x.Type().IsPrimitiveType() {
+					return true, nil
+				}
+				text := display(x)
+				if x.Type() == cty.String {
+					text = x.AsString()
+				}
+				if len(text) >= 3 && !slices.Contains(out, text) {
+					out = append(out, text)
+				}
+				return true, nil
+			})
+		}
+	}
+	return out
+}
+
 // GoMap is GoValue for an object, always returning a map.
 func GoMap(v cty.Value, redact bool) map[string]any {
 	if m, ok := GoValue(v, redact).(map[string]any); ok {

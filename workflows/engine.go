@@ -372,8 +372,15 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	}
 	pw := t.Plan.Workflows[x.Workflow]
 	impl, _ := e.registry.Workflow(pw.Uses)
-	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false), values: params}
-	return impl.Run(ctx, wc)
+	sensitive := make([]cty.Value, 0, len(t.Plan.Nodes)+len(params))
+	for _, n := range t.Plan.Nodes {
+		sensitive = append(sensitive, n.Properties)
+	}
+	for _, v := range params {
+		sensitive = append(sensitive, v)
+	}
+	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false), values: params, scrub: newScrubber(sensitive...)}
+	return wc.scrub.err(runWorkflowSafely(ctx, impl, wc))
 }
 
 // Cancel cancels a queued execution at once, or asks a running one to stop.
@@ -490,6 +497,7 @@ type workflowContext struct {
 	t      *Target
 	params map[string]any
 	values map[string]cty.Value
+	scrub  scrubber
 }
 
 func (w *workflowContext) Values() map[string]cty.Value { return w.values }
@@ -500,7 +508,18 @@ func (w *workflowContext) Execution() string          { return w.x.ID }
 func (w *workflowContext) Parameters() map[string]any { return w.params }
 func (w *workflowContext) DryRun() bool               { return w.x.DryRun }
 func (w *workflowContext) Event(level, msg string) {
-	w.e.emit(w.x, level, EventLog, "", "", msg)
+	w.e.emit(w.x, level, EventLog, "", "", w.scrub.text(msg))
+}
+
+// runWorkflowSafely runs a plugin workflow, turning a panic into an error
+// so one bad plugin cannot take orch serve down.
+func runWorkflowSafely(ctx context.Context, impl plugins.Workflow, wc plugins.WorkflowContext) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("workflow %s: plugin panicked: %v", wc.Execution(), r)
+		}
+	}()
+	return impl.Run(ctx, wc)
 }
 func (w *workflowContext) Nodes() []plugins.NodeInfo {
 	out := make([]plugins.NodeInfo, 0, len(w.t.Plan.Nodes))

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
 
 	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/plugins"
@@ -97,6 +101,9 @@ func (e *Engine) runOperation(ctx context.Context, x *Execution, t *Target, n *b
 	if !ok {
 		return fmt.Errorf("%s.%s: no plugin provides operation implementation %q", n.Name, op.Name, op.Implementation)
 	}
+	// What is sensitive in the node's properties and the operation's
+	// inputs never reaches an event or an error, whatever the plugin prints.
+	scrub := newScrubber(n.Properties, op.Inputs)
 	backoff := op.RetryInterval
 	for attempt := 1; ; attempt++ {
 		runtime := copyMap(inst.Runtime)
@@ -113,13 +120,13 @@ func (e *Engine) runOperation(ctx context.Context, x *Execution, t *Target, n *b
 			Runtime:    runtime,
 			Related:    related(t, n),
 			Log: func(level, msg string) {
-				e.emit(x, level, EventLog, n.Name, op.Name, msg)
+				e.emit(x, level, EventLog, n.Name, op.Name, scrub.text(msg))
 			},
 		}
 		e.emit(x, "info", EventOperationStarted, n.Name, op.Name, fmt.Sprintf("%s.%s started (%s, attempt %d)", n.Name, op.Name, op.Implementation, attempt))
 		start := time.Now()
 		opCtx, cancel := context.WithTimeout(ctx, op.Timeout)
-		err := runSafely(opCtx, impl, oc)
+		err := scrub.err(runSafely(opCtx, impl, oc))
 		timedOut := errors.Is(opCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 		cancel()
 		if err == nil && !timedOut {
@@ -183,3 +190,45 @@ func related(t *Target, n *blueprints.PlanNode) []plugins.RelatedNode {
 	}
 	return out
 }
+
+// scrubber replaces the sensitive texts of an operation or workflow with
+// "(sensitive)" in what it prints and returns.
+type scrubber struct{ r *strings.Replacer }
+
+func newScrubber(vs ...cty.Value) scrubber {
+	secrets := blueprints.SensitiveStrings(vs...)
+	if len(secrets) == 0 {
+		return scrubber{}
+	}
+	// Longest first, so a secret containing another is replaced whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, blueprints.Redacted)
+	}
+	return scrubber{strings.NewReplacer(pairs...)}
+}
+
+func (s scrubber) text(msg string) string {
+	if s.r == nil {
+		return msg
+	}
+	return s.r.Replace(msg)
+}
+
+// err scrubs an error's text; errors.Is and As still see what it wraps
+// (a recoverable error stays recoverable).
+func (s scrubber) err(err error) error {
+	if err == nil || s.r == nil {
+		return err
+	}
+	return &scrubbedError{err: err, msg: s.r.Replace(err.Error())}
+}
+
+type scrubbedError struct {
+	err error
+	msg string
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }

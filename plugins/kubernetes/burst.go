@@ -243,6 +243,24 @@ func referenced(spec *corev1.PodSpec, cms, secrets map[string]bool) {
 	}
 }
 
+// redactSecrets are copies of secrets for showing: their keys, never their
+// data (a dry run's output lands in events, the state file and terminals).
+func redactSecrets(secrets []*corev1.Secret) []*corev1.Secret {
+	out := make([]*corev1.Secret, len(secrets))
+	for i, sec := range secrets {
+		c := sec.DeepCopy()
+		c.Data, c.StringData = nil, map[string]string{}
+		for k := range sec.Data {
+			c.StringData[k] = "(redacted)"
+		}
+		for k := range sec.StringData {
+			c.StringData[k] = "(redacted)"
+		}
+		out[i] = c
+	}
+	return out
+}
+
 func describe(kind, ns, name string) string { return fmt.Sprintf("%s %s/%s", kind, ns, name) }
 
 // Run bursts the app: copies into the target (created or updated), waits
@@ -258,7 +276,7 @@ func (b *Burst) Run(ctx context.Context) error {
 		return err
 	}
 	if b.DryRun {
-		for _, obj := range []any{deps, svcs, cms, secrets} {
+		for _, obj := range []any{deps, svcs, cms, redactSecrets(secrets)} {
 			data, _ := json.Marshal(obj)
 			b.logf("would create or update in the target: %s", data)
 		}

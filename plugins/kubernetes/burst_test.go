@@ -267,10 +267,14 @@ func TestBurstDryRunTouchesNothing(t *testing.T) {
 		t.Errorf("dry run created the namespace in the peer: %v", err)
 	}
 	joined := strings.Join(logs, "\n")
-	for _, want := range []string{`"name":"dry"`, `"name":"dry-repl"`, `"weight":25`} {
+	for _, want := range []string{`"name":"dry"`, `"name":"dry-repl"`, `"weight":25`, `"name":"dry-creds"`, `"token":"(redacted)"`} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("dry run output lacks %s:\n%s", want, joined)
 		}
+	}
+	// The Secret's data never shows, plain or base64.
+	if strings.Contains(joined, "t0k3n") || strings.Contains(joined, "dDBrM24") {
+		t.Errorf("dry run output shows the Secret's data:\n%s", joined)
 	}
 }
 

@@ -8,6 +8,8 @@
 // environment variable of the same name (strings as they are, other values
 // as JSON). orch also sets ORCH_DEPLOYMENT, ORCH_NODE, ORCH_INSTANCE,
 // ORCH_OPERATION, ORCH_PROPERTIES (JSON) and ORCH_RUNTIME_PROPERTIES (JSON).
+// Of orch's own environment it sees only PATH, HOME, USER, LOGNAME, SHELL,
+// LANG, LANGUAGE, LC_*, TZ and TMPDIR.
 // The command may write `key=value` lines to the file named by
 // ORCH_RUNTIME_FILE to set runtime properties of the instance. Exit status 75
 // (EX_TEMPFAIL) marks the failure as recoverable: orch retries it.
@@ -25,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,8 +168,20 @@ func commandOf(v any) ([]string, error) {
 	return nil, fmt.Errorf(`input "command" must be a list of strings, not %T`, v)
 }
 
+// inherited are the variables of orch's own environment a script sees:
+// what a program needs to run, nothing of orch's (no ORCH_* token, no
+// other deployment's ORCH_INPUT_*, no SSH_AUTH_SOCK). Anything else is
+// given as an operation input.
+var inherited = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR"}
+
 func environment(op *plugins.OperationContext, runtimeFile string) ([]string, error) {
-	env := os.Environ()
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(inherited, name) || strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
+		}
+	}
 	props, err := json.Marshal(op.Properties)
 	if err != nil {
 		return nil, err

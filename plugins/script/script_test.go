@@ -133,3 +133,27 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 		t.Error("a child of the cancelled command kept running")
 	}
 }
+
+// A script sees only an allow-list of orch's environment: not the Calisti
+// token, not another deployment's sensitive input, not the SSH agent.
+func TestScriptsSeeOnlyAnAllowListOfOrchsEnvironment(t *testing.T) {
+	t.Setenv("ORCH_CALISTI_TOKEN", "calisti-secret")
+	t.Setenv("ORCH_INPUT_PASSWORD", "other-deployment-secret")
+	t.Setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
+	t.Setenv("LC_TIME", "C")
+	op, logs := opCtx(t.TempDir(), map[string]any{"command": []any{"env"}, "GIVEN": "yes"})
+	if err := Run(context.Background(), op); err != nil {
+		t.Fatal(err)
+	}
+	out := strings.Join(*logs, "\n")
+	for _, leaked := range []string{"calisti-secret", "other-deployment-secret", "SSH_AUTH_SOCK"} {
+		if strings.Contains(out, leaked) {
+			t.Errorf("the script sees %s:\n%s", leaked, out)
+		}
+	}
+	for _, kept := range []string{"PATH=", "LC_TIME=C", "GIVEN=yes", "ORCH_NODE=web"} {
+		if !strings.Contains(out, kept) {
+			t.Errorf("the script lacks %s:\n%s", kept, out)
+		}
+	}
+}
