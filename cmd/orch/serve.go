@@ -80,7 +80,11 @@ start.`,
 				if err != nil {
 					return err
 				}
-				cfg.Mesh = meshSource{mesh.New(meshURL, auth)}
+				c, err := mesh.New(meshURL, auth)
+				if err != nil {
+					return err
+				}
+				cfg.Mesh = meshSource{c}
 			}
 			k8s := kubernetes.New()
 			cfg.Log, cfg.Nodes, cfg.Services = log, k8s, k8s

@@ -297,7 +297,11 @@ func TestBurstSplitsTrafficThroughGraphQL(t *testing.T) {
 	server := meshtest.New("mesh-token")
 	defer server.Close()
 	b := newBurst(t, e, "ratings", ns)
-	b.Traffic, b.Weight, b.Mesh = "graphql", 30, mesh.New(server.URL, mesh.Auth{Token: "mesh-token"})
+	mc, err := mesh.New(server.URL, mesh.Auth{Token: "mesh-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Traffic, b.Weight, b.Mesh = "graphql", 30, mc
 	ctx := context.Background()
 	if err := b.Run(ctx); err != nil {
 		t.Fatal(err)

@@ -195,7 +195,9 @@ func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Mesh = mesh.New(bp.MeshURL, auth)
+		if b.Mesh, err = mesh.New(bp.MeshURL, auth); err != nil {
+			return nil, err
+		}
 		if b.Traffic == "" {
 			b.Traffic = TrafficGraphQL
 		}

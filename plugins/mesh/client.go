@@ -5,7 +5,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -62,12 +64,17 @@ func AuthFromEnv() (Auth, error) {
 	return a, nil
 }
 
+// authTransport adds the credentials to requests for one host only.
 type authTransport struct {
 	auth Auth
+	host string // the endpoint's host:port
 	next http.RoundTripper
 }
 
 func (t authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != t.host {
+		return t.next.RoundTrip(r) // never the credentials to another host
+	}
 	r = r.Clone(r.Context())
 	if t.auth.Token != "" {
 		r.Header.Set("Authorization", "Bearer "+t.auth.Token)
@@ -84,10 +91,50 @@ type Client struct {
 	gql graphql.Client
 }
 
-// New returns a client of the GraphQL endpoint at url.
-func New(url string, auth Auth) *Client {
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: authTransport{auth: auth, next: http.DefaultTransport}}
-	return &Client{url: url, gql: graphql.NewClient(url, hc)}
+// New returns a client of the GraphQL endpoint at endpoint. With
+// credentials, the endpoint must be https (or http on a loopback address,
+// for a local proxy), and the credentials go to its host only: a redirect
+// to another host is refused.
+func New(endpoint string, auth Auth) (*Client, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("mesh endpoint %q: want an http(s) URL such as https://calisti.example/api/graphql", endpoint)
+	}
+	if (auth.Token != "" || auth.Cookie != "") && u.Scheme != "https" && !loopback(u.Hostname()) {
+		return nil, fmt.Errorf("mesh endpoint %s: the Calisti credentials go over https only (or http to a loopback address)", u.Redacted())
+	}
+	hc := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: authTransport{auth: auth, host: u.Host, next: http.DefaultTransport},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if req.URL.Host != u.Host || (u.Scheme == "https" && req.URL.Scheme != "https") {
+				return fmt.Errorf("redirect from %s to %s refused: it leaves the mesh endpoint", u.Host, req.URL.Host)
+			}
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return nil
+		},
+	}
+	return &Client{url: endpoint, gql: graphql.NewClient(endpoint, hc)}, nil
+}
+
+// loopback reports whether host is a loopback address, or a name that
+// resolves to loopback addresses only.
+func loopback(host string) bool {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return false
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return false
+		}
+	}
+	return true
 }
 
 // SplitTraffic routes (100-weight)% of host's traffic to host and weight%

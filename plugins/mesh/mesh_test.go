@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/orchhq/orch/plugins/mesh"
@@ -64,7 +66,7 @@ func TestSchemaAcceptsTheSeedMutationAndRejectsMalformedOnes(t *testing.T) {
 func TestSplitTrafficCarriesTheWeights(t *testing.T) {
 	s := meshtest.New("s3cret-token")
 	defer s.Close()
-	c := mesh.New(s.URL, mesh.Auth{Token: "s3cret-token"})
+	c := mustNew(t, s.URL, mesh.Auth{Token: "s3cret-token"})
 	ctx := context.Background()
 	for _, w := range []int{25, 40} {
 		if err := c.SplitTraffic(ctx, "smm-demo", "bookings", "bookings-repl", 8080, w); err != nil {
@@ -101,7 +103,7 @@ func TestSplitTrafficCarriesTheWeights(t *testing.T) {
 func TestAuthIsRequiredAndNeverShown(t *testing.T) {
 	s := meshtest.New("right-token")
 	defer s.Close()
-	err := mesh.New(s.URL, mesh.Auth{Token: "wrong-token"}).SplitTraffic(context.Background(), "ns", "a", "a-repl", 80, 10)
+	err := mustNew(t, s.URL, mesh.Auth{Token: "wrong-token"}).SplitTraffic(context.Background(), "ns", "a", "a-repl", 80, 10)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("err = %v", err)
 	}
@@ -121,7 +123,7 @@ func TestServiceMetrics(t *testing.T) {
 	s := meshtest.New("")
 	defer s.Close()
 	s.Metrics["smm-demo/bookings"] = mesh.Metrics{RPS: 104.5, LatencyP50: 0.012}
-	c := mesh.New(s.URL, mesh.Auth{})
+	c := mustNew(t, s.URL, mesh.Auth{})
 	ctx := context.Background()
 	m, err := c.ServiceMetrics(ctx, "smm-demo", "bookings", 5)
 	if err != nil || m.RPS != 104.5 || m.LatencyP50 != 0.012 {
@@ -133,5 +135,47 @@ func TestServiceMetrics(t *testing.T) {
 	s.Fail = true
 	if _, err := c.ServiceMetrics(ctx, "smm-demo", "bookings", 5); err == nil {
 		t.Error("a failing server gave no error")
+	}
+}
+
+func mustNew(t *testing.T, url string, auth mesh.Auth) *mesh.Client {
+	t.Helper()
+	c, err := mesh.New(url, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The Calisti credentials go to the configured endpoint only: over https
+// (or http to loopback), never to the host a redirect names.
+func TestCredentialsGoOnlyToTheEndpoint(t *testing.T) {
+	for _, bad := range []string{"http://calisti.example/api/graphql", "ftp://x/y", "not a url"} {
+		if _, err := mesh.New(bad, mesh.Auth{Token: "t0ken"}); err == nil {
+			t.Errorf("%s accepted with credentials", bad)
+		}
+	}
+	if _, err := mesh.New("http://calisti.example/api/graphql", mesh.Auth{}); err != nil {
+		t.Errorf("plain http without credentials: %v", err)
+	}
+	// A second server on another port (another host:port) sees what a
+	// redirect would send it.
+	var leaked atomic.Value
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(r.Header.Get("Authorization") + r.Header.Get("Cookie"))
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer other.Close()
+	redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer redirecting.Close()
+	c := mustNew(t, redirecting.URL, mesh.Auth{Token: "t0ken", Cookie: "session=abc"})
+	_, err := c.ServiceMetrics(context.Background(), "ns", "svc", 5)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Errorf("a redirect to another host: %v", err)
+	}
+	if v, _ := leaked.Load().(string); v != "" {
+		t.Errorf("the other host got the credentials: %q", v)
 	}
 }
