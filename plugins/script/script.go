@@ -16,13 +16,11 @@
 package script
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,41 +88,33 @@ func Run(ctx context.Context, op *plugins.OperationContext) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	// exec copies the output (its copies are bound by WaitDelay once the
+	// program has ended): a background child that keeps stdout open, even
+	// one that left the process group with setsid, cannot hold the
+	// operation past its end.
+	var tail lastLines
+	logf := func(level string) func(string) {
+		return func(line string) {
+			if level == "warning" {
+				tail.add(line)
+			}
+			if op.Log != nil {
+				op.Log(level, line)
+			}
+		}
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return err
-	}
+	stdout, stderr := &lineWriter{emit: logf("info")}, &lineWriter{emit: logf("warning")}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("script %s.%s: start %s: %w", op.Node, op.Operation, argv[0], err)
 	}
-	var wg sync.WaitGroup
-	var tail lastLines
-	for _, s := range []struct {
-		r     io.Reader
-		level string
-	}{{stdout, "info"}, {stderr, "warning"}} {
-		wg.Add(1)
-		go func(r io.Reader, level string) {
-			defer wg.Done()
-			sc := bufio.NewScanner(r)
-			sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-			for sc.Scan() {
-				line := sc.Text()
-				if level == "warning" {
-					tail.add(line)
-				}
-				if op.Log != nil {
-					op.Log(level, line)
-				}
-			}
-		}(s.r, s.level)
-	}
-	wg.Wait()
 	err = cmd.Wait()
+	stdout.flush()
+	stderr.flush()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The program ended; what still held its output was cut off.
+		err = nil
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("script %s.%s: %w", op.Node, op.Operation, ctx.Err())
 	}
@@ -238,6 +228,50 @@ func readRuntime(path string, into map[string]any) error {
 		}
 	}
 	return nil
+}
+
+// maxLine bounds one line of a script's output: a longer one is cut into
+// pieces of this size, so no line blocks the program writing it.
+const maxLine = 64 << 10
+
+// lineWriter turns a program's output into lines for the log.
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	emit func(line string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) >= maxLine {
+				w.emit(string(w.buf[:maxLine]))
+				w.buf = append(w.buf[:0], w.buf[maxLine:]...)
+				continue
+			}
+			return len(p), nil
+		}
+		line := w.buf[:i]
+		if len(line) > maxLine {
+			line = line[:maxLine]
+		}
+		w.emit(strings.TrimSuffix(string(line), "\r"))
+		w.buf = append(w.buf[:0], w.buf[i+1:]...)
+	}
+}
+
+// flush emits what is left without a newline.
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = w.buf[:0]
+	}
 }
 
 // lastLines keeps the last few lines of stderr for the error message.

@@ -157,3 +157,41 @@ func TestScriptsSeeOnlyAnAllowListOfOrchsEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// A script's end is its program's end: a background child that keeps its
+// output open (even one gone with setsid) does not hold the operation, and
+// a line of megabytes does not block the program writing it.
+func TestScriptsCannotHangOnTheirOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name, script, want string
+	}{
+		{"a background child holding stdout", "sleep 30 & echo started", "info: started"},
+		{"a child that left the process group", "setsid sleep 30 & echo started", "info: started"},
+		{"a line of 2 MB", "head -c 2000000 /dev/zero | tr '\\0' x; echo; echo after", "info: after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op, logs := opCtx(t.TempDir(), map[string]any{"command": []any{"sh", "-c", tc.script}})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := Run(ctx, op); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("took %s", took)
+			}
+			found := false
+			for _, l := range *logs {
+				if l == tc.want {
+					found = true
+				}
+				if len(l) > maxLine+len("warning: ") {
+					t.Errorf("a logged line of %d bytes", len(l))
+				}
+			}
+			if !found {
+				t.Errorf("logs lack %q (%d lines)", tc.want, len(*logs))
+			}
+		})
+	}
+}
