@@ -661,15 +661,16 @@ func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 }
 
 var workflowSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "description"}},
+	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "description"}, {Name: "timeout"}},
 	Blocks:     []hcl.BlockHeaderSchema{{Type: "parameter", LabelNames: []string{"name"}}},
 }
 
 func decodeWorkflowBlock(block *hcl.Block) (*Workflow, hcl.Diagnostics) {
 	diags := checkName(block, "workflow")
-	w := &Workflow{Name: block.Labels[0], DeclRange: block.DefRange}
+	w := &Workflow{Name: block.Labels[0], Timeout: DefaultWorkflowTimeout, DeclRange: block.DefRange}
 	content, d := block.Body.Content(workflowSchema)
 	diags = append(diags, d...)
+	diags = append(diags, decodeDuration(content.Attributes["timeout"], &w.Timeout)...)
 	if attr, ok := content.Attributes["uses"]; ok {
 		diags = append(diags, decodeStaticString(attr, &w.Uses)...)
 		w.UsesRange = attr.Expr.Range()

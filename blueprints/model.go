@@ -165,8 +165,14 @@ type Workflow struct {
 	Uses        string
 	UsesRange   hcl.Range
 	Parameters  []*Property
-	DeclRange   hcl.Range
+	// Timeout bounds one run (DefaultWorkflowTimeout when not given).
+	Timeout   time.Duration
+	DeclRange hcl.Range
 }
+
+// DefaultWorkflowTimeout bounds a plugin workflow's run when its block
+// gives no timeout: no run holds its deployment's queue for good.
+const DefaultWorkflowTimeout = time.Hour
 
 // PolicyType is a `policy_type "name" {}` block: parameters and named
 // conditions over metric windows. A type with Uses set is implemented in Go

@@ -65,6 +65,7 @@ type PlanWorkflow struct {
 	Uses        string
 	Description string
 	Parameters  []*PlanParameter
+	Timeout     time.Duration
 }
 
 // PlanParameter is a workflow parameter.
@@ -159,7 +160,7 @@ func (c *checker) planNode(n *Node) *PlanNode {
 }
 
 func (c *checker) planWorkflow(w *Workflow) *PlanWorkflow {
-	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description}
+	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description, Timeout: w.Timeout}
 	for _, p := range w.Parameters {
 		pp := &PlanParameter{Name: p.Name, Description: p.Description, Type: p.Type, Check: p.Check}
 		if p.Default != nil {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -380,7 +381,14 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 		sensitive = append(sensitive, v)
 	}
 	wc := &workflowContext{e: e, x: x, t: t, params: goParams(params, false), values: params, scrub: newScrubber(sensitive...)}
-	return wc.scrub.err(runWorkflowSafely(ctx, impl, wc))
+	timeout := cmp.Or(pw.Timeout, blueprints.DefaultWorkflowTimeout)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err = runWorkflowSafely(wctx, impl, wc)
+	if errors.Is(wctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		err = fmt.Errorf("workflow %s timed out after %s (its timeout)", x.Workflow, timeout)
+	}
+	return wc.scrub.err(err)
 }
 
 // Cancel cancels a queued execution at once, or asks a running one to stop.

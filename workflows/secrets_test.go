@@ -109,3 +109,31 @@ func TestSecretsAreScrubbedAndPanicsContained(t *testing.T) {
 		t.Errorf("the state file keeps the secret: %s", stored.Error)
 	}
 }
+
+// A plugin workflow runs within its timeout (the workflow block's, an hour
+// by default): one that never ends fails, and its deployment's queue moves
+// on.
+func TestAWorkflowThatNeverEndsTimesOut(t *testing.T) {
+	e := newEnv(t)
+	if x := e.deploy("slow", `
+workflow "wait" {
+  uses    = "test.block"
+  timeout = "200ms"
+  parameter "ms" { default = 60000 }
+}`); x.Status != workflows.Succeeded {
+		t.Fatalf("install: %s", x.Error)
+	}
+	ctx := context.Background()
+	x, err := e.svc.Engine.Submit(ctx, workflows.Request{Deployment: "slow", Workflow: "wait"})
+	must(t, err)
+	end, err := e.svc.Engine.Wait(ctx, x.ID)
+	must(t, err)
+	if end.Status != workflows.Failed || !strings.Contains(end.Error, "timed out after 200ms") {
+		t.Errorf("%s: %q", end.Status, end.Error)
+	}
+	next, err := e.svc.Engine.Submit(ctx, workflows.Request{Deployment: "slow", Workflow: "wait", Parameters: map[string]string{"ms": "1"}})
+	must(t, err)
+	if end, err := e.svc.Engine.Wait(ctx, next.ID); err != nil || end.Status != workflows.Succeeded {
+		t.Errorf("the next run: %v %v", end, err)
+	}
+}

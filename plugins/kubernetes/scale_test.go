@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
+	"encoding/pem"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -195,5 +199,58 @@ func TestWrongHostKeyIsRefused(t *testing.T) {
 	target.KnownHosts = empty
 	if _, err := k8s.NewSSH(target).Run(context.Background(), "true"); err == nil {
 		t.Fatal("connected to a host not in known_hosts")
+	}
+}
+
+// A host that accepts TCP and never speaks cannot stall a command past
+// its context, or past the SSH timeout without one; a second command to
+// the same host is not held behind the first for good.
+func TestASilentSSHHostCannotStallTheQueue(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // accepted, never answered
+		}
+	}()
+	dir := t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(crand.Reader)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, known := filepath.Join(dir, "key"), filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(known, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	p, _ := strconv.Atoi(port)
+	target := k8s.SSHTarget{Host: host, Port: p, User: "u", KeyFile: key, KnownHosts: known, Timeout: 800 * time.Millisecond}
+	runner := k8s.NewSSH(target)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := runner.Run(ctx, "true"); err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a silent host under a 300ms context: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the context was ignored: %s", took)
+	}
+	start = time.Now()
+	if _, err := runner.Run(context.Background(), "true"); err == nil || !strings.Contains(err.Error(), "handshake") {
+		t.Errorf("a silent host with no context deadline: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the SSH timeout was ignored: %s", took)
 	}
 }

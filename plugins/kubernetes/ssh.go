@@ -103,11 +103,28 @@ func (s *SSH) connect(ctx context.Context) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", s.target.addr(), err)
 	}
+	// The handshake is bounded too: by the timeout, and by ctx (a host that
+	// accepts TCP and never speaks would otherwise hold this connection's
+	// lock, and every command waiting for it, for good).
+	deadline := time.Now().Add(cfg.Timeout)
+	ctxDeadline, bounded := ctx.Deadline()
+	if bounded && ctxDeadline.Before(deadline) {
+		deadline = ctxDeadline
+	}
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	c, chans, reqs, err := ssh.NewClientConn(conn, s.target.addr(), cfg)
+	stop()
 	if err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("ssh %s: %w", s.target.addr(), err)
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else if bounded && !time.Now().Before(ctxDeadline) {
+			err = context.DeadlineExceeded // the context's deadline, met by the read's
+		}
+		return nil, fmt.Errorf("ssh %s: handshake: %w", s.target.addr(), err)
 	}
+	_ = conn.SetDeadline(time.Time{})
 	s.client = ssh.NewClient(c, chans, reqs)
 	return s.client, nil
 }
