@@ -77,7 +77,15 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 	} else if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if !opts.ReadOnly {
+		// A state file about to be written is checked whole first, read
+		// only: a corrupted one is refused with the file untouched, instead
+		// of bbolt panicking on a bad page later (or now).
+		if err := checkFile(path, opts.LockTimeout); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -88,11 +96,63 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}, broken: map[string]error{}}
-	if err := s.init(opts.ReadOnly); err != nil {
+	if err := s.safeInit(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// safeInit is init with a panic (a corrupted page) turned into an error.
+func (s *Store) safeInit(readOnly bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("state file %s is corrupted (%v); restore it from a backup", s.path, r)
+		}
+	}()
+	return s.init(readOnly)
+}
+
+// openBolt is bolt.Open with a panic (a corrupted page) turned into an
+// error.
+func openBolt(path string, o *bolt.Options) (db *bolt.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: %v", berrors.ErrInvalid, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, o)
+}
+
+// checkFile runs bbolt's consistency check over an existing state file,
+// opened read-only.
+func checkFile(path string, lockTimeout time.Duration) (err error) {
+	st, statErr := os.Stat(path)
+	if statErr != nil || st.Size() == 0 {
+		return nil // a new file
+	}
+	corrupted := func(detail any) error {
+		return fmt.Errorf("state file %s is corrupted (%v); it was not changed: restore it from a backup (docs/operating.md), or move it away to start afresh", path, detail)
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("%w: %s is locked (is `orch serve` or another orch command running? stop it, or use the API of orch serve)", ErrLocked, path)
+		}
+		return corrupted(err)
+	}
+	defer db.Close()
+	defer func() {
+		if r := recover(); r != nil {
+			err = corrupted(r)
+		}
+	}()
+	return db.View(func(tx *bolt.Tx) error {
+		for cerr := range tx.Check() {
+			return corrupted(cerr)
+		}
+		return nil
+	})
 }
 
 // init checks the format and schema version, creating them in a new file.

@@ -60,7 +60,7 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: (&Server{Manager: m, Token: token, Log: cfg.Log}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer((&Server{Manager: m, Token: token, Log: cfg.Log}).Handler())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
 	url := "http://" + listener.Addr().String()
@@ -92,6 +92,19 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 		cfg.Log.Warn("shutdown", "err", err)
 	}
 	return runErr
+}
+
+// newHTTPServer is the API's server: every connection bounded in time
+// (headers, body, the answer, and idle keep-alives), headers in size.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      maxWait + 30*time.Second, // a long poll answers within maxWait
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // readToken reads the token file, or makes a new token.
