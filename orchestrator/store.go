@@ -132,7 +132,7 @@ func checkFile(path string, lockTimeout time.Duration) (err error) {
 		return nil // a new file
 	}
 	corrupted := func(detail any) error {
-		return fmt.Errorf("state file %s is corrupted (%v); it was not changed: restore it from a backup (docs/operating.md), or move it away to start afresh", path, detail)
+		return fmt.Errorf("state file %s is not an orch state file or is corrupted (%v); it was not changed: restore it from a backup (docs/operating.md), or move it away to start afresh", path, detail)
 	}
 	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
 	if err != nil {

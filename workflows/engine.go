@@ -295,16 +295,20 @@ func (e *Engine) run(ctx context.Context, x *Execution) {
 	defer e.wg.Done()
 	now := time.Now().UTC()
 	x.Status, x.StartedAt = Started, &now
-	if err := e.store.PutExecution(ctx, x); err != nil {
-		e.log.Error("start execution", "execution", x.ID, "err", err)
+	var err error
+	if perr := e.store.PutExecution(ctx, x); perr != nil {
+		// Not recorded as started, it would run again after a restart
+		// (resumed as pending): it does not run now, and ends failed.
+		e.log.Error("start execution", "execution", x.ID, "err", perr)
+		err = fmt.Errorf("not started: its start could not be stored (%v); run it again", perr)
+	} else {
+		mode := ""
+		if x.DryRun {
+			mode = " (dry run)"
+		}
+		e.emit(x, "info", EventWorkflowStarted, "", "", fmt.Sprintf("starting %s on deployment %s%s", x.Workflow, x.Deployment, mode))
+		err = e.execute(ctx, x)
 	}
-	mode := ""
-	if x.DryRun {
-		mode = " (dry run)"
-	}
-	e.emit(x, "info", EventWorkflowStarted, "", "", fmt.Sprintf("starting %s on deployment %s%s", x.Workflow, x.Deployment, mode))
-
-	err := e.execute(ctx, x)
 
 	e.mu.Lock()
 	cancel := e.cancels[x.ID]

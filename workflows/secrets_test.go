@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/plugins"
 	"github.com/orchhq/orch/workflows"
 )
@@ -136,4 +137,51 @@ workflow "wait" {
 	if end, err := e.svc.Engine.Wait(ctx, next.ID); err != nil || end.Status != workflows.Succeeded {
 		t.Errorf("the next run: %v %v", end, err)
 	}
+}
+
+// failStart is a store whose write of a started execution fails.
+type failStart struct {
+	*orchestrator.Store
+	svc *orchestrator.Service
+}
+
+func (f failStart) Target(ctx context.Context, id string) (*workflows.Target, error) {
+	return f.svc.Target(ctx, id)
+}
+
+func (f failStart) PutExecution(ctx context.Context, x *workflows.Execution) error {
+	if x.Status == workflows.Started {
+		return errors.New("disk full")
+	}
+	return f.Store.PutExecution(ctx, x)
+}
+
+// An execution whose start cannot be stored does not run (after a restart
+// it would look pending and run again): it ends failed, saying why.
+func TestAnExecutionWhoseStartIsNotStoredDoesNotRun(t *testing.T) {
+	e := newEnv(t)
+	if x := e.deploy("nostart", `workflow "wait" {
+  uses = "test.block"
+  parameter "ms" { default = 1 }
+}`); x.Status != workflows.Succeeded {
+		t.Fatalf("install: %s", x.Error)
+	}
+	eng := workflows.New(failStart{e.store, e.svc}, testRegistry(t))
+	ctx := context.Background()
+	x, err := eng.Submit(ctx, workflows.Request{Deployment: "nostart", Workflow: "wait"})
+	must(t, err)
+	end, err := eng.Wait(ctx, x.ID)
+	must(t, err)
+	if end.Status != workflows.Failed || !strings.Contains(end.Error, "not started: its start could not be stored (disk full)") {
+		t.Errorf("%s: %q", end.Status, end.Error)
+	}
+	must(t, eng.FlushEvents(ctx))
+	evs, err := e.store.Events(ctx, x.ID, 0)
+	must(t, err)
+	for _, ev := range evs {
+		if strings.Contains(ev.Message, "blocking") || ev.Type == workflows.EventWorkflowStarted {
+			t.Errorf("the workflow ran: %s %s", ev.Type, ev.Message)
+		}
+	}
+	_ = eng.Close(ctx)
 }

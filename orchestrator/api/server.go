@@ -292,5 +292,11 @@ func Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	// "localhost" is trusted for what it turned out to be: the address
+	// actually bound must be a loopback one.
+	if tcp, ok := l.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		l.Close()
+		return nil, fmt.Errorf("api address %q resolved to %s, which is not a loopback address; the API listens on loopback only", addr, l.Addr())
+	}
 	return l, nil
 }
