@@ -49,8 +49,12 @@ func NewPipeline(horizon float64) *Pipeline {
 		clocks: map[string]*clock{}, Now: time.Now}
 }
 
-// Add registers a policy instance of a deployment.
+// Add registers a policy instance of a deployment. The windows keep
+// history as long as its longest window (an hour at least).
 func (p *Pipeline) Add(deployment string, in *Instance) {
+	if w, ok := in.Eval.(windowed); ok {
+		p.Windows.Horizon = max(p.Windows.Horizon, w.Window())
+	}
 	if in.Shared {
 		if p.shared == nil {
 			p.shared = map[string]*float64{}

@@ -128,6 +128,11 @@ type reduced struct {
 func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
 	key := reduceKey{fn, spec.Metric, spec.Pattern, spec.Duration, arg}
 	s.longest = max(s.longest, spec.Duration)
+	if s.w != nil && spec.Duration > s.w.Horizon {
+		// A window longer than the history kept: keep that much from now
+		// on (the start-up grace covers its first filling).
+		s.w.Horizon = spec.Duration
+	}
 	r, seen := s.memo[key]
 	if !seen {
 		r.v, r.ok = s.reduce(fn, spec, arg)

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -222,5 +223,51 @@ func TestSeriesAreExpiredAndBounded(t *testing.T) {
 	p.Remove("d")
 	if p.Windows.Len() != 0 || len(p.Windows.byAlias) != 0 || len(p.Windows.byDeploy) != 0 {
 		t.Errorf("an undeployed deployment's series stay: %d", p.Windows.Len())
+	}
+}
+
+// A window longer than an hour is not cut to the hour: the windows keep
+// history as long as the longest window a policy reads.
+func TestWindowsLongerThanAnHourKeepTheirHistory(t *testing.T) {
+	plan := resolvePlan(t, `
+node "web" {}
+workflow "kube_scale" { uses = "test.scale" }
+policy "slow" {
+  initial_delay = "0s"
+  type       = "orch.ewma_threshold"
+  targets    = [node.web]
+  properties = { metric = "cpu", window = "3h", scale_up_above = 80, scale_down_below = 10 }
+  trigger "scale_up" { workflow = workflow.kube_scale }
+}
+policy_type "daily" {
+  parameter "limit" { type = number }
+  condition "high" { when = mean(window("cpu", "24h")) > param.limit }
+}
+policy "daily" {
+  initial_delay = "0s"
+  type       = policy_type.daily
+  targets    = [node.web]
+  properties = { limit = 50 }
+}`)
+	p := NewPipeline(3600)
+	r := NewRunner(p, &recordingQueue{}, &memState{m: map[string][]byte{}})
+	if err := r.AddDeployment(context.Background(), "shop", plan); err != nil {
+		t.Fatal(err)
+	}
+	if p.Windows.Horizon != 3*3600 {
+		t.Errorf("horizon %gs with a 3h ewma policy, want %d", p.Windows.Horizon, 3*3600)
+	}
+	for i := 0; i < 10; i++ { // one sample every four hours
+		if err := r.Apply(context.Background(), &Metric{DeploymentID: "shop", NodeName: "web", Host: "h", Name: "cpu", Value: float64(i), Time: 1000 + float64(i)*14400, TTL: 1e6}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.Windows.Horizon != 24*3600 {
+		t.Errorf("horizon %gs once the 24h condition ran, want %d", p.Windows.Horizon, 24*3600)
+	}
+	// The 24h window at the last sample holds the last 20 hours of samples
+	// (6: 4..9), not the last hour's one.
+	if n, ok := p.Windows.Reduce("count", Query{Deployment: "shop", Metric: "cpu", Seconds: 24 * 3600, Now: 1000 + 9*14400}, 0); !ok || n != 6 {
+		t.Errorf("%v samples in the 24h window (%v), want 6", n, ok)
 	}
 }
