@@ -31,6 +31,9 @@ type ManagerConfig struct {
 	// MaxClockSkew refuses (as malformed, counted and logged) a metric
 	// whose time is further ahead of this host's clock; 0: no limit.
 	MaxClockSkew time.Duration
+	// Retention is how long ended executions (and their events) are kept;
+	// they are pruned when serve starts and every hour. 0: forever.
+	Retention time.Duration
 	// Mesh, when set, is polled every MeshInterval for the metrics (rps,
 	// latency_p50) of every kubernetes.app node a policy targets.
 	Mesh         policies.ServiceMetricsSource
@@ -368,11 +371,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer wg.Done()
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		for {
+		m.prune(ctx)
+		for n := 1; ; n++ {
 			select {
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
+				if n%3600 == 0 {
+					m.prune(ctx)
+				}
 				if err := m.Runner.Tick(ctx, now); err != nil {
 					m.log.Warn("missing-data check", "err", err)
 				}
@@ -388,6 +395,19 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.log.Warn("decision log", "err", ferr)
 	}
 	return err
+}
+
+// prune deletes the executions that ended longer ago than the retention.
+func (m *Manager) prune(ctx context.Context) {
+	if m.cfg.Retention <= 0 {
+		return
+	}
+	n, err := m.Svc.Store.Prune(ctx, time.Now().Add(-m.cfg.Retention))
+	if err != nil {
+		m.log.Warn("prune executions", "err", err)
+	} else if n > 0 {
+		m.log.Info("pruned executions past the retention", "executions", n, "retention", m.cfg.Retention)
+	}
 }
 
 // Deploy deploys a blueprint (submitting install) and starts evaluating its

@@ -4,6 +4,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -33,6 +35,10 @@ var (
 	bucketExecutions  = []byte("executions")
 	bucketEvents      = []byte("events") // one sub-bucket per execution
 	bucketPolicies    = []byte("policies")
+	// bucketUnended indexes the executions not ended yet, by deployment
+	// (keys deployment \x00 id): scheduling and firings read it, never
+	// the whole history.
+	bucketUnended = []byte("unended")
 
 	keyFormat = []byte("format")
 	keySchema = []byte("schema")
@@ -195,6 +201,25 @@ func (s *Store) init(readOnly bool) error {
 		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if tx.Bucket(bucketUnended) == nil {
+			// A file from before the index: build it once.
+			idx, err := tx.CreateBucket(bucketUnended)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketExecutions).ForEach(func(k, v []byte) error {
+				var x workflows.Execution
+				if err := json.Unmarshal(v, &x); err != nil {
+					return fmt.Errorf("decode execution %s: %w", k, err)
+				}
+				if !x.Status.Ended() {
+					return idx.Put(unendedKey(&x), nil)
+				}
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
@@ -389,10 +414,105 @@ func copyAny(m map[string]any) map[string]any {
 	return out
 }
 
-// PutExecution creates or updates an execution.
+// PutExecution creates or updates an execution (and the index of those not
+// ended, in the same transaction).
 func (s *Store) PutExecution(ctx context.Context, x *workflows.Execution) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return put(tx.Bucket(bucketExecutions), x.ID, x) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := put(tx.Bucket(bucketExecutions), x.ID, x); err != nil {
+			return err
+		}
+		if idx := tx.Bucket(bucketUnended); idx != nil {
+			if x.Status.Ended() {
+				return idx.Delete(unendedKey(x))
+			}
+			return idx.Put(unendedKey(x), nil)
+		}
+		return nil
+	})
 }
+
+func unendedKey(x *workflows.Execution) []byte { return []byte(x.Deployment + "\x00" + x.ID) }
+
+// Unended lists the executions not ended yet (pending, queued, started,
+// cancelling) of a deployment, or (with "") of all, in creation order;
+// it reads the index, not the history.
+func (s *Store) Unended(ctx context.Context, deployment string) ([]*workflows.Execution, error) {
+	var out []*workflows.Execution
+	err := s.db.View(func(tx *bolt.Tx) error {
+		idx, execs := tx.Bucket(bucketUnended), tx.Bucket(bucketExecutions)
+		if idx == nil {
+			return nil
+		}
+		c := idx.Cursor()
+		prefix := []byte(deployment + "\x00")
+		k, _ := c.First()
+		if deployment != "" {
+			k, _ = c.Seek(prefix)
+		}
+		for ; k != nil && (deployment == "" || bytes.HasPrefix(k, prefix)); k, _ = c.Next() {
+			_, id, _ := bytes.Cut(k, []byte{0})
+			v := execs.Get(id)
+			if v == nil {
+				continue
+			}
+			var x workflows.Execution
+			if err := json.Unmarshal(v, &x); err != nil {
+				return fmt.Errorf("decode execution %s: %w", id, err)
+			}
+			out = append(out, &x)
+		}
+		return nil
+	})
+	if deployment == "" {
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	}
+	return out, err
+}
+
+// Prune deletes the executions that ended before `before`, with their
+// events, and returns how many went. It works in batches, so a long
+// history never holds the file in one transaction.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			execs, events := tx.Bucket(bucketExecutions), tx.Bucket(bucketEvents)
+			var doomed [][]byte
+			err := execs.ForEach(func(k, v []byte) error {
+				if len(doomed) >= 1000 {
+					return errStop
+				}
+				var x workflows.Execution
+				if json.Unmarshal(v, &x) == nil && x.Status.Ended() && x.EndedAt != nil && x.EndedAt.Before(before) {
+					doomed = append(doomed, bytes.Clone(k))
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errStop) {
+				return err
+			}
+			for _, k := range doomed {
+				if err := execs.Delete(k); err != nil {
+					return err
+				}
+				if events.Bucket(k) != nil {
+					if err := events.DeleteBucket(k); err != nil {
+						return err
+					}
+				}
+			}
+			n = len(doomed)
+			return nil
+		})
+		total += n
+		if err != nil || n < 1000 || ctx.Err() != nil {
+			return total, err
+		}
+	}
+}
+
+var errStop = errors.New("stop")
 
 // Execution reads an execution by id or unique id prefix.
 func (s *Store) Execution(ctx context.Context, id string) (*workflows.Execution, error) {

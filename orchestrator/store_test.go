@@ -259,3 +259,104 @@ func TestACorruptedStateFileIsRefusedUntouched(t *testing.T) {
 		t.Errorf("%d of 6 corruptions refused, want at least 3", refused)
 	}
 }
+
+// The executions not ended are indexed by deployment, so scheduling and
+// firings read them, not the whole history; a state file from before the
+// index gets it when opened; pruning deletes ended executions older than
+// the retention, with their events, and nothing else.
+func TestUnendedIndexAndPruning(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	old := time.Now().Add(-48 * time.Hour)
+	for i := 0; i < 3000; i++ {
+		x := &workflows.Execution{ID: fmt.Sprintf("a%05d", i), Deployment: []string{"d1", "d2"}[i%2], Workflow: "w", Status: workflows.Succeeded, EndedAt: &old}
+		must(t, s.PutExecution(ctx, x))
+	}
+	must(t, s.AppendEvents(ctx, []workflows.Event{{Execution: "a00000", Message: "old"}}))
+	now := time.Now()
+	for _, x := range []*workflows.Execution{
+		{ID: "b1", Deployment: "d1", Workflow: "w", Status: workflows.Queued},
+		{ID: "b2", Deployment: "d2", Workflow: "w", Status: workflows.Started},
+		{ID: "b3", Deployment: "d1", Workflow: "w", Status: workflows.Pending},
+		{ID: "b4", Deployment: "d1", Workflow: "w", Status: workflows.Failed, EndedAt: &now},
+	} {
+		must(t, s.PutExecution(ctx, x))
+	}
+	ids := func(xs []*workflows.Execution) string {
+		var out []string
+		for _, x := range xs {
+			out = append(out, x.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	check := func(when string) {
+		t.Helper()
+		d1, err := s.Unended(ctx, "d1")
+		must(t, err)
+		all, err := s.Unended(ctx, "")
+		must(t, err)
+		if ids(d1) != "b1,b3" || ids(all) != "b1,b2,b3" {
+			t.Errorf("%s: unended d1 %s, all %s", when, ids(d1), ids(all))
+		}
+	}
+	check("as written")
+	// b1 ends: it leaves the index.
+	must(t, s.PutExecution(ctx, &workflows.Execution{ID: "b1", Deployment: "d1", Workflow: "w", Status: workflows.Succeeded, EndedAt: &now}))
+	if d1, _ := s.Unended(ctx, "d1"); ids(d1) != "b3" {
+		t.Errorf("after b1 ended: %s", ids(d1))
+	}
+	must(t, s.PutExecution(ctx, &workflows.Execution{ID: "b1", Deployment: "d1", Workflow: "w", Status: workflows.Queued}))
+	// A file from before the index: drop the index and reopen.
+	must(t, s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUnended) }))
+	must(t, s.Close())
+	s, err := Open(path, OpenOptions{})
+	must(t, err)
+	defer s.Close()
+	check("after the index was rebuilt")
+
+	n, err := s.Prune(ctx, time.Now().Add(-24*time.Hour))
+	must(t, err)
+	all, err := s.Executions(ctx, "")
+	must(t, err)
+	if n != 3000 || ids(all) != "b1,b2,b3,b4" {
+		t.Errorf("pruned %d, left %d: %s", n, len(all), ids(all))
+	}
+	if evs, err := s.Events(ctx, "a00000", 0); err != nil || len(evs) != 0 {
+		t.Errorf("a pruned execution's events: %v %v", evs, err)
+	}
+}
+
+// BenchmarkUnendedAmongHistory: what scheduling and a firing read with
+// 50,000 ended executions stored and one waiting: the whole history (as
+// before the index) against the index of the executions not ended.
+func BenchmarkUnendedAmongHistory(b *testing.B) {
+	s, _ := openTemp(b)
+	ctx := context.Background()
+	end := time.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i := 0; i < 50000; i++ {
+			if err := put(tx.Bucket(bucketExecutions), fmt.Sprintf("a%06d", i), &workflows.Execution{ID: fmt.Sprintf("a%06d", i), Deployment: fmt.Sprintf("d%d", i%100), Workflow: "w", Status: workflows.Succeeded, EndedAt: &end}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	must(b, err)
+	must(b, s.PutExecution(ctx, &workflows.Execution{ID: "z1", Deployment: "d7", Workflow: "w", Status: workflows.Queued}))
+	b.Run("scan", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			xs, err := s.Executions(ctx, "d7")
+			if err != nil || len(xs) != 501 {
+				b.Fatal(len(xs), err)
+			}
+		}
+	})
+	b.Run("index", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			xs, err := s.Unended(ctx, "d7")
+			if err != nil || len(xs) != 1 {
+				b.Fatal(len(xs), err)
+			}
+		}
+	})
+}

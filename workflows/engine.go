@@ -95,7 +95,7 @@ func New(store Store, registry *plugins.Registry, opts ...Option) *Engine {
 // plugin workflows that say so), otherwise failed with the reason;
 // cancelling ones become cancelled. It runs nothing; Resume does.
 func (e *Engine) Recover(ctx context.Context) error {
-	all, err := e.store.Executions(ctx, "")
+	all, err := e.store.Unended(ctx, "")
 	if err != nil {
 		return fmt.Errorf("recover executions: %w", err)
 	}
@@ -151,7 +151,7 @@ func (e *Engine) resumable(ctx context.Context, workflow, deployment string) boo
 
 // Resume starts the queued executions of every deployment.
 func (e *Engine) Resume(ctx context.Context) error {
-	all, err := e.store.Executions(ctx, "")
+	all, err := e.store.Unended(ctx, "")
 	if err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 // Waiting returns an execution of workflow in deployment that waits to
 // start (pending, or queued behind the running one), or "".
 func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (string, error) {
-	list, err := e.store.Executions(ctx, deployment)
+	list, err := e.store.Unended(ctx, deployment)
 	if err != nil {
 		return "", err
 	}
@@ -263,7 +263,7 @@ func (e *Engine) schedule(ctx context.Context, deployment string) {
 		return
 	}
 	running := e.active[deployment]
-	list, err := e.store.Executions(ctx, deployment)
+	list, err := e.store.Unended(ctx, deployment)
 	if err != nil {
 		e.log.Error("schedule", "deployment", deployment, "err", err)
 		return

@@ -134,6 +134,9 @@ type Store interface {
 	PutExecution(ctx context.Context, x *Execution) error
 	Execution(ctx context.Context, id string) (*Execution, error)
 	Executions(ctx context.Context, deployment string) ([]*Execution, error)
+	// Unended lists the executions not ended yet, of a deployment or
+	// (with "") of all, in creation order.
+	Unended(ctx context.Context, deployment string) ([]*Execution, error)
 	// AppendEvents adds events to executions' logs, assigning Seq.
 	AppendEvents(ctx context.Context, evs []Event) error
 	Target(ctx context.Context, deployment string) (*Target, error)

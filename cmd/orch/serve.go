@@ -109,6 +109,7 @@ start.`,
 	cmd.Flags().IntVar(&cfg.Prefetch, "prefetch", 256, "unacknowledged messages the broker may send ahead")
 	cmd.Flags().StringVar(&cfg.DeadLetter, "dead-letter-exchange", "", "exchange malformed messages are rejected to (default: dropped, counted and logged)")
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "evaluate and record decisions, queue no workflow")
+	cmd.Flags().DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long ended executions and their events are kept (pruned at start and hourly); 0: forever")
 	cmd.Flags().DurationVar(&cfg.MaxClockSkew, "max-clock-skew", 2*time.Minute, "refuse (as malformed) a metric whose time is further ahead of this host's clock; 0: no limit")
 	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE)")
 	cmd.Flags().DurationVar(&cfg.MeshInterval, "mesh-interval", 5*time.Second, "how often to poll --mesh-url")
