@@ -35,8 +35,10 @@ env-status: ## exit 0 when the environment runs; prints its env file
 bench: ## benchmarks (not part of test; the broker and kubernetes ones need make env-up)
 	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./plugins/kubernetes
 
-fuzz: ## fuzz the blueprint parser for a while (FUZZTIME, default 2m)
-	$(GO) test ./blueprints -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-2m}
+fuzz: ## fuzz the blueprint parser, the metric decoder and the window reductions (FUZZTIME each, default 10m)
+	$(GO) test ./blueprints -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-10m}
+	$(GO) test ./policies -run XXX -fuzz FuzzDecode -fuzztime $${FUZZTIME:-10m}
+	$(GO) test ./policies -run XXX -fuzz FuzzWindowReductions -fuzztime $${FUZZTIME:-10m}
 
 clean:
 	rm -rf bin

@@ -2,6 +2,7 @@ package policies
 
 import (
 	stdjson "encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -77,10 +78,22 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(diamondMessage))
 	f.Add([]byte(`{"metric": 1e400, "time": 1}`))
 	f.Add([]byte(`{"metric": null}`))
+	f.Add([]byte(`{"deployment_id":"d","host":"h","name":"m","metric":1e308,"time":1}`))
+	f.Add([]byte(`{"deployment_id":"d","host":"h","name":"m","metric":1,"time":1e300}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data, "rk")
-		if err == nil && (m.Host == "" || m.DeploymentID == "" || m.Time <= 0) {
+		if err != nil {
+			if _, ok := IsMalformed(err); !ok {
+				t.Fatalf("an error that is not a MalformedError: %v", err)
+			}
+			return
+		}
+		if m.Host == "" || m.DeploymentID == "" || m.Time <= 0 {
 			t.Errorf("accepted an incomplete message: %+v", m)
+		}
+		// What is accepted is within the limits orch promises.
+		if math.IsNaN(m.Value) || math.Abs(m.Value) > MaxMetricValue || m.Time > MaxTime {
+			t.Errorf("accepted out of its limits: %+v", m)
 		}
 	})
 }
