@@ -1,0 +1,67 @@
+package policies
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// BenchmarkSoakSeriesChurn: 1,000 deployments with a scale.clj policy
+// each, and an hour of event time in which 1,000 hosts report every
+// second and are replaced by new ones every 36 s (100,000 distinct series
+// in all, ttl 10 s), with the missing-data tick every second. Memory must
+// stay flat once the first hosts have expired: it reports the live heap
+// after a GC at 5, 30 and 60 minutes of event time, and the most series
+// kept at once.
+func BenchmarkSoakSeriesChurn(b *testing.B) {
+	const deployments, hosts, lifetime, hour = 1000, 1000, 36, 3600
+	plan := resolvePlan(&testing.T{}, runnerBlueprint)
+	for i := 0; i < b.N; i++ {
+		p := NewPipeline(600)
+		p.Now = nil // event time only: an hour in seconds
+		r := NewRunner(p, &recordingQueue{}, &memState{m: map[string][]byte{}})
+		ctx := context.Background()
+		for d := 0; d < deployments; d++ {
+			if err := r.AddDeployment(ctx, fmt.Sprintf("dep%d", d), plan); err != nil {
+				b.Fatal(err)
+			}
+		}
+		heap := map[int]float64{}
+		most := 0
+		start := time.Now()
+		m := &Metric{NodeName: "web", NodeID: "web_1", Name: "cpu", Path: "total", Value: 10, TTL: 10}
+		for s := 0; s < hour; s++ {
+			at := 1_700_000_000 + float64(s)
+			gen := s / lifetime
+			for h := 0; h < hosts; h++ {
+				dep := h % deployments
+				m.DeploymentID = fmt.Sprintf("dep%d", dep)
+				m.Host = fmt.Sprintf("10.%d.%d", gen, h)
+				m.Service = m.DeploymentID + ".web.web_1.cpu.total"
+				m.Time = at
+				if err := r.Apply(ctx, m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := r.TickAt(ctx, at); err != nil {
+				b.Fatal(err)
+			}
+			if n, _ := r.Series(); n > most {
+				most = n
+			}
+			if minute := (s + 1) / 60; (s+1)%60 == 0 && (minute == 5 || minute == 30 || minute == 60) {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				heap[minute] = float64(ms.HeapInuse) / (1 << 20)
+			}
+		}
+		b.ReportMetric(heap[5], "heap-MB-5m")
+		b.ReportMetric(heap[30], "heap-MB-30m")
+		b.ReportMetric(heap[60], "heap-MB-60m")
+		b.ReportMetric(float64(most), "series-max")
+		b.ReportMetric(float64(hosts*hour)/time.Since(start).Seconds(), "metrics/s")
+	}
+}
