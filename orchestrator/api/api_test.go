@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -384,4 +385,62 @@ func TestTheAPIReadsOnlyTheBlueprintsDirectory(t *testing.T) {
 	if _, _, err := f.client.Deploy(ctx, orchestrator.DeployRequest{Paths: []string{good}, ID: "ok"}); err != nil {
 		t.Errorf("a blueprint in its own directory: %v", err)
 	}
+}
+
+// A client that opens a connection and says nothing, or dribbles its
+// headers, or keeps an idle connection, is cut off by the server's
+// timeouts (serve uses 10 s for headers, 2 minutes idle).
+func TestSlowAndSilentClientsAreCutOff(t *testing.T) {
+	l, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }),
+		timeouts{header: 300 * time.Millisecond, read: time.Second, write: time.Second, idle: 300 * time.Millisecond})
+	go srv.Serve(l)
+	defer srv.Close()
+	closedWithin := func(name string, c net.Conn, d time.Duration) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					t.Errorf("%s: the server kept the connection past %s", name, d)
+				}
+				return
+			}
+		}
+	}
+	silent, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	closedWithin("a silent client", silent, 3*time.Second)
+
+	dribble, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dribble.Close()
+	go func() {
+		for _, b := range []byte("GET /v1/health HTTP/1.1\r\nHost: x\r\n") {
+			if _, err := dribble.Write([]byte{b}); err != nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	closedWithin("a client dribbling its headers", dribble, 3*time.Second)
+
+	idle, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	if _, err := idle.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	closedWithin("an idle keep-alive", idle, 3*time.Second)
 }

@@ -60,7 +60,7 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer((&Server{Manager: m, Token: token, Log: cfg.Log}).Handler())
+	srv := newHTTPServer((&Server{Manager: m, Token: token, Log: cfg.Log}).Handler(), serveTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
 	url := "http://" + listener.Addr().String()
@@ -94,15 +94,23 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	return runErr
 }
 
-// newHTTPServer is the API's server: every connection bounded in time
-// (headers, body, the answer, and idle keep-alives), headers in size.
-func newHTTPServer(h http.Handler) *http.Server {
+// timeouts bound the API's connections.
+type timeouts struct{ header, read, write, idle time.Duration }
+
+// serveTimeouts: headers, body, the answer (a long poll answers within
+// maxWait), and idle keep-alives.
+var serveTimeouts = timeouts{header: 10 * time.Second, read: 30 * time.Second, write: maxWait + 30*time.Second, idle: 2 * time.Minute}
+
+// newHTTPServer is the API's server: every connection bounded in time,
+// headers in size, so a client that opens connections and says nothing
+// (or dribbles) holds none for long.
+func newHTTPServer(h http.Handler, t timeouts) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      maxWait + 30*time.Second, // a long poll answers within maxWait
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: t.header,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    64 << 10,
 	}
 }
