@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"time"
 
@@ -85,6 +86,13 @@ start.`,
 					return err
 				}
 				cfg.Mesh = meshSource{c}
+				if os.Getenv(mesh.HostsEnv) == "" {
+					// A burst's mesh_url may use the credentials on the
+					// endpoint serve is configured with, and no other.
+					if u, err := url.Parse(meshURL); err == nil {
+						os.Setenv(mesh.HostsEnv, u.Host)
+					}
+				}
 			}
 			k8s := kubernetes.New()
 			cfg.Log, cfg.Nodes, cfg.Services = log, k8s, k8s

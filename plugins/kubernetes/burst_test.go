@@ -18,9 +18,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/orchhq/orch/internal/testenv"
+	"github.com/orchhq/orch/plugins"
 	k8s "github.com/orchhq/orch/plugins/kubernetes"
 	"github.com/orchhq/orch/plugins/mesh"
 	"github.com/orchhq/orch/plugins/mesh/meshtest"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // sourceApp creates, in a new namespace of the primary cluster, n
@@ -416,4 +418,53 @@ func TestBurstWithResourceSyncRules(t *testing.T) {
 		now := peerSnapshot(t, peer, ns)
 		return now == before, "before:\n" + before + "\nnow:\n" + now
 	})
+}
+
+// burstWC is the workflow context of a burst run by hand.
+type burstWC struct {
+	values map[string]cty.Value
+	events []string
+}
+
+func (w *burstWC) Deployment() string           { return "d" }
+func (w *burstWC) Execution() string            { return "x" }
+func (w *burstWC) Parameters() map[string]any   { return nil }
+func (w *burstWC) Values() map[string]cty.Value { return w.values }
+func (w *burstWC) Decode(dst any) error         { return plugins.Decode(w.values, dst) }
+func (w *burstWC) DryRun() bool                 { return true }
+func (w *burstWC) Nodes() []plugins.NodeInfo    { return nil }
+func (w *burstWC) Event(level, msg string)      { w.events = append(w.events, msg) }
+
+// A blueprint's mesh_url gets the Calisti credentials only when its host
+// is one the operator configured (ORCH_CALISTI_HOSTS, which orch serve
+// sets to its --mesh-url's host): a blueprint cannot send the token to a
+// host of its choosing.
+func TestABlueprintsMeshURLGetsNoCredentialsUnlessConfigured(t *testing.T) {
+	e := testenv.Get(t)
+	cluster := func(ctxName string) cty.Value {
+		return cty.ObjectVal(map[string]cty.Value{"name": cty.StringVal(ctxName), "type": cty.StringVal("kubernetes.cluster"),
+			"properties": cty.ObjectVal(map[string]cty.Value{"kubeconfig": cty.StringVal(e.Kubeconfig), "context": cty.StringVal(ctxName)})})
+	}
+	reg := plugins.NewRegistry()
+	if err := reg.Add(k8s.New()); err != nil {
+		t.Fatal(err)
+	}
+	burst, _ := reg.Workflow("kubernetes.burst")
+	run := func(meshURL string) error {
+		wc := &burstWC{values: map[string]cty.Value{"app": cty.StringVal("nothing"), "namespace": cty.StringVal("nowhere"),
+			"from": cluster(testenv.Primary), "to": cluster(testenv.Peer), "mesh_url": cty.StringVal(meshURL)}}
+		return burst.Run(context.Background(), wc)
+	}
+	t.Setenv("ORCH_CALISTI_TOKEN", "t0ken")
+	t.Setenv(mesh.HostsEnv, "")
+	if err := run("https://evil.example/graphql"); err == nil || !strings.Contains(err.Error(), mesh.HostsEnv) {
+		t.Errorf("no allow-list: %v", err)
+	}
+	t.Setenv(mesh.HostsEnv, "calisti.example")
+	if err := run("https://evil.example/graphql"); err == nil || !strings.Contains(err.Error(), "is not among") {
+		t.Errorf("a host off the allow-list: %v", err)
+	}
+	if err := run("https://calisti.example/graphql"); err != nil && strings.Contains(err.Error(), "credentials") {
+		t.Errorf("the allowed host: %v", err)
+	}
 }

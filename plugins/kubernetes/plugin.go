@@ -195,6 +195,11 @@ func (p *Plugin) burstRequest(wc plugins.WorkflowContext) (*Burst, error) {
 		if err != nil {
 			return nil, err
 		}
+		if auth.Secret() && len(auth.Hosts) == 0 {
+			// A blueprint names this endpoint: the credentials go only to
+			// hosts the operator configured.
+			return nil, fmt.Errorf("mesh_url %s: the Calisti credentials go only to the hosts listed in %s (orch serve --mesh-url lists its own)", bp.MeshURL, mesh.HostsEnv)
+		}
 		if b.Mesh, err = mesh.New(bp.MeshURL, auth); err != nil {
 			return nil, err
 		}

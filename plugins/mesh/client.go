@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,16 @@ var Schema string
 type Auth struct {
 	Token  string
 	Cookie string
+	// Hosts, when set, are the only endpoint hosts (host or host:port) the
+	// credentials may go to (ORCH_CALISTI_HOSTS).
+	Hosts []string
 }
+
+// HostsEnv names the allow-list of endpoint hosts for the credentials.
+const HostsEnv = "ORCH_CALISTI_HOSTS"
+
+// Secret reports whether there are credentials to protect.
+func (a Auth) Secret() bool { return a.Token != "" || a.Cookie != "" }
 
 func (a Auth) String() string {
 	switch {
@@ -60,6 +70,11 @@ func AuthFromEnv() (Auth, error) {
 	}
 	if a.Cookie, err = read("ORCH_CALISTI_COOKIE", "ORCH_CALISTI_COOKIE_FILE"); err != nil {
 		return a, err
+	}
+	for _, h := range strings.Split(os.Getenv(HostsEnv), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			a.Hosts = append(a.Hosts, h)
+		}
 	}
 	return a, nil
 }
@@ -100,8 +115,11 @@ func New(endpoint string, auth Auth) (*Client, error) {
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("mesh endpoint %q: want an http(s) URL such as https://calisti.example/api/graphql", endpoint)
 	}
-	if (auth.Token != "" || auth.Cookie != "") && u.Scheme != "https" && !loopback(u.Hostname()) {
+	if auth.Secret() && u.Scheme != "https" && !loopback(u.Hostname()) {
 		return nil, fmt.Errorf("mesh endpoint %s: the Calisti credentials go over https only (or http to a loopback address)", u.Redacted())
+	}
+	if auth.Secret() && len(auth.Hosts) > 0 && !slices.Contains(auth.Hosts, u.Host) && !slices.Contains(auth.Hosts, u.Hostname()) {
+		return nil, fmt.Errorf("mesh endpoint %s: its host is not among %s (%s), the hosts the Calisti credentials may go to", u.Redacted(), HostsEnv, strings.Join(auth.Hosts, ", "))
 	}
 	hc := &http.Client{
 		Timeout:   30 * time.Second,

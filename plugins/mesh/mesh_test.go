@@ -179,3 +179,26 @@ func TestCredentialsGoOnlyToTheEndpoint(t *testing.T) {
 		t.Errorf("the other host got the credentials: %q", v)
 	}
 }
+
+// With an allow-list (ORCH_CALISTI_HOSTS), the credentials go to the
+// hosts on it only.
+func TestCredentialsGoOnlyToAllowedHosts(t *testing.T) {
+	auth := mesh.Auth{Token: "t0ken", Hosts: []string{"calisti.example", "127.0.0.1:9000"}}
+	for endpoint, ok := range map[string]bool{
+		"https://calisti.example/api/graphql":  true,
+		"https://evil.example/api/graphql":     false,
+		"http://127.0.0.1:9000/api/graphql":    true,
+		"http://127.0.0.1:9001/api/graphql":    false,
+		"https://calisti.example:8443/graphql": true,
+	} {
+		_, err := mesh.New(endpoint, auth)
+		if (err == nil) != ok {
+			t.Errorf("%s: %v, want allowed %v", endpoint, err, ok)
+		}
+	}
+	t.Setenv("ORCH_CALISTI_TOKEN", "t0ken")
+	t.Setenv(mesh.HostsEnv, " a.example, b.example:8443 ")
+	if a, err := mesh.AuthFromEnv(); err != nil || strings.Join(a.Hosts, ",") != "a.example,b.example:8443" {
+		t.Errorf("AuthFromEnv hosts %v, %v", a.Hosts, err)
+	}
+}
