@@ -23,8 +23,11 @@ import (
 	"github.com/orchhq/orch/workflows"
 )
 
-// SchemaVersion is the layout of the state file this orch writes.
-const SchemaVersion = 1
+// SchemaVersion is the layout of the state file this orch writes. 2: the
+// index of unended executions (a version 1 file gets it when opened for
+// writing; an older orch then refuses the file instead of leaving the
+// index stale).
+const SchemaVersion = 2
 
 const stateFormat = "orch-state"
 
@@ -204,8 +207,15 @@ func (s *Store) init(readOnly bool) error {
 				return err
 			}
 		}
-		if tx.Bucket(bucketUnended) == nil {
+		meta := tx.Bucket(bucketMeta)
+		version, _ := strconv.Atoi(string(meta.Get(keySchema)))
+		if tx.Bucket(bucketUnended) == nil || (!fresh && version < 2) {
 			// A file from before the index: build it once.
+			if tx.Bucket(bucketUnended) != nil {
+				if err := tx.DeleteBucket(bucketUnended); err != nil {
+					return err
+				}
+			}
 			idx, err := tx.CreateBucket(bucketUnended)
 			if err != nil {
 				return err
@@ -224,13 +234,11 @@ func (s *Store) init(readOnly bool) error {
 			}
 		}
 		if fresh {
-			meta := tx.Bucket(bucketMeta)
 			if err := meta.Put(keyFormat, []byte(stateFormat)); err != nil {
 				return err
 			}
-			return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 		}
-		return nil
+		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 }
 

@@ -306,8 +306,14 @@ func TestUnendedIndexAndPruning(t *testing.T) {
 		t.Errorf("after b1 ended: %s", ids(d1))
 	}
 	must(t, s.PutExecution(ctx, &workflows.Execution{ID: "b1", Deployment: "d1", Workflow: "w", Status: workflows.Queued}))
-	// A file from before the index: drop the index and reopen.
-	must(t, s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketUnended) }))
+	// A version 1 file (before the index, or an index an older orch let go
+	// stale): it is rebuilt when the file is opened for writing.
+	must(t, s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketUnended).Put([]byte("d1\x00a00007"), nil); err != nil { // stale: a00007 ended
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("1"))
+	}))
 	must(t, s.Close())
 	s, err := Open(path, OpenOptions{})
 	must(t, err)
