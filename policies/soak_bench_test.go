@@ -3,7 +3,10 @@ package policies
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,7 +31,7 @@ func BenchmarkSoakSeriesChurn(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		heap := map[int]float64{}
+		heap, rss := map[int]float64{}, map[int]float64{}
 		most := 0
 		start := time.Now()
 		m := &Metric{NodeName: "web", NodeID: "web_1", Name: "cpu", Path: "total", Value: 10, TTL: 10}
@@ -56,12 +59,30 @@ func BenchmarkSoakSeriesChurn(b *testing.B) {
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
 				heap[minute] = float64(ms.HeapInuse) / (1 << 20)
+				rss[minute] = residentMB()
 			}
 		}
 		b.ReportMetric(heap[5], "heap-MB-5m")
 		b.ReportMetric(heap[30], "heap-MB-30m")
 		b.ReportMetric(heap[60], "heap-MB-60m")
+		b.ReportMetric(rss[5], "rss-MB-5m")
+		b.ReportMetric(rss[30], "rss-MB-30m")
+		b.ReportMetric(rss[60], "rss-MB-60m")
 		b.ReportMetric(float64(most), "series-max")
 		b.ReportMetric(float64(hosts*hour)/time.Since(start).Seconds(), "metrics/s")
 	}
+}
+
+// residentMB is the process's resident set (Linux), or 0.
+func residentMB() float64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseFloat(fields[1], 64)
+	return pages * float64(os.Getpagesize()) / (1 << 20)
 }
