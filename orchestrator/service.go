@@ -188,7 +188,14 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 	}
 	// Keep the resolved target: sensitive inputs given now are not stored.
 	s.Store.mu.Lock()
-	s.Store.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
+	// The engine changes the target's instances as it runs: they are its
+	// own, not the returned deployment's (which a caller may be encoding).
+	instances := make(map[string]*workflows.NodeInstance, len(d.Instances))
+	for k, inst := range d.Instances {
+		cp := *inst
+		instances[k] = &cp
+	}
+	s.Store.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: instances}
 	s.Store.mu.Unlock()
 	x, err := s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Install})
 	if err != nil {
