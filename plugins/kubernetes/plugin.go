@@ -4,11 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/zclconf/go-cty/cty"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -40,6 +42,8 @@ node_type "kubernetes.master" {
   property "port" {
     type    = number
     default = 22
+    minimum = 1
+    maximum = 65535
   }
   property "ssh_user" {
     type    = string
@@ -66,8 +70,13 @@ node_type "kubernetes.app" {
   property "namespace" {
     type    = string
     default = "default"
+    format  = "kubernetes.namespace"
   }
-  property "app" { type = string }
+  property "app" {
+    type        = string
+    format      = "kubernetes.label_value"
+    description = "The app: the label app=<app> of its objects."
+  }
   property "manifests" {
     default     = []
     description = "Kubernetes objects (as HCL objects) to apply on install; empty: adopt the existing app."
@@ -100,6 +109,18 @@ func New() *Plugin {
 // burst, reconcile and route_reflectors workflows.
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
+	r.RegisterFormat("kubernetes.namespace", func(s string) error {
+		if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
+			return fmt.Errorf("%q is not a Kubernetes namespace: %s", s, strings.Join(errs, "; "))
+		}
+		return nil
+	})
+	r.RegisterFormat("kubernetes.label_value", func(s string) error {
+		if errs := validation.IsValidLabelValue(s); len(errs) > 0 || s == "" {
+			return fmt.Errorf("%q is not a Kubernetes label value (63 characters at most: letters, digits, '-', '_', '.', starting and ending with a letter or digit)", s)
+		}
+		return nil
+	})
 	r.RegisterFormat(LabelSelectorFormat, func(s string) error {
 		if _, err := labels.Parse(s); err != nil {
 			return fmt.Errorf("%q is not a label selector: %w", s, err)
