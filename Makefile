@@ -36,9 +36,7 @@ bench: ## benchmarks (not part of test; the broker and kubernetes ones need make
 	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./plugins/kubernetes
 
 fuzz: ## fuzz the blueprint parser, the metric decoder and the window reductions (FUZZTIME each, default 10m)
-	$(GO) test ./blueprints -run XXX -fuzz FuzzParse -fuzztime $${FUZZTIME:-10m}
-	$(GO) test ./policies -run XXX -fuzz FuzzDecode -fuzztime $${FUZZTIME:-10m}
-	$(GO) test ./policies -run XXX -fuzz FuzzWindowReductions -fuzztime $${FUZZTIME:-10m}
+	hack/fuzz.sh
 
 clean:
 	rm -rf bin
