@@ -268,12 +268,7 @@ func (w *PlanWorkflow) BindValues(given map[string]string, values map[string]cty
 	for _, p := range w.Parameters {
 		names = append(names, p.Name)
 	}
-	for _, k := range slices.Sorted(maps.Keys(given)) {
-		if !contains(names, k) {
-			return nil, fmt.Errorf("workflow %q has no parameter %q.%s", w.Name, k, suggestion(k, names))
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(values)) {
+	for _, k := range slices.Concat(slices.Sorted(maps.Keys(given)), slices.Sorted(maps.Keys(values))) {
 		if !contains(names, k) {
 			return nil, fmt.Errorf("workflow %q has no parameter %q.%s", w.Name, k, suggestion(k, names))
 		}

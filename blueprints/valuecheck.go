@@ -67,64 +67,43 @@ func (c *checker) checkDeclaration(p *Property, builtin bool) {
 	if vc == nil {
 		return
 	}
-	if vc.Format != "" {
-		if _, ok := c.formatCheck(vc.Format); !ok {
-			if builtin || c.cat == nil {
-				// A built-in type file naming a plugin's format without that
-				// plugin loaded: its values go unchecked.
-				vc.Format = ""
-			} else {
-				c.errorf(vc.FormatRange, "Unknown format", "There is no format named %q.%s Known formats: %s.",
-					vc.Format, suggestion(vc.Format, c.formatNames()), strings.Join(c.formatNames(), ", "))
-				vc.Format = ""
-			}
+	if _, ok := c.formatCheck(vc.Format); vc.Format != "" && !ok {
+		// A built-in type file may name a plugin's format without that
+		// plugin loaded: its values go unchecked. A user's typo is an error.
+		if !builtin && c.cat != nil {
+			c.errorf(vc.FormatRange, "Unknown format", "There is no format named %q.%s Known formats: %s.",
+				vc.Format, suggestion(vc.Format, c.formatNames()), strings.Join(c.formatNames(), ", "))
 		}
+		vc.Format = ""
 	}
 	if p.Default == nil || len(p.Default.Variables()) > 0 {
 		return
 	}
-	v := c.staticDefaultQuiet(p)
-	c.checkValue(p, v, p.Default.Range(), "default of "+quote(p.Name))
+	c.checkValue(p, c.staticDefaultQuiet(p), p.Default.Range(), fmt.Sprintf("default of %q", p.Name))
 }
 
-func quote(s string) string { return fmt.Sprintf("%q", s) }
-
 // checkValue checks a known value against the property's constraints; the
-// diagnostic is on rng. It reports false when the value is refused.
-func (c *checker) checkValue(p *Property, v cty.Value, rng hcl.Range, who string) bool {
-	if p.Check == nil {
-		return true
-	}
-	detail := c.valueProblem(p, v)
+// diagnostic is on rng.
+func (c *checker) checkValue(p *Property, v cty.Value, rng hcl.Range, who string) {
+	detail := problem(p.Check, v, c.formatCheck)
 	if detail == "" {
-		return true
+		return
 	}
 	if p.Description != "" {
 		detail += " Hint: " + p.Description
 	}
 	c.errorf(rng, "Invalid value for "+p.Name, "The %s: %s", who, detail)
-	return false
 }
 
-// valueProblem says what is wrong with v for p's constraints, or "". A
-// sensitive value is not shown.
-func (c *checker) valueProblem(p *Property, v cty.Value) string {
-	return problem(p.Check, v, c.formatCheck)
-}
-
-// problem is valueProblem with the formats as a lookup (Bind has no
-// catalog: its plugin formats are not checked there).
+// problem says what is wrong with v for a check, or "", with the formats
+// as a lookup (Bind has no catalog: its plugin formats are not checked
+// there). A sensitive value is not shown.
 func problem(vc *ValueCheck, v cty.Value, formats func(string) (func(string) error, bool)) string {
 	if vc == nil || v == cty.NilVal {
 		return ""
 	}
 	v, marks := v.Unmark()
-	sensitive := false
-	for m := range marks {
-		if m == SensitiveMark {
-			sensitive = true
-		}
-	}
+	_, sensitive := marks[SensitiveMark]
 	if !v.IsWhollyKnown() || v.IsNull() {
 		return ""
 	}

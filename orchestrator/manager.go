@@ -181,7 +181,7 @@ func (m *Manager) Broken(id string) error {
 func (m *Manager) Deployments(ctx context.Context) ([]*Deployment, error) {
 	deps, err := m.Svc.Store.Deployments(ctx)
 	for _, d := range deps {
-		m.markBroken(ctx, d)
+		m.annotate(ctx, d)
 	}
 	return deps, err
 }
@@ -191,18 +191,13 @@ func (m *Manager) Deployments(ctx context.Context) ([]*Deployment, error) {
 func (m *Manager) Deployment(ctx context.Context, id string) (*Deployment, error) {
 	d, err := m.Svc.Store.Deployment(ctx, id)
 	if err == nil {
-		m.markBroken(ctx, d)
+		m.annotate(ctx, d)
 	}
 	return d, err
 }
 
-func (m *Manager) markBroken(ctx context.Context, d *Deployment) {
-	if err := m.Broken(d.ID); err != nil {
-		d.Broken = err.Error()
-	}
-	if t, err := m.Svc.Target(ctx, d.ID); err == nil {
-		describeInputs(d, t.Plan)
-	}
+func (m *Manager) annotate(ctx context.Context, d *Deployment) {
+	m.Svc.annotate(ctx, d, m.Broken(d.ID))
 }
 
 // BrokenCount is the number of deployments whose policies do not run.

@@ -457,7 +457,7 @@ func resolveStored(bp *blueprints.Blueprint, cat *blueprints.Catalog, inputs map
 func (s *Service) Deployments(ctx context.Context) ([]*Deployment, error) {
 	deps, err := s.Store.Deployments(ctx)
 	for _, d := range deps {
-		s.markBroken(ctx, d)
+		s.annotateStored(ctx, d)
 	}
 	return deps, err
 }
@@ -467,29 +467,34 @@ func (s *Service) Deployments(ctx context.Context) ([]*Deployment, error) {
 func (s *Service) Deployment(ctx context.Context, id string) (*Deployment, error) {
 	d, err := s.Store.Deployment(ctx, id)
 	if err == nil {
-		s.markBroken(ctx, d)
+		s.annotateStored(ctx, d)
 	}
 	return d, err
 }
 
-func (s *Service) markBroken(ctx context.Context, d *Deployment) {
+// annotateStored annotates a deployment as the state file alone tells:
+// broken when its stored policies no longer compile.
+func (s *Service) annotateStored(ctx context.Context, d *Deployment) {
+	if _, err := s.Target(ctx, d.ID); err == nil {
+		s.annotate(ctx, d, s.PolicyProblem(ctx, d.ID))
+	}
+}
+
+// annotate fills in what a deployment shows beside what is stored: why its
+// policies do not run (broken, or nil), and its inputs (description, value
+// redacted when sensitive, whether it is the default).
+func (s *Service) annotate(ctx context.Context, d *Deployment, broken error) {
+	if broken != nil {
+		d.Broken = broken.Error()
+	}
 	t, err := s.Target(ctx, d.ID)
 	if err != nil {
 		return
 	}
-	if err := s.PolicyProblem(ctx, d.ID); err != nil {
-		d.Broken = err.Error()
-	}
-	describeInputs(d, t.Plan)
-}
-
-// describeInputs lists a deployment's inputs for showing: description,
-// value (redacted when sensitive) and whether it is the default.
-func describeInputs(d *Deployment, plan *blueprints.Plan) {
 	d.InputList = nil
-	for _, in := range plan.InputDecls {
+	for _, in := range t.Plan.InputDecls {
 		info := InputInfo{Name: in.Name, Description: in.Description, Default: in.Defaulted, Sensitive: in.Sensitive}
-		if v, ok := plan.Inputs[in.Name]; ok {
+		if v, ok := t.Plan.Inputs[in.Name]; ok {
 			info.Value = blueprints.GoValue(v, true)
 		}
 		d.InputList = append(d.InputList, info)

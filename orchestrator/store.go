@@ -116,10 +116,15 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 func (s *Store) safeInit(readOnly bool) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("state file %s is corrupted (%v); restore it from a backup", s.path, r)
+			err = corrupted(s.path, r)
 		}
 	}()
 	return s.init(readOnly)
+}
+
+// corrupted is the error of a state file bbolt cannot read.
+func corrupted(path string, detail any) error {
+	return fmt.Errorf("state file %s is not an orch state file or is corrupted (%v); it was not changed: restore it from a backup (docs/operating.md), or move it away to start afresh", path, detail)
 }
 
 // openBolt is bolt.Open with a panic (a corrupted page) turned into an
@@ -140,25 +145,22 @@ func checkFile(path string, lockTimeout time.Duration) (err error) {
 	if statErr != nil || st.Size() == 0 {
 		return nil // a new file
 	}
-	corrupted := func(detail any) error {
-		return fmt.Errorf("state file %s is not an orch state file or is corrupted (%v); it was not changed: restore it from a backup (docs/operating.md), or move it away to start afresh", path, detail)
-	}
 	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, ReadOnly: true})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return fmt.Errorf("%w: %s is locked (is `orch serve` or another orch command running? stop it, or use the API of orch serve)", ErrLocked, path)
 		}
-		return corrupted(err)
+		return corrupted(path, err)
 	}
 	defer db.Close()
 	defer func() {
 		if r := recover(); r != nil {
-			err = corrupted(r)
+			err = corrupted(path, r)
 		}
 	}()
 	return db.View(func(tx *bolt.Tx) error {
 		for cerr := range tx.Check() {
-			return corrupted(cerr)
+			return corrupted(path, cerr)
 		}
 		return nil
 	})

@@ -85,14 +85,11 @@ func Decode(data []byte, routingKey string) (Metric, error) {
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no host"}
 	case w.Name == "" && w.Path == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no name or path"}
-	case math.IsNaN(*w.Metric) || math.IsInf(*w.Metric, 0):
-		return Metric{}, &MalformedError{Kind: "value", Detail: "metric is not a finite number"}
-	case math.Abs(*w.Metric) > MaxMetricValue:
-		return Metric{}, &MalformedError{Kind: "value", Detail: fmt.Sprintf("metric %g is beyond ±%g, the range orch's window sums keep exact", *w.Metric, MaxMetricValue)}
-	case *w.Time > MaxTime:
+	case *w.Time <= 0 || *w.Time > MaxTime:
 		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
-	case *w.Time <= 0:
-		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
+	}
+	if err := valueProblem(*w.Metric); err != nil {
+		return Metric{}, err
 	}
 	m := Metric{
 		NodeID: w.NodeID, NodeName: w.NodeName, DeploymentID: w.DeploymentID, Name: w.Name, Path: w.Path,
@@ -114,6 +111,18 @@ func Encode(m Metric) ([]byte, error) { return json.Marshal(m) }
 // samples still sums without overflow, and sums stay far from float64's
 // limits (two samples of 1e308 made an infinite mean).
 const MaxMetricValue = 1e18
+
+// valueProblem refuses a metric value that is not finite or beyond
+// MaxMetricValue, whatever source it came from.
+func valueProblem(v float64) *MalformedError {
+	switch {
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return &MalformedError{Kind: "value", Detail: "metric is not a finite number"}
+	case math.Abs(v) > MaxMetricValue:
+		return &MalformedError{Kind: "value", Detail: fmt.Sprintf("metric %g is beyond ±%g, the range orch's window sums keep exact", v, MaxMetricValue)}
+	}
+	return nil
+}
 
 // MaxTime is the latest time a message may carry (year 5138): past it,
 // epoch seconds are milliseconds or worse.

@@ -3,7 +3,6 @@ package policies
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -85,10 +84,10 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 // policies at its time, and appends their decisions to out; each carries
 // the metric as its triggering event.
 func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
-	if math.IsNaN(m.Value) || math.Abs(m.Value) > MaxMetricValue {
+	if err := valueProblem(m.Value); err != nil {
 		// Decode refuses these; a poller's value is checked here.
-		p.Malformed["value"]++
-		return out, &MalformedError{Kind: "value", Detail: fmt.Sprintf("metric %g is not a finite number within ±%g", m.Value, MaxMetricValue)}
+		p.Malformed[err.Kind]++
+		return out, err
 	}
 	var wall time.Time
 	if p.Now != nil {

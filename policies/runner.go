@@ -697,9 +697,7 @@ func (r *Runner) log() *slog.Logger {
 // queue) a workflow, its trigger in the policy's stored history.
 func (r *Runner) finish(ctx context.Context, f firing, t *Trigger, storeErr error) error {
 	r.mu.Lock()
-	if storeErr != nil && r.err == nil {
-		r.err = storeErr
-	}
+	r.keepErr(storeErr)
 	r.record(f.rp, f.d)
 	if t == nil {
 		r.mu.Unlock()
@@ -720,13 +718,18 @@ func (r *Runner) finish(ctx context.Context, f firing, t *Trigger, storeErr erro
 	if err := r.State.PutPolicyState(ctx, stateKey(f.d.Deployment, f.d.Policy), &snapshot); err != nil {
 		err = fmt.Errorf("store policy state of %s/%s: %w", f.d.Deployment, f.d.Policy, err)
 		r.mu.Lock()
-		if r.err == nil {
-			r.err = err
-		}
+		r.keepErr(err)
 		r.mu.Unlock()
 		return err
 	}
 	return nil
+}
+
+// keepErr keeps the first state-store error for Err. Called with mu held.
+func (r *Runner) keepErr(err error) {
+	if r.err == nil {
+		r.err = err
+	}
 }
 
 // eventValue is the triggering metric as the `event` variable of trigger
