@@ -64,6 +64,10 @@ type checker struct {
 	workflows   map[string]*Workflow
 	policyTypes map[string]*PolicyType
 	eff         map[string]*effectiveType
+	relTypes    map[string]*RelationshipType
+	relEff      map[string]*effectiveRelType
+	groups      map[string]*Group
+	groupOf     map[string]*Group // by member node
 
 	inputVals map[string]cty.Value
 	nodeVals  map[string]cty.Value
@@ -92,9 +96,18 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	c.policyTypes = indexNamed(c, bp.PolicyTypes, func(t *PolicyType) (string, hcl.Range) { return t.Name, t.DeclRange }, "policy type")
 	indexNamed(c, bp.Policies, func(p *Policy) (string, hcl.Range) { return p.Name, p.DeclRange }, "policy")
 	indexNamed(c, bp.Outputs, func(o *Output) (string, hcl.Range) { return o.Name, o.DeclRange }, "output")
+	c.relTypes = indexNamed(c, bp.RelationshipTypes, func(t *RelationshipType) (string, hcl.Range) { return t.Name, t.DeclRange }, "relationship type")
+	c.groups = indexNamed(c, bp.Groups, func(g *Group) (string, hcl.Range) { return g.Name, g.DeclRange }, "group")
+	for _, g := range bp.Groups {
+		if _, clash := c.nodes[g.Name]; clash && c.groups[g.Name] == g {
+			c.errorf(g.DeclRange, "Group named like a node", "Group %q has the name of a node; scale names one or the other, so they must differ.", g.Name)
+		}
+	}
 
 	c.resolveNodeTypes()
+	c.resolveRelationshipTypes()
 	c.checkNodes()
+	c.checkTopology()
 	c.checkRelationshipCycles()
 	c.checkWorkflows()
 	c.checkPolicyTypes()
@@ -102,7 +115,13 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	c.bindInputs(given)
 	c.roots = c.staticRoots()
 	c.evalNodes()
-	plan := &Plan{Inputs: c.inputVals, Workflows: map[string]*PlanWorkflow{}, Outputs: map[string]cty.Value{}}
+	plan := &Plan{Inputs: c.inputVals, Workflows: map[string]*PlanWorkflow{}, Outputs: map[string]cty.Value{},
+		roots: c.roots, nodeVals: c.nodeVals, outputs: map[string]*runtimeExpr{}}
+	for _, g := range bp.Groups {
+		if c.groups[g.Name] == g {
+			plan.Groups = append(plan.Groups, &PlanGroup{Name: g.Name, Members: g.Members, Instances: g.Instances})
+		}
+	}
 	for _, in := range bp.Inputs {
 		_, given := given[in.Name]
 		plan.InputDecls = append(plan.InputDecls, &PlanInput{Name: in.Name, Description: in.Description, Sensitive: in.Sensitive, Defaulted: !given && in.HasDefault})
@@ -124,11 +143,12 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 		if o.Value == nil {
 			continue
 		}
-		if v, ok := c.eval(o.Value, scope{}); ok {
+		if v, ok := c.eval(o.Value, scope{runtime: true}); ok {
 			if o.Sensitive {
 				v = v.Mark(SensitiveMark) // shown and stored redacted
 			}
 			plan.Outputs[o.Name] = v
+			plan.outputs[o.Name] = &runtimeExpr{expr: o.Value, runtime: readsRuntime(o.Value), sensitive: o.Sensitive}
 		}
 	}
 	if c.diags.HasErrors() {
@@ -422,9 +442,19 @@ type scope struct {
 	selfType   bool        // operation inputs of a node type
 	policyType *PolicyType // `param.` in conditions
 	event      bool        // `event.` in trigger parameters
+	// runtime: runtime attributes may be read (operation inputs and
+	// outputs, evaluated when they run).
+	runtime bool
+	// rel: `source` and `target` of a relationship operation; relType
+	// for one a relationship type declares (the nodes are not known).
+	rel     *relEnds
+	relType bool
 }
 
-var allRoots = []string{"input", "node", "workflow", "policy_type", "self", "param", "event"}
+// relEnds are the nodes of a relationship.
+type relEnds struct{ source, target *Node }
+
+var allRoots = []string{"input", "node", "workflow", "policy_type", "self", "param", "event", "source", "target"}
 
 // checkRefs checks every reference of expr; it reports false when one is bad,
 // so the expression is not evaluated (its errors would only repeat).
@@ -466,6 +496,9 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 	if sc.event {
 		allowed = append(allowed, "event")
 	}
+	if sc.rel != nil {
+		allowed = append(allowed, "source", "target")
+	}
 	if !contains(allowed, root) {
 		if contains(allRoots, root) {
 			c.errorf(rootRange, "Reference not available here", "%q cannot be used in this expression; available here: %s.", root, strings.Join(allowed, ", "))
@@ -475,10 +508,25 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		return false
 	}
 	name, nameRange, hasName := attrStep(trav, 1)
-	if root == "self" || root == "event" {
-		if root == "self" && sc.self != nil && hasName {
-			return c.checkNodeAttr(sc.self, trav, 1)
+	switch root {
+	case "self":
+		if sc.self != nil {
+			return c.checkNodeAttr(sc.self, trav, 1, sc, true)
 		}
+		return c.checkInstanceAttr(trav, sc)
+	case "source", "target":
+		if sc.relType {
+			return c.checkInstanceAttr(trav, sc)
+		}
+		n := sc.rel.source
+		if root == "target" {
+			n = sc.rel.target
+		}
+		if n == nil {
+			return true
+		}
+		return c.checkNodeAttr(n, trav, 1, sc, true)
+	case "event":
 		return true
 	}
 	if !hasName {
@@ -494,7 +542,7 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		known = slices.Sorted(maps.Keys(c.inputs))
 	case "node":
 		if n, ok := c.nodes[name]; ok {
-			return c.checkNodeAttr(n, trav, 2)
+			return c.checkNodeAttr(n, trav, 2, sc, false)
 		}
 		known = slices.Sorted(maps.Keys(c.nodes))
 	case "workflow":
@@ -521,18 +569,25 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 }
 
 // checkNodeAttr checks the attribute path after a node reference:
-// name, type, properties, properties.P.
-func (c *checker) checkNodeAttr(n *Node, trav hcl.Traversal, i int) bool {
+// name, type, properties, properties.P, attributes.A, and for an instance
+// (self, source, target) its id.
+func (c *checker) checkNodeAttr(n *Node, trav hcl.Traversal, i int, sc scope, instance bool) bool {
 	attr, rng, ok := attrStep(trav, i)
 	if !ok {
 		return true
 	}
-	switch attr {
-	case "name", "type":
+	names := []string{"name", "type", "properties", "attributes"}
+	if instance {
+		names = append(names, "id")
+	}
+	switch {
+	case attr == "attributes":
+		return c.checkAttributes(n, rng, sc, instance)
+	case attr == "properties":
+	case contains(names, attr):
 		return true
-	case "properties":
 	default:
-		c.errorf(rng, "Unsupported node attribute", "A node has the attributes name, type and properties, not %q.%s", attr, suggestion(attr, []string{"name", "type", "properties"}))
+		c.errorf(rng, "Unsupported node attribute", "A node has the attributes %s, not %q.%s", strings.Join(names, ", "), attr, suggestion(attr, names))
 		return false
 	}
 	prop, rng, ok := attrStep(trav, i+1)
@@ -545,6 +600,40 @@ func (c *checker) checkNodeAttr(n *Node, trav hcl.Traversal, i int) bool {
 	}
 	c.errorf(rng, "Reference to undeclared property", "Node %q has no property named %q.%s", n.Name, prop, suggestion(prop, known))
 	return false
+}
+
+// checkInstanceAttr checks a reference to an instance whose node is not
+// known here (self in a node type's operation, source and target in a
+// relationship type's).
+func (c *checker) checkInstanceAttr(trav hcl.Traversal, sc scope) bool {
+	attr, rng, ok := attrStep(trav, 1)
+	if !ok {
+		return true
+	}
+	names := []string{"id", "name", "type", "properties", "attributes"}
+	switch {
+	case attr == "attributes" && !sc.runtime:
+		return c.checkAttributes(nil, rng, sc, true)
+	case contains(names, attr):
+		return true
+	}
+	c.errorf(rng, "Unsupported node attribute", "An instance has the attributes %s, not %q.%s", strings.Join(names, ", "), attr, suggestion(attr, names))
+	return false
+}
+
+// checkAttributes checks a read of runtime attributes: only where
+// operations run (operation inputs, outputs), and of a node with several
+// instances only through an instance (self, source, target).
+func (c *checker) checkAttributes(n *Node, rng hcl.Range, sc scope, instance bool) bool {
+	if !sc.runtime {
+		c.errorf(rng, "Attributes not available here", "Runtime attributes are known only when operations run: read them in operation inputs or outputs, not here.")
+		return false
+	}
+	if !instance && c.multiInstance(n, 0) {
+		c.errorf(rng, "Ambiguous attribute", "Node %q can have several instances, so node.%s.attributes does not say whose attributes to read. Read them in a relationship operation (source.attributes, target.attributes), or give the node instances { max = 1 }.", n.Name, n.Name)
+		return false
+	}
+	return true
 }
 
 // knownProperties lists the properties a node has: its type's schema, or the
@@ -677,16 +766,29 @@ func (c *checker) eval(expr hcl.Expression, sc scope, extra ...map[string]cty.Va
 		switch root := trav.RootName(); root {
 		case "node":
 			name, _, _ := attrStep(trav, 1)
+			if _, done := nodes[name]; done && !readsAttributes(trav, 2) {
+				continue
+			}
 			if v, ok := c.nodeVals[name]; ok {
 				nodes[name] = v
+				if readsAttributes(trav, 2) {
+					nodes[name] = withAttributes(v, "", cty.DynamicVal)
+				}
 			} else {
 				nodes[name] = cty.DynamicVal
 			}
 		case "self":
 			if sc.self != nil {
-				vars["self"] = c.nodeVals[sc.self.Name]
+				vars["self"] = withAttributes(c.nodeVals[sc.self.Name], "", cty.DynamicVal)
 			} else {
 				vars["self"] = cty.DynamicVal
+			}
+		case "source", "target":
+			vars[root] = cty.DynamicVal
+			if sc.rel != nil {
+				if n := map[string]*Node{"source": sc.rel.source, "target": sc.rel.target}[root]; n != nil {
+					vars[root] = withAttributes(c.nodeVals[n.Name], "", cty.DynamicVal)
+				}
 			}
 		case "event":
 			vars["event"] = cty.DynamicVal

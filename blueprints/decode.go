@@ -28,6 +28,8 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "output", LabelNames: []string{"name"}},
 		{Type: "node_type", LabelNames: []string{"name"}},
 		{Type: "node", LabelNames: []string{"name"}},
+		{Type: "relationship_type", LabelNames: []string{"name"}},
+		{Type: "group", LabelNames: []string{"name"}},
 		{Type: "workflow", LabelNames: []string{"name"}},
 		{Type: "policy_type", LabelNames: []string{"name"}},
 		{Type: "policy", LabelNames: []string{"name"}},
@@ -262,6 +264,11 @@ func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
 					pt.Builtin = true
 					bp.PolicyTypes = append(bp.PolicyTypes, pt)
 				}
+			case "relationship_type":
+				rt, d := decodeRelationshipTypeBlock(block)
+				diags = append(diags, d...)
+				rt.Builtin = true
+				bp.RelationshipTypes = append(bp.RelationshipTypes, rt)
 			}
 		}
 		return diags
@@ -292,6 +299,14 @@ func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
 			if n != nil {
 				bp.Nodes = append(bp.Nodes, n)
 			}
+		case "relationship_type":
+			rt, d := decodeRelationshipTypeBlock(block)
+			diags = append(diags, d...)
+			bp.RelationshipTypes = append(bp.RelationshipTypes, rt)
+		case "group":
+			g, d := decodeGroupBlock(block)
+			diags = append(diags, d...)
+			bp.Groups = append(bp.Groups, g)
 		case "workflow":
 			w, d := decodeWorkflowBlock(block)
 			diags = append(diags, d...)
@@ -540,6 +555,13 @@ var operationSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 
 func decodeOperationBlock(block *hcl.Block) (*Operation, hcl.Diagnostics) {
 	diags := checkName(block, "operation")
+	op, d := decodeOperationBody(block)
+	return op, append(diags, d...)
+}
+
+// decodeOperationBody reads an operation block's attributes.
+func decodeOperationBody(block *hcl.Block) (*Operation, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
 	op := &Operation{
 		Name:          block.Labels[0],
 		Timeout:       DefaultOperationTimeout,
@@ -615,7 +637,11 @@ var nodeSchema = &hcl.BodySchema{
 		{Name: "type"}, {Name: "properties"},
 		{Name: ContainedIn}, {Name: ConnectedTo}, {Name: DependsOn},
 	},
-	Blocks: []hcl.BlockHeaderSchema{{Type: "operation", LabelNames: []string{"name"}}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "operation", LabelNames: []string{"name"}},
+		{Type: "instances"},
+		{Type: "relationship"},
+	},
 }
 
 // RootNodeType is the type of a node that declares none.
@@ -623,7 +649,7 @@ const RootNodeType = "orch.Root"
 
 func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 	diags := checkName(block, "node")
-	n := &Node{Name: block.Labels[0], Type: RootNodeType, TypeRange: block.DefRange, DeclRange: block.DefRange}
+	n := &Node{Name: block.Labels[0], Type: RootNodeType, TypeRange: block.DefRange, DeclRange: block.DefRange, Instances: SingleInstance}
 	content, d := block.Body.Content(nodeSchema)
 	diags = append(diags, d...)
 	if attr, ok := content.Attributes["type"]; ok {
@@ -637,7 +663,7 @@ func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 		name, rng, d := decodeRef(attr.Expr, "node")
 		diags = append(diags, d...)
 		if name != "" {
-			n.Relationships = append(n.Relationships, Relationship{Kind: ContainedIn, Target: name, Range: rng})
+			n.Relationships = append(n.Relationships, Relationship{Kind: ContainedIn, Target: name, Range: rng, Type: ContainedInType, TypeRange: rng})
 		}
 	}
 	for _, kind := range []string{ConnectedTo, DependsOn} {
@@ -648,17 +674,40 @@ func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 		refs, d := decodeRefList(attr.Expr, "node")
 		diags = append(diags, d...)
 		for _, r := range refs {
-			n.Relationships = append(n.Relationships, Relationship{Kind: kind, Target: r.name, Range: r.rng})
+			n.Relationships = append(n.Relationships, Relationship{Kind: kind, Target: r.name, Range: r.rng, Type: kindTypes[kind], TypeRange: r.rng})
 		}
 	}
+	instances := 0
 	for _, b := range content.Blocks {
-		op, d := decodeOperationBlock(b)
-		diags = append(diags, d...)
-		n.Operations = append(n.Operations, op)
+		switch b.Type {
+		case "operation":
+			op, d := decodeOperationBlock(b)
+			diags = append(diags, d...)
+			n.Operations = append(n.Operations, op)
+		case "instances":
+			if instances++; instances > 1 {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate instances block",
+					Detail: fmt.Sprintf("Node %q has more than one instances block.", n.Name), Subject: b.DefRange.Ptr()})
+				continue
+			}
+			inst, d := decodeInstancesBlock(b)
+			diags = append(diags, d...)
+			n.Instances = inst
+		case "relationship":
+			r, d := decodeRelationshipBlock(b)
+			diags = append(diags, d...)
+			if r != nil {
+				n.Relationships = append(n.Relationships, *r)
+			}
+		}
 	}
 	diags = append(diags, duplicateLabels(content.Blocks, "operation")...)
 	return n, diags
 }
+
+// kindTypes are the built-in relationship types of the relationship
+// attributes.
+var kindTypes = map[string]string{ContainedIn: ContainedInType, ConnectedTo: ConnectedToType, DependsOn: DependsOnType}
 
 var workflowSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "description"}, {Name: "timeout"}},

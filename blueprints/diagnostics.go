@@ -17,6 +17,20 @@ var CoreTypes = map[string][]byte{
 node_type "orch.Root" {
   description = "The root of all node types; a node without a type is an orch.Root. Takes any properties."
 }
+
+relationship_type "orch.DependsOn" {
+  description = "The root of all relationship types: the source is installed after the target."
+}
+
+relationship_type "orch.ConnectedTo" {
+  derived_from = "orch.DependsOn"
+  description  = "The source connects to the target (connected_to); every source instance to every target instance unless connection_type = \"all_to_one\"."
+}
+
+relationship_type "orch.ContainedIn" {
+  derived_from = "orch.DependsOn"
+  description  = "The source runs in the target, its host (contained_in): it has its instances per instance of its host."
+}
 `),
 }
 

@@ -28,7 +28,11 @@ type Blueprint struct {
 	Outputs     []*Output
 	NodeTypes   []*NodeType
 	Nodes       []*Node
-	Workflows   []*Workflow
+	// RelationshipTypes are `relationship_type` blocks, built-in ones
+	// (orch.DependsOn, orch.ConnectedTo, orch.ContainedIn) included.
+	RelationshipTypes []*RelationshipType
+	Groups            []*Group
+	Workflows         []*Workflow
 	PolicyTypes []*PolicyType
 	Policies    []*Policy
 }
@@ -115,11 +119,89 @@ const (
 	DependsOn   = "depends_on"
 )
 
-// Relationship is one edge from a node to another node.
+// The built-in relationship types; every relationship type derives from
+// one of them, and its kind is the built-in it derives from.
+const (
+	DependsOnType   = "orch.DependsOn"
+	ConnectedToType = "orch.ConnectedTo"
+	ContainedInType = "orch.ContainedIn"
+)
+
+// Connection types of a relationship between multi-instance nodes, as
+// Cloudify's connection_type.
+const (
+	AllToAll = "all_to_all" // every source instance to every target instance (the default)
+	AllToOne = "all_to_one" // every source instance to one target instance
+)
+
+// Relationship operations, and the sides they run on.
+const (
+	Preconfigure  = "preconfigure"
+	Postconfigure = "postconfigure"
+	Establish     = "establish"
+	Unlink        = "unlink"
+
+	SourceSide = "source"
+	TargetSide = "target"
+)
+
+// RelationshipOperationNames are the operations a relationship may have.
+var RelationshipOperationNames = []string{Preconfigure, Postconfigure, Establish, Unlink}
+
+// Relationship is one edge from a node to another node: a contained_in,
+// connected_to or depends_on attribute, or a `relationship` block.
 type Relationship struct {
 	Kind   string
 	Target string
 	Range  hcl.Range
+	// Type is the relationship type (the kind's built-in type for the
+	// attributes); TypeRange where a block names it.
+	Type      string
+	TypeRange hcl.Range
+	// ConnectionType is AllToAll or AllToOne ("": AllToAll).
+	ConnectionType      string
+	ConnectionTypeRange hcl.Range
+	// Operations are the block's own relationship operations (Side set).
+	Operations []*Operation
+}
+
+// RelationshipType is a `relationship_type "name" {}` block: operations run
+// on the source or the target side of every related instance pair.
+type RelationshipType struct {
+	Name         string
+	Description  string
+	DerivedFrom  string
+	DerivedRange hcl.Range
+	Operations   []*Operation // Side set
+	Builtin      bool
+	DeclRange    hcl.Range
+}
+
+// Instances is a node's or group's `instances { default, min, max }`.
+type Instances struct {
+	Default, Min int
+	// Max is the most instances; Unbounded for none.
+	Max int
+	// Declared is false for a node without an instances block: exactly
+	// one instance, never scaled.
+	Declared  bool
+	DeclRange hcl.Range
+}
+
+// Unbounded is Instances.Max when there is no maximum.
+const Unbounded = -1
+
+// SingleInstance is the instances of a node that declares none.
+var SingleInstance = Instances{Default: 1, Min: 1, Max: 1}
+
+// Group is a `group "name" { members = [...] instances {...} }` block: nodes
+// scaled as one unit.
+type Group struct {
+	Name         string
+	Members      []string
+	MemberRanges []hcl.Range
+	Instances    Instances
+	DeclRange    hcl.Range
 }
 
 // Node is a `node "name" {}` block.
@@ -130,12 +212,16 @@ type Node struct {
 	Properties    hcl.Expression // nil when absent
 	Relationships []Relationship
 	Operations    []*Operation
+	Instances     Instances
 	DeclRange     hcl.Range
 }
 
 // Operation is an `operation "name" {}` block of a node or node type.
 type Operation struct {
-	Name           string
+	Name string
+	// Side is "source" or "target" for a relationship operation, "" for
+	// a node's.
+	Side           string
 	Implementation string
 	ImplRange      hcl.Range
 	Inputs         hcl.Expression // nil when absent

@@ -26,7 +26,16 @@ type Plan struct {
 	Nodes      []*PlanNode
 	Workflows  map[string]*PlanWorkflow
 	Policies   []*PlanPolicy
-	Outputs    map[string]cty.Value
+	Groups     []*PlanGroup
+	// Outputs are the outputs as the plan evaluates them (runtime
+	// attributes unknown); OutputValues evaluates them as they are now.
+	Outputs map[string]cty.Value
+
+	// What runtime evaluation needs: the roots, the nodes' values, the
+	// outputs' expressions.
+	roots    map[string]cty.Value
+	nodeVals map[string]cty.Value
+	outputs  map[string]*runtimeExpr
 }
 
 // PlanInput is an input of a resolved blueprint.
@@ -46,17 +55,33 @@ type PlanNode struct {
 	Types         []string // type chain, most derived first
 	Properties    cty.Value
 	Relationships []Relationship
-	Operations    map[string]*PlanOperation
+	// Links are the relationships resolved, in the order of Relationships.
+	Links      []*PlanRelationship
+	Operations map[string]*PlanOperation
+	// Instances are how many instances the node has per instance of its
+	// host (or of its group, for a group's member that no other member
+	// contains); Group the group it scales with ("": none); Host the node
+	// it is contained in ("": none).
+	Instances Instances
+	Group     string
+	Host      string
 }
 
 // PlanOperation is an operation with evaluated inputs.
 type PlanOperation struct {
-	Name           string
+	Name string
+	// Side is "source" or "target" for a relationship operation.
+	Side           string
 	Implementation string
 	Inputs         cty.Value
 	Timeout        time.Duration
 	MaxRetries     int
 	RetryInterval  time.Duration
+	// expr is the inputs' expression; runtime says it reads runtime
+	// attributes (or source, target), so OperationInputs evaluates it
+	// again when the operation runs.
+	expr    hcl.Expression
+	runtime bool
 }
 
 // PlanWorkflow is a workflow with evaluated parameter defaults.
@@ -130,33 +155,49 @@ func (c *checker) planNode(n *Node) *PlanNode {
 		own[op.Name] = true
 	}
 	for _, name := range slices.Sorted(maps.Keys(ops)) {
-		op := ops[name]
-		sc := scope{self: n}
-		if !own[name] {
-			sc = scope{self: n, selfType: true}
-		}
-		inputs := cty.EmptyObjectVal
-		if op.Inputs != nil {
-			v, ok := c.eval(op.Inputs, sc)
-			if !ok {
-				continue
-			}
-			if u, _ := v.Unmark(); !u.IsNull() && u.IsKnown() && !u.Type().IsObjectType() && !u.Type().IsMapType() {
-				c.errorf(op.Inputs.Range(), "Wrong type", "Operation inputs must be an object, such as { command = [\"true\"] }.")
-				continue
-			}
-			inputs = v
-		}
-		pn.Operations[name] = &PlanOperation{
-			Name:           name,
-			Implementation: op.Implementation,
-			Inputs:         inputs,
-			Timeout:        op.Timeout,
-			MaxRetries:     op.MaxRetries,
-			RetryInterval:  op.RetryInterval,
+		sc := scope{self: n, runtime: true, selfType: !own[name]}
+		if po := c.planOperation(ops[name], sc); po != nil {
+			pn.Operations[name] = po
 		}
 	}
+	pn.Links = c.planLinks(n)
+	pn.Instances = n.Instances
+	pn.Host = hostOf(n)
+	if g := c.groupOf[n.Name]; g != nil {
+		pn.Group = g.Name
+	}
 	return pn
+}
+
+// planOperation evaluates an operation's inputs (runtime attributes are
+// unknown now; OperationInputs reads them when it runs).
+func (c *checker) planOperation(op *Operation, sc scope) *PlanOperation {
+	inputs := cty.EmptyObjectVal
+	if op.Inputs != nil {
+		v, ok := c.eval(op.Inputs, sc)
+		if !ok {
+			return nil
+		}
+		if u, _ := v.Unmark(); !u.IsNull() && u.IsKnown() && !u.Type().IsObjectType() && !u.Type().IsMapType() {
+			c.errorf(op.Inputs.Range(), "Wrong type", "Operation inputs must be an object, such as { command = [\"true\"] }.")
+			return nil
+		}
+		inputs = v
+	}
+	po := &PlanOperation{
+		Name:           op.Name,
+		Side:           op.Side,
+		Implementation: op.Implementation,
+		Inputs:         inputs,
+		Timeout:        op.Timeout,
+		MaxRetries:     op.MaxRetries,
+		RetryInterval:  op.RetryInterval,
+		expr:           op.Inputs,
+	}
+	if op.Inputs != nil {
+		po.runtime = readsRuntime(op.Inputs)
+	}
+	return po
 }
 
 func (c *checker) planWorkflow(w *Workflow) *PlanWorkflow {

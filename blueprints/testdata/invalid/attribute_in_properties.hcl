@@ -1,0 +1,4 @@
+node "db" {}
+node "app" {
+  properties = { db_host = node.db.attributes.ip }
+}

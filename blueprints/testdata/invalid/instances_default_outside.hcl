@@ -1,0 +1,7 @@
+node "web" {
+  instances {
+    min     = 1
+    max     = 3
+    default = 4
+  }
+}
