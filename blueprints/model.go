@@ -24,17 +24,17 @@ type Blueprint struct {
 	// printing diagnostics with source lines.
 	Files map[string]*hcl.File
 
-	Inputs      []*Input
-	Outputs     []*Output
-	NodeTypes   []*NodeType
-	Nodes       []*Node
+	Inputs    []*Input
+	Outputs   []*Output
+	NodeTypes []*NodeType
+	Nodes     []*Node
 	// RelationshipTypes are `relationship_type` blocks, built-in ones
 	// (orch.DependsOn, orch.ConnectedTo, orch.ContainedIn) included.
 	RelationshipTypes []*RelationshipType
 	Groups            []*Group
 	Workflows         []*Workflow
-	PolicyTypes []*PolicyType
-	Policies    []*Policy
+	PolicyTypes       []*PolicyType
+	Policies          []*Policy
 }
 
 // Input is an `input "name" {}` block.

@@ -154,7 +154,7 @@ func decodeRelationshipOperations(blocks hcl.Blocks) ([]*Operation, hcl.Diagnost
 		name := b.Labels[0]
 		if !slices.Contains(RelationshipOperationNames, name) {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown relationship operation",
-				Detail: fmt.Sprintf("A relationship has the operations %s, not %q.%s", joinQuoted(RelationshipOperationNames), name, suggestion(name, RelationshipOperationNames)),
+				Detail:  fmt.Sprintf("A relationship has the operations %s, not %q.%s", joinQuoted(RelationshipOperationNames), name, suggestion(name, RelationshipOperationNames)),
 				Subject: &b.LabelRanges[0]})
 			continue
 		}
