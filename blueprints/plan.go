@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -342,9 +343,12 @@ func (w *PlanWorkflow) BindValues(given map[string]string, values map[string]cty
 
 // ParseValue converts a command-line string to ty: strings stay as they are
 // ("+1" is a string, not a number), numbers and bools are converted, and
-// collections are read as JSON.
+// collections are read as JSON or as HCL literals (`["db"]`, `{ port = 80 }`).
+// A value of type any that starts with `{` or `[` is read as a literal too.
 func ParseValue(raw string, ty cty.Type) (cty.Value, error) {
-	if ty == cty.DynamicPseudoType || ty == cty.String {
+	trimmed := strings.TrimSpace(raw)
+	literal := strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[")
+	if ty == cty.String || (ty == cty.DynamicPseudoType && !literal) {
 		return cty.StringVal(raw), nil
 	}
 	if ty.IsPrimitiveType() {
@@ -354,11 +358,27 @@ func ParseValue(raw string, ty cty.Type) (cty.Value, error) {
 		}
 		return v, nil
 	}
-	v, err := ctyjson.Unmarshal([]byte(raw), ty)
-	if err != nil {
-		return cty.NilVal, fmt.Errorf("%q is not valid JSON for %s: %v", raw, typeexpr.TypeString(ty), err)
+	if ty != cty.DynamicPseudoType {
+		if v, err := ctyjson.Unmarshal([]byte(raw), ty); err == nil {
+			return v, nil
+		}
 	}
-	return v, nil
+	expr, diags := hclsyntax.ParseExpression([]byte(raw), "value", hcl.InitialPos)
+	if !diags.HasErrors() {
+		if len(expr.Variables()) > 0 {
+			return cty.NilVal, fmt.Errorf("%q refers to variables; give a literal value, such as [\"a\"] or { a = 1 }", raw)
+		}
+		v, d := expr.Value(nil)
+		if !d.HasErrors() {
+			cv, err := convert.Convert(v, ty)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("%q is not a %s: %v", raw, typeexpr.TypeString(ty), err)
+			}
+			return cv, nil
+		}
+		diags = d
+	}
+	return cty.NilVal, fmt.Errorf("%q is neither JSON nor an HCL literal for %s: %s", raw, typeexpr.TypeString(ty), diags[0].Summary)
 }
 
 // Redacted is the text shown in place of a sensitive value.

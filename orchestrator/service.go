@@ -180,9 +180,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		d.Inputs[in.Name] = data
 	}
 	fillDeployment(d, plan)
-	for _, n := range plan.Nodes {
-		d.Instances[n.Name] = &workflows.NodeInstance{ID: n.Name + "_" + randomSuffix(), Node: n.Name, State: workflows.StateUninitialized}
-	}
+	d.Instances = workflows.InitialInstances(plan)
 	if err := s.Store.CreateDeployment(ctx, rec, d); err != nil {
 		return nil, nil, err
 	}
@@ -411,11 +409,6 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 		return nil, fmt.Errorf("deployment %s: %w", id, err)
 	}
 	t := &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
-	for _, n := range plan.Nodes {
-		if t.Instances[n.Name] == nil {
-			t.Instances[n.Name] = &workflows.NodeInstance{ID: n.Name + "_" + randomSuffix(), Node: n.Name, State: workflows.StateUninitialized}
-		}
-	}
 	s.Store.mu.Lock()
 	s.Store.targets[id] = t
 	if policyErr != nil {
@@ -491,6 +484,7 @@ func (s *Service) annotate(ctx context.Context, d *Deployment, broken error) {
 	if err != nil {
 		return
 	}
+	redactRuntime(d, t.Plan)
 	d.InputList = nil
 	for _, in := range t.Plan.InputDecls {
 		info := InputInfo{Name: in.Name, Description: in.Description, Default: in.Defaulted, Sensitive: in.Sensitive}
@@ -498,6 +492,52 @@ func (s *Service) annotate(ctx context.Context, d *Deployment, broken error) {
 			info.Value = blueprints.GoValue(v, true)
 		}
 		d.InputList = append(d.InputList, info)
+	}
+}
+
+// redactRuntime hides, in the runtime attributes shown, every value that
+// contains a sensitive input or property of the plan (an operation that
+// published a password it was given).
+func redactRuntime(d *Deployment, plan *blueprints.Plan) {
+	vs := make([]cty.Value, 0, len(plan.Inputs)+len(plan.Nodes))
+	for _, v := range plan.Inputs {
+		vs = append(vs, v)
+	}
+	for _, n := range plan.Nodes {
+		vs = append(vs, n.Properties)
+	}
+	secrets := blueprints.SensitiveStrings(vs...)
+	if len(secrets) == 0 {
+		return
+	}
+	var redact func(v any) any
+	redact = func(v any) any {
+		switch x := v.(type) {
+		case string:
+			for _, s := range secrets {
+				if strings.Contains(x, s) {
+					return blueprints.Redacted
+				}
+			}
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				out[i] = redact(e)
+			}
+			return out
+		case map[string]any:
+			out := make(map[string]any, len(x))
+			for k, e := range x {
+				out[k] = redact(e)
+			}
+			return out
+		}
+		return v
+	}
+	for _, inst := range d.Instances {
+		if inst.Runtime != nil {
+			inst.Runtime = redact(inst.Runtime).(map[string]any)
+		}
 	}
 }
 

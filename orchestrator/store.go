@@ -26,8 +26,9 @@ import (
 // SchemaVersion is the layout of the state file this orch writes. 2: the
 // index of unended executions (a version 1 file gets it when opened for
 // writing; an older orch then refuses the file instead of leaving the
-// index stale).
-const SchemaVersion = 2
+// index stale). 3: node instances in their own bucket, by deployment and
+// instance id (a node has several), out of the deployment record.
+const SchemaVersion = 3
 
 const stateFormat = "orch-state"
 
@@ -42,11 +43,15 @@ var (
 	// (keys deployment \x00 id): scheduling and firings read it, never
 	// the whole history.
 	bucketUnended = []byte("unended")
+	// bucketInstances holds one sub-bucket per deployment, its node
+	// instances by id: an operation's state change writes one instance,
+	// not the deployment.
+	bucketInstances = []byte("instances")
 
 	keyFormat = []byte("format")
 	keySchema = []byte("schema")
 
-	allBuckets = [][]byte{bucketMeta, bucketBlueprints, bucketDeployments, bucketExecutions, bucketEvents, bucketPolicies}
+	allBuckets = [][]byte{bucketMeta, bucketBlueprints, bucketDeployments, bucketExecutions, bucketEvents, bucketPolicies, bucketInstances}
 )
 
 // ErrLocked means another orch process holds the state file.
@@ -104,6 +109,9 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
+	// Concurrent instance writes share a transaction, waiting at most
+	// 2ms for company (bbolt's default is 10ms).
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}, broken: map[string]error{}}
 	if err := s.safeInit(opts.ReadOnly); err != nil {
 		db.Close()
@@ -235,6 +243,11 @@ func (s *Store) init(readOnly bool) error {
 				return err
 			}
 		}
+		if !fresh && version < 3 {
+			if err := moveInstances(tx); err != nil {
+				return err
+			}
+		}
 		if fresh {
 			if err := meta.Put(keyFormat, []byte(stateFormat)); err != nil {
 				return err
@@ -242,6 +255,43 @@ func (s *Store) init(readOnly bool) error {
 		}
 		return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
+}
+
+// moveInstances moves the node instances of version 2 deployment records
+// (keyed by node name, in the record) to the instances bucket, by id.
+func moveInstances(tx *bolt.Tx) error {
+	deps := tx.Bucket(bucketDeployments)
+	type move struct {
+		key []byte
+		d   Deployment
+	}
+	var moves []move
+	if err := deps.ForEach(func(k, v []byte) error {
+		var d Deployment
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode deployment %s: %w", k, err)
+		}
+		moves = append(moves, move{bytes.Clone(k), d})
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, m := range moves {
+		b, err := tx.Bucket(bucketInstances).CreateBucketIfNotExists(m.key)
+		if err != nil {
+			return err
+		}
+		for _, inst := range m.d.Instances {
+			if err := put(b, inst.ID, inst); err != nil {
+				return err
+			}
+		}
+		m.d.Instances = nil
+		if err := put(deps, m.d.ID, &m.d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the file.
@@ -286,9 +336,11 @@ type Deployment struct {
 	Dir string `json:"dir"`
 	// Inputs holds input values as given; sensitive inputs are absent
 	// (see SensitiveInputs) and must come from the environment.
-	Inputs          map[string]json.RawMessage         `json:"inputs,omitempty"`
-	SensitiveInputs []string                           `json:"sensitive_inputs,omitempty"`
-	Instances       map[string]*workflows.NodeInstance `json:"instances"`
+	Inputs          map[string]json.RawMessage `json:"inputs,omitempty"`
+	SensitiveInputs []string                   `json:"sensitive_inputs,omitempty"`
+	// Instances are its node instances, by id: kept in their own bucket,
+	// filled in when the deployment is read.
+	Instances map[string]*workflows.NodeInstance `json:"instances,omitempty"`
 	// Properties are the resolved node properties, redacted, for display.
 	Properties map[string]map[string]any `json:"properties,omitempty"`
 	Outputs    map[string]any            `json:"outputs,omitempty"`
@@ -326,14 +378,53 @@ func (s *Store) CreateDeployment(ctx context.Context, bp *BlueprintRecord, d *De
 				return err
 			}
 		}
-		return put(deps, d.ID, d)
+		insts := tx.Bucket(bucketInstances)
+		if insts.Bucket([]byte(d.ID)) != nil {
+			if err := insts.DeleteBucket([]byte(d.ID)); err != nil {
+				return err
+			}
+		}
+		b, err := insts.CreateBucket([]byte(d.ID))
+		if err != nil {
+			return err
+		}
+		for _, inst := range d.Instances {
+			if err := put(b, inst.ID, inst); err != nil {
+				return err
+			}
+		}
+		rec := *d
+		rec.Instances = nil
+		return put(deps, d.ID, &rec)
+	})
+}
+
+// readInstances fills in a deployment's instances.
+func readInstances(tx *bolt.Tx, d *Deployment) error {
+	d.Instances = map[string]*workflows.NodeInstance{}
+	b := tx.Bucket(bucketInstances).Bucket([]byte(d.ID))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		var inst workflows.NodeInstance
+		if err := json.Unmarshal(v, &inst); err != nil {
+			return fmt.Errorf("decode instance %s of %s: %w", k, d.ID, err)
+		}
+		d.Instances[inst.ID] = &inst
+		return nil
 	})
 }
 
 // Deployment reads a deployment.
 func (s *Store) Deployment(ctx context.Context, id string) (*Deployment, error) {
 	var d Deployment
-	err := s.db.View(func(tx *bolt.Tx) error { return get(tx.Bucket(bucketDeployments), id, &d) })
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if err := get(tx.Bucket(bucketDeployments), id, &d); err != nil {
+			return err
+		}
+		return readInstances(tx, &d)
+	})
 	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("deployment %q: %w", id, ErrNotFound)
 	}
@@ -350,7 +441,7 @@ func (s *Store) Deployments(ctx context.Context) ([]*Deployment, error) {
 				return fmt.Errorf("decode deployment %s: %w", k, err)
 			}
 			out = append(out, &d)
-			return nil
+			return readInstances(tx, &d)
 		})
 	})
 	return out, err
@@ -383,6 +474,11 @@ func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
 		if err := deps.Delete([]byte(id)); err != nil {
 			return err
 		}
+		if tx.Bucket(bucketInstances).Bucket([]byte(id)) != nil {
+			if err := tx.Bucket(bucketInstances).DeleteBucket([]byte(id)); err != nil {
+				return err
+			}
+		}
 		used := false
 		_ = deps.ForEach(func(k, v []byte) error {
 			var other Deployment
@@ -398,17 +494,61 @@ func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
 	})
 }
 
-// PutInstance stores a node instance's state and runtime properties.
+// PutInstance stores a node instance's state, relationships and runtime
+// properties. Concurrent calls (an install's parallel operations) share a
+// transaction (bbolt's Batch), so a wide install is not one fsync per
+// operation.
 func (s *Store) PutInstance(ctx context.Context, deployment string, inst *workflows.NodeInstance) error {
+	return s.db.Batch(func(tx *bolt.Tx) error { return putInstances(tx, deployment, inst) })
+}
+
+// PutInstances stores several instances in one transaction.
+func (s *Store) PutInstances(ctx context.Context, deployment string, insts []*workflows.NodeInstance) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return putInstances(tx, deployment, insts...) })
+}
+
+func putInstances(tx *bolt.Tx, deployment string, insts ...*workflows.NodeInstance) error {
+	if tx.Bucket(bucketDeployments).Get([]byte(deployment)) == nil {
+		return fmt.Errorf("deployment %q: %w", deployment, ErrNotFound)
+	}
+	b, err := tx.Bucket(bucketInstances).CreateBucketIfNotExists([]byte(deployment))
+	if err != nil {
+		return err
+	}
+	for _, inst := range insts {
+		if err := put(b, inst.ID, inst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteInstances removes instances (a scale removed them) in one
+// transaction.
+func (s *Store) DeleteInstances(ctx context.Context, deployment string, ids []string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInstances).Bucket([]byte(deployment))
+		if b == nil {
+			return nil
+		}
+		for _, id := range ids {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// PutOutputs stores a deployment's outputs as last evaluated (redacted).
+func (s *Store) PutOutputs(ctx context.Context, deployment string, outputs map[string]any) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		deps := tx.Bucket(bucketDeployments)
 		var d Deployment
 		if err := get(deps, deployment, &d); err != nil {
 			return fmt.Errorf("deployment %q: %w", deployment, err)
 		}
-		cp := *inst
-		cp.Runtime = copyAny(inst.Runtime)
-		d.Instances[inst.Node] = &cp
+		d.Outputs = outputs
 		return put(deps, deployment, &d)
 	})
 }

@@ -30,7 +30,7 @@ func TestStateSurvivesReopen(t *testing.T) {
 	s, path := openTemp(t)
 	ctx := context.Background()
 	bp := &BlueprintRecord{ID: "bp1", Main: []string{"/x/main.hcl"}, Sources: map[string]string{"/x/main.hcl": `node "a" {}`}}
-	d := &Deployment{ID: "d1", Blueprint: "bp1", Instances: map[string]*workflows.NodeInstance{"a": {ID: "a_1", Node: "a", State: "uninitialized"}}}
+	d := &Deployment{ID: "d1", Blueprint: "bp1", Instances: map[string]*workflows.NodeInstance{"a_1": {ID: "a_1", Node: "a", State: "uninitialized"}}}
 	if err := s.CreateDeployment(ctx, bp, d); err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +49,8 @@ func TestStateSurvivesReopen(t *testing.T) {
 	defer s.Close()
 	got, err := s.Deployment(ctx, "d1")
 	must(t, err)
-	if got.Instances["a"].State != "started" || got.Instances["a"].Runtime["ip"] != "10.0.0.1" {
-		t.Errorf("instance = %+v", got.Instances["a"])
+	if got.Instances["a_1"].State != "started" || got.Instances["a_1"].Runtime["ip"] != "10.0.0.1" {
+		t.Errorf("instance = %+v", got.Instances["a_1"])
 	}
 	b, err := s.Blueprint(ctx, "bp1")
 	must(t, err)

@@ -43,8 +43,20 @@ type OperationContext struct {
 	// Related are the nodes this node has relationships to (contained_in,
 	// connected_to, depends_on), e.g. the cluster an app is contained in.
 	Related []RelatedNode
+	// Relationship is set for a relationship operation (preconfigure,
+	// postconfigure, establish, unlink): the pair it runs for. Node,
+	// Instance and Runtime are then the side's it runs on.
+	Relationship *RelationshipInfo
 	// Log records a progress event of the execution.
 	Log func(level, msg string)
+}
+
+// RelationshipInfo is the instance pair a relationship operation runs for.
+type RelationshipInfo struct {
+	Type                       string // the relationship type
+	Side                       string // "source" or "target": where it runs
+	SourceNode, SourceInstance string
+	TargetNode, TargetInstance string
 }
 
 // RelatedNode is a node at the other end of a relationship.

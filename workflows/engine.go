@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -130,12 +131,12 @@ func (e *Engine) Recover(ctx context.Context) error {
 }
 
 func (e *Engine) resumable(ctx context.Context, workflow, deployment string) bool {
-	if workflow == Install || workflow == Uninstall {
-		return true
-	}
 	t, err := e.store.Target(ctx, deployment)
 	if err != nil {
-		return false
+		return workflow == Install || workflow == Uninstall
+	}
+	if builtin(t, workflow) {
+		return true // they skip what is done, per instance
 	}
 	pw := t.Plan.Workflows[workflow]
 	if pw == nil {
@@ -167,13 +168,15 @@ func (e *Engine) Resume(ctx context.Context) error {
 	return nil
 }
 
-// Workflows lists the workflows a deployment can run: install, uninstall
+// Workflows lists the workflows a deployment can run: the built-in ones
 // and those its blueprint declares.
 func Workflows(t *Target) []string {
-	out := []string{Install, Uninstall}
+	out := slices.Clone(BuiltinWorkflows)
 	var names []string
 	for n := range t.Plan.Workflows {
-		names = append(names, n)
+		if !slices.Contains(out, n) {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	return append(out, names...)
@@ -239,15 +242,15 @@ func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (stri
 
 // bind checks the workflow exists and binds its parameters.
 func (e *Engine) bind(t *Target, workflow string, given map[string]string, values map[string]cty.Value) (map[string]cty.Value, error) {
-	if workflow == Install || workflow == Uninstall {
-		if len(given) > 0 || len(values) > 0 {
-			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
-		}
-		return map[string]cty.Value{}, nil
-	}
-	pw := t.Plan.Workflows[workflow]
+	pw := WorkflowOf(t, workflow)
 	if pw == nil {
 		return nil, fmt.Errorf("deployment %s has no workflow %q (it has: %s)", t.Deployment, workflow, strings.Join(Workflows(t), ", "))
+	}
+	if builtin(t, workflow) {
+		if len(pw.Parameters) == 0 && (len(given) > 0 || len(values) > 0) {
+			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
+		}
+		return pw.BindValues(given, values)
 	}
 	if _, ok := e.registry.Workflow(pw.Uses); !ok {
 		return nil, fmt.Errorf("workflow %q uses %q, which no plugin provides", workflow, pw.Uses)
@@ -358,12 +361,6 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	if err != nil {
 		return err
 	}
-	switch x.Workflow {
-	case Install:
-		return e.lifecycle(ctx, x, t, false)
-	case Uninstall:
-		return e.lifecycle(ctx, x, t, true)
-	}
 	e.mu.Lock()
 	secret := e.secrets[x.ID]
 	e.mu.Unlock()
@@ -375,6 +372,11 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	if err != nil {
 		return err
 	}
+	if builtin(t, x.Workflow) {
+		defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
+		return e.runBuiltin(ctx, x, t, params)
+	}
+	defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
 	pw := t.Plan.Workflows[x.Workflow]
 	impl, _ := e.registry.Workflow(pw.Uses)
 	sensitive := make([]cty.Value, 0, len(t.Plan.Nodes)+len(params))
@@ -492,6 +494,65 @@ func (e *Engine) emit(x *Execution, level, typ, node, op, msg string) {
 	})
 }
 
+// emitInst is emit for an event of one instance.
+func (e *Engine) emitInst(x *Execution, level, typ string, inst *NodeInstance, op, msg string) {
+	e.events.Emit(Event{
+		Time: time.Now().UTC(), Execution: x.ID, Level: level, Type: typ,
+		Node: inst.Node, Instance: inst.ID, Operation: op, Message: msg,
+	})
+}
+
+// updateOutputs evaluates the deployment's outputs again with the runtime
+// attributes as the execution left them, and stores them (redacted).
+func (e *Engine) updateOutputs(ctx context.Context, x *Execution, t *Target) {
+	if x.DryRun || len(t.Plan.Outputs) == 0 {
+		return
+	}
+	vals, err := t.Plan.OutputValues(blueprints.RuntimeScope{Attributes: t.attributesOf})
+	if err != nil {
+		e.emit(x, "warning", EventLog, "", "", fmt.Sprintf("outputs not updated: %v", err))
+	}
+	out := make(map[string]any, len(vals))
+	for k, v := range vals {
+		out[k] = blueprints.GoValue(v, true)
+	}
+	if err := e.store.PutOutputs(ctx, t.Deployment, out); err != nil {
+		e.log.Error("store outputs", "deployment", t.Deployment, "err", err)
+	}
+}
+
+// ResumeExecution runs a failed or cancelled execution again, skipping the
+// operations it did (per instance): it is queued, and runs when the
+// deployment's running execution (if any) ends.
+func (e *Engine) ResumeExecution(ctx context.Context, id string) (*Execution, error) {
+	x, err := e.store.Execution(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch x.Status {
+	case Failed, Cancelled:
+	case Queued, Pending:
+		e.schedule(ctx, x.Deployment) // recovered after a crash: run it now
+		return e.store.Execution(ctx, x.ID)
+	default:
+		return nil, fmt.Errorf("execution %s is %s; only a failed or cancelled execution can be resumed", x.ID, x.Status)
+	}
+	if !e.resumable(ctx, x.Workflow, x.Deployment) {
+		return nil, fmt.Errorf("execution %s runs workflow %q, which cannot resume safely; run it again", x.ID, x.Workflow)
+	}
+	if len(x.Sensitive) > 0 {
+		return nil, fmt.Errorf("execution %s had sensitive parameters, which were not stored; run it again", x.ID)
+	}
+	x.Status, x.Error, x.EndedAt = Queued, "", nil
+	x.Resumes++
+	e.emit(x, "info", EventWorkflowResumed, "", "", "resumed by request, skipping the operations that completed")
+	if err := e.store.PutExecution(ctx, x); err != nil {
+		return nil, err
+	}
+	e.schedule(ctx, x.Deployment)
+	return e.store.Execution(ctx, x.ID)
+}
+
 // goParams converts bound parameters to plain values; redact for storing
 // and showing, not for the workflow itself.
 func goParams(params map[string]cty.Value, redact bool) map[string]any {
@@ -537,9 +598,7 @@ func (w *workflowContext) Nodes() []plugins.NodeInfo {
 	out := make([]plugins.NodeInfo, 0, len(w.t.Plan.Nodes))
 	for _, n := range w.t.Plan.Nodes {
 		info := plugins.NodeInfo{Name: n.Name, Types: n.Types, Properties: blueprints.GoMap(n.Properties, false)}
-		if inst := w.t.Instances[n.Name]; inst != nil {
-			info.Runtime = copyMap(inst.Runtime)
-		}
+		info.Runtime = w.t.attributesOf(n.Name) // the oldest instance's
 		out = append(out, info)
 	}
 	return out

@@ -438,8 +438,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	d, err := e.store.Deployment(ctx, "dry")
 	must(t, err)
-	if d.Instances["n"].State != workflows.StateStarted {
-		t.Errorf("dry-run uninstall changed state to %s", d.Instances["n"].State)
+	if workflows.OfNode(d.Instances, "n")[0].State != workflows.StateStarted {
+		t.Errorf("dry-run uninstall changed state to %s", workflows.OfNode(d.Instances, "n")[0].State)
 	}
 }
 
@@ -453,8 +453,8 @@ func TestRecoverAfterCrash(t *testing.T) {
 	d, err := e.store.Deployment(ctx, "crash")
 	must(t, err)
 	// The crash happened after a was created, before b.
-	d.Instances["b"].State = workflows.StateUninitialized
-	must(t, e.store.PutInstance(ctx, "crash", d.Instances["b"]))
+	workflows.OfNode(d.Instances, "b")[0].State = workflows.StateUninitialized
+	must(t, e.store.PutInstance(ctx, "crash", workflows.OfNode(d.Instances, "b")[0]))
 	now := time.Now().UTC()
 	install := &workflows.Execution{ID: workflows.NewID(), Deployment: "crash", Workflow: workflows.Install, Status: workflows.Started, CreatedAt: now, StartedAt: &now}
 	block := &workflows.Execution{ID: workflows.NewID(), Deployment: "crash", Workflow: "block", Status: workflows.Started, CreatedAt: now, StartedAt: &now}

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +59,19 @@ type Execution struct {
 	EndedAt   *time.Time                 `json:"ended_at,omitempty"`
 	// Resumes counts how often the execution was resumed after a restart.
 	Resumes int `json:"resumes,omitempty"`
+	// Change is what a scale or heal changes, stored before it acts, so
+	// a resumed run (after a crash, or `orch executions resume`) carries
+	// on with the same instances instead of adding others.
+	Change *Change `json:"change,omitempty"`
+}
+
+// Change is the instances a scale adds and removes, or a heal reinstalls.
+type Change struct {
+	Added   []*NodeInstance `json:"added,omitempty"`
+	Removed []string        `json:"removed,omitempty"`
+	Healed  []string        `json:"healed,omitempty"`
+	// Phase is how far a heal got: "" (uninstalling), "install".
+	Phase string `json:"phase,omitempty"`
 }
 
 // Event is one entry of an execution's append-only event log.
@@ -68,6 +82,7 @@ type Event struct {
 	Level     string    `json:"level"`
 	Type      string    `json:"type"`
 	Node      string    `json:"node,omitempty"`
+	Instance  string    `json:"instance,omitempty"`
 	Operation string    `json:"operation,omitempty"`
 	Message   string    `json:"message"`
 }
@@ -111,13 +126,33 @@ var stateRank = map[string]int{
 	StateStopped: 4, StateDeleted: 5,
 }
 
-// NodeInstance is the runtime side of a node.
+// NodeInstance is the runtime side of a node: one of its instances.
 type NodeInstance struct {
-	ID      string         `json:"id"`
-	Node    string         `json:"node"`
-	State   string         `json:"state"`
+	ID    string `json:"id"`
+	Node  string `json:"node"`
+	State string `json:"state"`
+	// Index orders a node's instances by creation (scale removes the
+	// newest; all_to_one connects to the oldest).
+	Index int `json:"index,omitempty"`
+	// Host is the instance this one is contained in ("": none); Group
+	// the group instance it was created for ("": none).
+	Host  string `json:"host,omitempty"`
+	Group string `json:"group,omitempty"`
+	// Links are its relationships to target instances.
+	Links   []*Link        `json:"relationships,omitempty"`
 	Runtime map[string]any `json:"runtime_properties,omitempty"`
 }
+
+// Link is a relationship of a source instance to one target instance, with
+// the relationship operations done for the pair.
+type Link struct {
+	Rel    int      `json:"rel"` // the index of the node's relationship
+	Type   string   `json:"type"`
+	Target string   `json:"target"`
+	Done   []string `json:"done,omitempty"`
+}
+
+func (l *Link) done(op string) bool { return slices.Contains(l.Done, op) }
 
 // Target is a deployment as the engine acts on it: its resolved plan and
 // node instances.
@@ -125,7 +160,39 @@ type Target struct {
 	Deployment string
 	Dir        string // the blueprint's directory
 	Plan       *blueprints.Plan
-	Instances  map[string]*NodeInstance // by node name
+	Instances  map[string]*NodeInstance // by instance id
+	// mu guards the instances while an execution's tasks change them.
+	mu sync.Mutex
+}
+
+// Of lists the instances of a node, oldest first.
+func (t *Target) Of(node string) []*NodeInstance { return OfNode(t.Instances, node) }
+
+// OfNode lists the instances of a node among instances, oldest first.
+func OfNode(instances map[string]*NodeInstance, node string) []*NodeInstance {
+	var out []*NodeInstance
+	for _, inst := range instances {
+		if inst.Node == node {
+			out = append(out, inst)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Index != out[j].Index {
+			return out[i].Index < out[j].Index
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Node returns the plan node named name, or nil.
+func (t *Target) Node(name string) *blueprints.PlanNode {
+	for _, n := range t.Plan.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
 }
 
 // Store is what the engine needs of persistence. orchestrator implements it
@@ -141,6 +208,13 @@ type Store interface {
 	AppendEvents(ctx context.Context, evs []Event) error
 	Target(ctx context.Context, deployment string) (*Target, error)
 	PutInstance(ctx context.Context, deployment string, inst *NodeInstance) error
+	// PutInstances stores several instances and DeleteInstances removes
+	// some, each in one transaction.
+	PutInstances(ctx context.Context, deployment string, insts []*NodeInstance) error
+	DeleteInstances(ctx context.Context, deployment string, ids []string) error
+	// PutOutputs stores the deployment's outputs as last evaluated
+	// (redacted).
+	PutOutputs(ctx context.Context, deployment string, outputs map[string]any) error
 }
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/workflows"
 )
 
 func newDeploymentsCmd(g *globals) *cobra.Command {
@@ -77,30 +78,82 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 				}
 				printInputs(g.stdout, d)
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tRUNTIME PROPERTIES")
-				for _, name := range slices.Sorted(maps.Keys(d.Instances)) {
-					inst := d.Instances[name]
+				fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tHOST\tRELATIONSHIPS\tATTRIBUTES")
+				for _, inst := range sortedInstances(d.Instances) {
 					rt, _ := json.Marshal(inst.Runtime)
 					if inst.Runtime == nil {
 						rt = []byte("{}")
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, inst.ID, inst.State, rt)
+					host := inst.Host
+					if host == "" {
+						host = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", inst.Node, inst.ID, inst.State, host, len(inst.Links), rt)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
 				}
-				if len(d.Outputs) > 0 {
-					fmt.Fprintln(g.stdout, "Outputs:")
-					for _, k := range slices.Sorted(maps.Keys(d.Outputs)) {
-						v, _ := json.Marshal(d.Outputs[k])
-						fmt.Fprintf(g.stdout, "  %s = %s\n", k, v)
-					}
+				printOutputs(g.stdout, d.Outputs, "Outputs:\n", "  ")
+				return nil
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "outputs ID",
+		Short: "Print a deployment's outputs, as evaluated after its last execution",
+		Long: `Print a deployment's outputs. Outputs that read runtime attributes are
+evaluated again after every execution; sensitive ones are shown as (sensitive).`,
+		Example: `  orch deployments outputs nodecellar
+  orch deployments outputs nodecellar -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				d, err := b.Deployment(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
+				if g.output == "json" {
+					if d.Outputs == nil {
+						d.Outputs = map[string]any{}
+					}
+					return g.printJSON(d.Outputs)
+				}
+				printOutputs(g.stdout, d.Outputs, "", "")
 				return nil
 			})
 		},
 	})
 	return cmd
+}
+
+// sortedInstances lists instances by node, then creation.
+func sortedInstances(m map[string]*workflows.NodeInstance) []*workflows.NodeInstance {
+	var out []*workflows.NodeInstance
+	for _, node := range slices.Sorted(maps.Keys(nodesOf(m))) {
+		out = append(out, workflows.OfNode(m, node)...)
+	}
+	return out
+}
+
+func nodesOf(m map[string]*workflows.NodeInstance) map[string]bool {
+	out := map[string]bool{}
+	for _, inst := range m {
+		out[inst.Node] = true
+	}
+	return out
+}
+
+// printOutputs prints `name = value` lines, under a heading when there are
+// any.
+func printOutputs(w io.Writer, outputs map[string]any, heading, indent string) {
+	if len(outputs) == 0 {
+		return
+	}
+	fmt.Fprint(w, heading)
+	for _, k := range slices.Sorted(maps.Keys(outputs)) {
+		v, _ := json.Marshal(outputs[k])
+		fmt.Fprintf(w, "%s%s = %s\n", indent, k, v)
+	}
 }
 
 // printInputs prints a deployment's inputs: every declared one with its

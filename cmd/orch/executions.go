@@ -103,7 +103,42 @@ Ctrl-C.`,
 			})
 		},
 	}
-	cmd.AddCommand(list, show, cancel)
+	var noWait bool
+	resume := &cobra.Command{
+		Use:   "resume ID",
+		Short: "Resume a failed or cancelled execution, skipping what it did",
+		Long: `Run a failed or cancelled execution again: install, uninstall and the other
+built-in workflows (scale, heal, execute_operation, start, stop, restart) skip
+the operations they completed, per instance, and a scale or heal carries on
+with the instances it planned. An execution a crash interrupted is resumed too
+(the next orch command on its deployment also runs it). Without serve this
+waits for it to end, printing its events, as workflow run does.`,
+		Example: `  orch executions resume 01jd2k`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				x, err := b.Resume(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if !noWait {
+					if x, err = b.Wait(cmd.Context(), x); err != nil {
+						return err
+					}
+				}
+				if g.output == "json" {
+					return g.printJSON(x)
+				}
+				fmt.Fprintf(g.stdout, "Execution %s: %s\n", x.ID, x.Status)
+				if x.Status == workflows.Failed || x.Status == workflows.Cancelled {
+					return fmt.Errorf("execution %s %s: %s", x.ID, x.Status, x.Error)
+				}
+				return nil
+			})
+		},
+	}
+	resume.Flags().BoolVar(&noWait, "no-wait", false, "return once it is queued")
+	cmd.AddCommand(list, show, cancel, resume)
 	return cmd
 }
 

@@ -105,8 +105,12 @@ func TestDeployAndUndeployTheFilesExample(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &d); err != nil {
 		t.Fatalf("deployments show -o json: %v\n%s", err, r.stdout)
 	}
-	if d.Instances["app"].State != "started" || d.Instances["app"].Runtime["size"] == nil {
-		t.Errorf("app instance = %+v", d.Instances["app"])
+	ptrs := map[string]*workflows.NodeInstance{}
+	for k, v := range d.Instances {
+		ptrs[k] = &v
+	}
+	if apps := workflows.OfNode(ptrs, "app"); len(apps) != 1 || apps[0].State != "started" || apps[0].Runtime["size"] == nil {
+		t.Errorf("app instances = %+v", apps)
 	}
 	if d.Outputs["config_path"] != filepath.Join(dir, "app.conf") {
 		t.Errorf("outputs = %v", d.Outputs)

@@ -30,6 +30,9 @@ type Backend interface {
 	Executions(ctx context.Context, deployment string) ([]*workflows.Execution, error)
 	Execution(ctx context.Context, id string) (*workflows.Execution, error)
 	Cancel(ctx context.Context, id string) (*workflows.Execution, error)
+	// Resume queues a failed or cancelled execution again (or runs one
+	// a crash left queued), skipping the operations it did.
+	Resume(ctx context.Context, id string) (*workflows.Execution, error)
 	// Events returns the events after seq (waiting up to wait for some,
 	// where the backend can) and the execution.
 	Events(ctx context.Context, id string, after uint64, wait time.Duration) (*EventsResponse, error)
@@ -227,6 +230,14 @@ func (l *Local) Cancel(ctx context.Context, id string) (*workflows.Execution, er
 	return svc.Engine.Cancel(ctx, id)
 }
 
+func (l *Local) Resume(ctx context.Context, id string) (*workflows.Execution, error) {
+	svc, err := l.service()
+	if err != nil {
+		return nil, err
+	}
+	return svc.Engine.ResumeExecution(ctx, id)
+}
+
 // Wait waits in this process: the engine prints the events as they
 // happen. An undeploy's deployment is deleted here once it has succeeded.
 func (l *Local) Wait(ctx context.Context, x *workflows.Execution) (*workflows.Execution, error) {
@@ -319,6 +330,10 @@ func (r *Remote) Execution(ctx context.Context, id string) (*workflows.Execution
 
 func (r *Remote) Cancel(ctx context.Context, id string) (*workflows.Execution, error) {
 	return r.C.Cancel(ctx, id)
+}
+
+func (r *Remote) Resume(ctx context.Context, id string) (*workflows.Execution, error) {
+	return r.C.Resume(ctx, id)
 }
 
 func (r *Remote) Events(ctx context.Context, id string, after uint64, wait time.Duration) (*EventsResponse, error) {

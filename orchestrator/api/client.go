@@ -231,6 +231,15 @@ func (c *Client) Cancel(ctx context.Context, id string) (*workflows.Execution, e
 	return &out, nil
 }
 
+// Resume queues a failed or cancelled execution again.
+func (c *Client) Resume(ctx context.Context, id string) (*workflows.Execution, error) {
+	var out workflows.Execution
+	if err := c.do(ctx, http.MethodPost, "/v1/executions/"+url.PathEscape(id)+"/resume", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Events returns the events after seq, waiting up to wait for new ones.
 func (c *Client) Events(ctx context.Context, id string, after uint64, wait time.Duration) (*EventsResponse, error) {
 	var out EventsResponse

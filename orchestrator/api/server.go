@@ -150,6 +150,9 @@ func (s *Server) Handler() http.Handler {
 	handle("POST /v1/executions/{id}/cancel", func(r *http.Request) (any, error) {
 		return m.Svc.Engine.Cancel(r.Context(), r.PathValue("id"))
 	})
+	handle("POST /v1/executions/{id}/resume", func(r *http.Request) (any, error) {
+		return m.Svc.Engine.ResumeExecution(r.Context(), r.PathValue("id"))
+	})
 	handle("GET /v1/executions/{id}/events", s.events)
 	handle("GET /v1/policies", func(r *http.Request) (any, error) {
 		ps := m.Policies(r.URL.Query().Get("deployment"))

@@ -7,7 +7,10 @@
 // (relative to the blueprint), and any other input, exported as an
 // environment variable of the same name (strings as they are, other values
 // as JSON). orch also sets ORCH_DEPLOYMENT, ORCH_NODE, ORCH_INSTANCE,
-// ORCH_OPERATION, ORCH_PROPERTIES (JSON) and ORCH_RUNTIME_PROPERTIES (JSON).
+// ORCH_OPERATION, ORCH_PROPERTIES (JSON) and ORCH_RUNTIME_PROPERTIES (JSON);
+// a relationship operation also gets ORCH_RELATIONSHIP_TYPE,
+// ORCH_RELATIONSHIP_SIDE, ORCH_SOURCE_NODE, ORCH_SOURCE_INSTANCE,
+// ORCH_TARGET_NODE and ORCH_TARGET_INSTANCE.
 // Of orch's own environment it sees only PATH, HOME, USER, LOGNAME, SHELL,
 // LANG, LANGUAGE, LC_*, TZ and TMPDIR.
 // The command may write `key=value` lines to the file named by
@@ -189,6 +192,16 @@ func environment(op *plugins.OperationContext, runtimeFile string) ([]string, er
 		"ORCH_RUNTIME_PROPERTIES="+string(runtime),
 		"ORCH_RUNTIME_FILE="+runtimeFile,
 	)
+	if r := op.Relationship; r != nil {
+		env = append(env,
+			"ORCH_RELATIONSHIP_TYPE="+r.Type,
+			"ORCH_RELATIONSHIP_SIDE="+r.Side,
+			"ORCH_SOURCE_NODE="+r.SourceNode,
+			"ORCH_SOURCE_INSTANCE="+r.SourceInstance,
+			"ORCH_TARGET_NODE="+r.TargetNode,
+			"ORCH_TARGET_INSTANCE="+r.TargetInstance,
+		)
+	}
 	for k, v := range op.Inputs {
 		if k == "command" || k == "cwd" {
 			continue
