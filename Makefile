@@ -33,7 +33,7 @@ env-status: ## exit 0 when the environment runs; prints its env file
 	cd hack/testenv && $(GO) run ./cmd/testenv status
 
 bench: ## benchmarks (not part of test; the broker and kubernetes ones need make env-up)
-	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./plugins/kubernetes
+	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./workflows ./plugins/kubernetes
 
 fuzz: ## fuzz the blueprint parser, the metric decoder and the window reductions (FUZZTIME each, default 10m)
 	hack/fuzz.sh

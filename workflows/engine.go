@@ -193,6 +193,13 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Workflow == Scale && builtin(t, Scale) {
+		// A scale past min or max is refused now, with nothing stored
+		// (it is checked again when it runs: others may run before it).
+		if _, err := planScale(t, params); err != nil {
+			return nil, err
+		}
+	}
 	x := &Execution{
 		ID:         NewID(),
 		Deployment: req.Deployment,

@@ -181,6 +181,9 @@ func formatEvent(ev workflows.Event) string {
 	where := ""
 	if ev.Node != "" {
 		where = ev.Node
+		if ev.Instance != "" {
+			where = ev.Instance
+		}
 		if ev.Operation != "" {
 			where += "." + ev.Operation
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,7 +82,7 @@ func TestDeployAndUndeployTheFilesExample(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("deploy exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	for _, want := range []string{"[config.create] config.create started", "install succeeded", ": succeeded"} {
+	for _, want := range []string{"] config_", ".create started (script", "install succeeded", ": succeeded"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("deploy output lacks %q:\n%s", want, r.stdout)
 		}
@@ -212,7 +213,7 @@ func startDeploy(t *testing.T, state, blueprint, mark string) *exec.Cmd {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "slow.create started") {
+			if strings.Contains(sc.Text(), ".create started") && strings.Contains(sc.Text(), "[slow_") {
 				close(started)
 				break
 			}
@@ -305,7 +306,7 @@ func TestKilledMidExecutionResumes(t *testing.T) {
 		t.Errorf("killed install: %s, resumes %d, error %q", xs[0].Status, xs[0].Resumes, xs[0].Error)
 	}
 	r = orch(t, state, "events", "-e", xs[0].ID)
-	if !strings.Contains(r.stdout, "it will resume") || strings.Count(r.stdout, "fast.create started") != 1 {
+	if !strings.Contains(r.stdout, "it will resume") || len(regexp.MustCompile(`fast_[0-9a-f]+\.create started`).FindAllString(r.stdout, -1)) != 1 {
 		t.Errorf("resumed execution's events:\n%s", r.stdout)
 	}
 }

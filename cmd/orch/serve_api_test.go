@@ -51,7 +51,7 @@ func TestCLIGoesThroughServe(t *testing.T) {
 
 	files := filepath.Join(tmp, "files")
 	r := orch(t, state, "deploy", "../../examples/files/blueprint.hcl", "-d", "files", "-i", "dir="+files)
-	if r.code != 0 || !strings.Contains(r.stdout, "install succeeded") || !strings.Contains(r.stdout, "[config.create]") {
+	if r.code != 0 || !strings.Contains(r.stdout, "install succeeded") || !strings.Contains(r.stdout, "[config_") {
 		t.Fatalf("deploy through serve: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(files, "app.conf")); err != nil {
