@@ -74,7 +74,9 @@ func showDeployment(t *testing.T, state, id string) shown {
 	return d
 }
 
-func ofNode(d shown, node string) []*workflows.NodeInstance { return workflows.OfNode(d.Instances, node) }
+func ofNode(d shown, node string) []*workflows.NodeInstance {
+	return workflows.OfNode(d.Instances, node)
+}
 
 // checkApps checks every app instance runs in a host instance that exists,
 // one per host, started.
