@@ -366,3 +366,39 @@ func BenchmarkUnendedAmongHistory(b *testing.B) {
 		}
 	})
 }
+
+// A schema 2 file keeps a deployment's instances in its record, by node
+// name; opening it for writing moves them to the instances bucket, by id,
+// and later reads find them there.
+func TestSchema2InstancesMoveToTheirBucket(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	must(t, s.db.Update(func(tx *bolt.Tx) error {
+		rec := map[string]any{"id": "old", "blueprint": "bp", "instances": map[string]any{
+			"web": map[string]any{"id": "web_a1b2c3", "node": "web", "state": "started", "runtime_properties": map[string]any{"ip": "10.0.0.9"}},
+		}}
+		if err := put(tx.Bucket(bucketDeployments), "old", rec); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put(keySchema, []byte("2"))
+	}))
+	must(t, s.Close())
+	s, err := Open(path, OpenOptions{})
+	must(t, err)
+	defer s.Close()
+	d, err := s.Deployment(ctx, "old")
+	must(t, err)
+	inst := d.Instances["web_a1b2c3"]
+	if len(d.Instances) != 1 || inst == nil || inst.State != "started" || inst.Runtime["ip"] != "10.0.0.9" {
+		t.Fatalf("instances after the upgrade = %+v", d.Instances)
+	}
+	must(t, s.db.View(func(tx *bolt.Tx) error {
+		if v := string(tx.Bucket(bucketDeployments).Get([]byte("old"))); strings.Contains(v, "web_a1b2c3") {
+			t.Errorf("the record still holds its instances: %s", v)
+		}
+		if v := string(tx.Bucket(bucketMeta).Get(keySchema)); v != "3" {
+			t.Errorf("schema = %s", v)
+		}
+		return nil
+	}))
+}
