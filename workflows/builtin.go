@@ -455,20 +455,7 @@ func mergeObjects(a, b cty.Value) cty.Value {
 // that is installed: start in dependency order, stop in reverse.
 func (e *Engine) startStop(ctx context.Context, x *Execution, t *Target, ops []string) error {
 	for _, op := range ops {
-		reverse := op == "stop"
-		t.mu.Lock()
-		insts := t.sorted()
-		t.mu.Unlock()
-		deps := map[string][]string{}
-		for _, inst := range insts {
-			for _, target := range linkTargets(t, inst) {
-				if reverse {
-					deps[target] = append(deps[target], inst.ID)
-				} else {
-					deps[inst.ID] = append(deps[inst.ID], target)
-				}
-			}
-		}
+		insts, deps := instanceGraph(t, op == "stop")
 		var tasks []*Task
 		for _, inst := range insts {
 			inst := inst

@@ -46,6 +46,25 @@ func (e *Engine) install(ctx context.Context, x *Execution, t *Target, scope map
 	return RunGraph(ctx, tasks, e.Parallel)
 }
 
+// instanceGraph lists the instances and what each waits for: the
+// instances it links to, or (reverse, to undo) those linking to it.
+func instanceGraph(t *Target, reverse bool) ([]*NodeInstance, map[string][]string) {
+	t.mu.Lock()
+	insts := t.sorted()
+	t.mu.Unlock()
+	deps := map[string][]string{}
+	for _, inst := range insts {
+		for _, target := range linkTargets(t, inst) {
+			if reverse {
+				deps[target] = append(deps[target], inst.ID)
+			} else {
+				deps[inst.ID] = append(deps[inst.ID], target)
+			}
+		}
+	}
+	return insts, deps
+}
+
 // linkTargets are the instances inst links to (each once).
 func linkTargets(t *Target, inst *NodeInstance) []string {
 	t.mu.Lock()
@@ -83,15 +102,7 @@ func (e *Engine) installInstance(ctx context.Context, x *Execution, t *Target, i
 // reverse order, each after unlinking its relationships; an instance
 // outside remove unlinks only its links to instances in it.
 func (e *Engine) uninstall(ctx context.Context, x *Execution, t *Target, remove map[string]bool) error {
-	t.mu.Lock()
-	insts := t.sorted()
-	t.mu.Unlock()
-	deps := map[string][]string{}
-	for _, inst := range insts {
-		for _, target := range linkTargets(t, inst) {
-			deps[target] = append(deps[target], inst.ID) // reverse: sources go first
-		}
-	}
+	insts, deps := instanceGraph(t, true)
 	tasks := make([]*Task, 0, len(insts))
 	for _, inst := range insts {
 		inst := inst
