@@ -83,6 +83,7 @@ func (e *Engine) installInstance(ctx context.Context, x *Execution, t *Target, i
 	if n == nil {
 		return fmt.Errorf("instance %s: its node %s is not in the blueprint", inst.ID, inst.Node)
 	}
+	dirty := false
 	for _, step := range []struct{ node, link string }{
 		{"create", blueprints.Preconfigure}, {"configure", blueprints.Postconfigure}, {"start", blueprints.Establish},
 	} {
@@ -91,9 +92,16 @@ func (e *Engine) installInstance(ctx context.Context, x *Execution, t *Target, i
 				return err
 			}
 		}
-		if err := e.linkOperations(ctx, x, t, n, inst, step.link); err != nil {
+		d, err := e.linkOperations(ctx, x, t, n, inst, step.link)
+		if err != nil {
 			return err
 		}
+		dirty = dirty || d
+	}
+	if dirty {
+		// Links marked done with no operation to run: stored once (the
+		// lifecycle writes between may have stored them already).
+		return e.putInstance(ctx, t, inst)
 	}
 	return nil
 }
@@ -135,11 +143,15 @@ func (e *Engine) uninstall(ctx context.Context, x *Execution, t *Target, remove 
 
 // linkOperations runs one relationship operation (preconfigure,
 // postconfigure, establish) for every link of inst not done yet: the
-// source side's, then the target side's.
-func (e *Engine) linkOperations(ctx context.Context, x *Execution, t *Target, n *blueprints.PlanNode, inst *NodeInstance, op string) error {
+// source side's, then the target side's. A pair whose operation ran is
+// stored at once (a resumed run skips it); links whose relationship has no
+// such operation are only marked done, and dirty says some are not stored
+// yet (the caller stores the instance later).
+func (e *Engine) linkOperations(ctx context.Context, x *Execution, t *Target, n *blueprints.PlanNode, inst *NodeInstance, op string) (dirty bool, err error) {
 	t.mu.Lock()
 	links := slices.Clone(inst.Links)
 	t.mu.Unlock()
+	unwritten := false
 	for _, l := range links {
 		if l.done(op) || l.Rel >= len(n.Links) {
 			continue
@@ -148,8 +160,11 @@ func (e *Engine) linkOperations(ctx context.Context, x *Execution, t *Target, n 
 		if target == nil {
 			continue
 		}
-		if err := e.linkOperation(ctx, x, t, n, inst, target, l, op); err != nil {
-			return err
+		ran := hasLinkOperation(n.Links[l.Rel], op)
+		if ran {
+			if err := e.linkOperation(ctx, x, t, n, inst, target, l, op); err != nil {
+				return false, err
+			}
 		}
 		if x.DryRun {
 			continue
@@ -157,11 +172,19 @@ func (e *Engine) linkOperations(ctx context.Context, x *Execution, t *Target, n 
 		t.mu.Lock()
 		l.Done = append(slices.Clone(l.Done), op)
 		t.mu.Unlock()
-		if err := e.putInstance(ctx, t, inst); err != nil {
-			return err
+		unwritten = true
+		if ran {
+			if err := e.putInstance(ctx, t, inst); err != nil {
+				return false, err
+			}
+			unwritten = false
 		}
 	}
-	return nil
+	return unwritten, nil
+}
+
+func hasLinkOperation(rel *blueprints.PlanRelationship, op string) bool {
+	return rel.Operations[blueprints.SourceSide+"."+op] != nil || rel.Operations[blueprints.TargetSide+"."+op] != nil
 }
 
 // unlink runs unlink for the established links of inst whose target
@@ -171,14 +194,17 @@ func (e *Engine) unlink(ctx context.Context, x *Execution, t *Target, n *bluepri
 	t.mu.Lock()
 	links := slices.Clone(inst.Links)
 	t.mu.Unlock()
+	unwritten := false
 	for _, l := range links {
 		if !match(l.Target) || len(l.Done) == 0 {
 			continue
 		}
-		if target := t.instance(l.Target); target != nil && l.done(blueprints.Establish) && l.Rel < len(n.Links) {
+		ran := false
+		if target := t.instance(l.Target); target != nil && l.done(blueprints.Establish) && l.Rel < len(n.Links) && hasLinkOperation(n.Links[l.Rel], blueprints.Unlink) {
 			if err := e.linkOperation(ctx, x, t, n, inst, target, l, blueprints.Unlink); err != nil {
 				return err
 			}
+			ran = true
 		}
 		if x.DryRun {
 			continue
@@ -186,9 +212,16 @@ func (e *Engine) unlink(ctx context.Context, x *Execution, t *Target, n *bluepri
 		t.mu.Lock()
 		l.Done = nil
 		t.mu.Unlock()
-		if err := e.putInstance(ctx, t, inst); err != nil {
-			return err
+		unwritten = true
+		if ran {
+			if err := e.putInstance(ctx, t, inst); err != nil {
+				return err
+			}
+			unwritten = false
 		}
+	}
+	if unwritten {
+		return e.putInstance(ctx, t, inst)
 	}
 	return nil
 }
