@@ -89,10 +89,11 @@ func (c *checker) errorf(subject hcl.Range, summary, detail string, args ...any)
 
 func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hcl.Diagnostics) {
 	c := &checker{bp: bp, cat: cat, nodeVals: map[string]cty.Value{}}
+	c.replaceBuiltinWorkflows()
 	c.inputs = indexNamed(c, bp.Inputs, func(i *Input) (string, hcl.Range) { return i.Name, i.DeclRange }, "input")
 	c.nodeTypes = indexNamed(c, bp.NodeTypes, func(t *NodeType) (string, hcl.Range) { return t.Name, t.DeclRange }, "node type")
 	c.nodes = indexNamed(c, bp.Nodes, func(n *Node) (string, hcl.Range) { return n.Name, n.DeclRange }, "node")
-	c.workflows = indexNamed(c, bp.Workflows, func(w *Workflow) (string, hcl.Range) { return w.Name, w.DeclRange }, "workflow")
+	c.workflows = indexNamed(c, c.bp.Workflows, func(w *Workflow) (string, hcl.Range) { return w.Name, w.DeclRange }, "workflow")
 	c.policyTypes = indexNamed(c, bp.PolicyTypes, func(t *PolicyType) (string, hcl.Range) { return t.Name, t.DeclRange }, "policy type")
 	indexNamed(c, bp.Policies, func(p *Policy) (string, hcl.Range) { return p.Name, p.DeclRange }, "policy")
 	indexNamed(c, bp.Outputs, func(o *Output) (string, hcl.Range) { return o.Name, o.DeclRange }, "output")
@@ -131,7 +132,7 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 			plan.Nodes = append(plan.Nodes, pn)
 		}
 	}
-	for _, w := range bp.Workflows {
+	for _, w := range c.bp.Workflows {
 		plan.Workflows[w.Name] = c.planWorkflow(w)
 	}
 	for _, p := range bp.Policies {
@@ -155,6 +156,33 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 		return nil, c.diags
 	}
 	return plan, c.diags
+}
+
+// replaceBuiltinWorkflows drops the built-in workflows the blueprint
+// declares its own of (checked on a copy: the blueprint is not changed);
+// install and uninstall may not be replaced.
+func (c *checker) replaceBuiltinWorkflows() {
+	own := map[string]*Workflow{}
+	for _, w := range c.bp.Workflows {
+		if !w.Builtin {
+			own[w.Name] = w
+		}
+	}
+	var kept []*Workflow
+	for _, w := range c.bp.Workflows {
+		if w.Builtin && own[w.Name] != nil {
+			if contains(ReservedWorkflows, w.Name) {
+				c.errorf(own[w.Name].DeclRange, "Reserved workflow name", "Workflow %q is built in: orch deploy and undeploy run it. Give yours another name.", w.Name)
+			}
+			continue
+		}
+		kept = append(kept, w)
+	}
+	if len(kept) != len(c.bp.Workflows) {
+		cp := *c.bp
+		cp.Workflows = kept
+		c.bp = &cp
+	}
 }
 
 // indexNamed builds a name index and reports duplicates (across all files).
@@ -370,7 +398,7 @@ func (c *checker) checkWorkflows() {
 				c.checkDeclaration(p, false)
 			}
 		}
-		if c.cat == nil || w.Uses == "" {
+		if c.cat == nil || w.Uses == "" || w.Builtin {
 			continue
 		}
 		if !contains(c.cat.Workflows, w.Uses) {

@@ -269,6 +269,11 @@ func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
 				diags = append(diags, d...)
 				rt.Builtin = true
 				bp.RelationshipTypes = append(bp.RelationshipTypes, rt)
+			case "workflow":
+				w, d := decodeWorkflowBlock(block)
+				diags = append(diags, d...)
+				w.Builtin = true
+				bp.Workflows = append(bp.Workflows, w)
 			}
 		}
 		return diags

@@ -27,6 +27,96 @@ relationship_type "orch.ConnectedTo" {
   description  = "The source connects to the target (connected_to); every source instance to every target instance unless connection_type = \"all_to_one\"."
 }
 
+# The workflows every deployment has (Cloudify's, with its parameter
+# names); orch's engine runs them. A blueprint's own workflow of the same
+# name replaces one, but for install and uninstall.
+workflow "install" {
+  uses        = "orch.install"
+  description = "Install every instance: create, configure, start, with their relationship operations."
+}
+
+workflow "uninstall" {
+  uses        = "orch.uninstall"
+  description = "Uninstall every instance, in reverse: unlink, stop, delete."
+}
+
+workflow "scale" {
+  uses        = "orch.scale"
+  description = "Add or remove instances of a node or a group, with their relationships."
+  parameter "scalable_entity_name" {
+    type        = string
+    description = "The node or group to scale."
+  }
+  parameter "delta" {
+    type        = number
+    default     = 1
+    description = "How many instances to add per host instance (negative: remove)."
+  }
+  parameter "scale_compute" {
+    type        = bool
+    default     = false
+    description = "Scale the node's outermost host instead, with all it contains."
+  }
+}
+
+workflow "heal" {
+  uses        = "orch.heal"
+  description = "Reinstall an instance's host and everything in it, with their relationship operations."
+  parameter "node_instance_id" {
+    type        = string
+    description = "The instance to heal."
+  }
+}
+
+workflow "execute_operation" {
+  uses        = "orch.execute_operation"
+  description = "Run an operation on instances."
+  parameter "operation" {
+    type        = string
+    description = "The operation's name."
+  }
+  parameter "operation_kwargs" {
+    type        = any
+    default     = {}
+    description = "Inputs given to the operation, over its own."
+  }
+  parameter "node_ids" {
+    type        = list(string)
+    default     = []
+    description = "Only instances of these nodes."
+  }
+  parameter "node_instance_ids" {
+    type        = list(string)
+    default     = []
+    description = "Only these instances."
+  }
+  parameter "type_names" {
+    type        = list(string)
+    default     = []
+    description = "Only instances of nodes of these types (or derived from them)."
+  }
+  parameter "run_by_dependency_order" {
+    type        = bool
+    default     = false
+    description = "Run an instance after those it relates to (else all at once)."
+  }
+}
+
+workflow "start" {
+  uses        = "orch.start"
+  description = "Run start on every installed instance, in dependency order."
+}
+
+workflow "stop" {
+  uses        = "orch.stop"
+  description = "Run stop on every started instance, in reverse order."
+}
+
+workflow "restart" {
+  uses        = "orch.restart"
+  description = "Stop, then start, every installed instance."
+}
+
 relationship_type "orch.ContainedIn" {
   derived_from = "orch.DependsOn"
   description  = "The source runs in the target, its host (contained_in): it has its instances per instance of its host."

@@ -252,9 +252,19 @@ type Workflow struct {
 	UsesRange   hcl.Range
 	Parameters  []*Property
 	// Timeout bounds one run (DefaultWorkflowTimeout when not given).
-	Timeout   time.Duration
+	Timeout time.Duration
+	// Builtin is set for the workflows every deployment has (core.hcl);
+	// a blueprint's own workflow of the same name replaces one.
+	Builtin   bool
 	DeclRange hcl.Range
 }
+
+// BuiltinWorkflowPrefix starts the `uses` of the workflows orch's engine
+// runs itself (install, scale, heal, ...): "orch.scale".
+const BuiltinWorkflowPrefix = "orch."
+
+// Workflows the blueprint may not replace: deploy and undeploy run them.
+var ReservedWorkflows = []string{"install", "uninstall"}
 
 // DefaultWorkflowTimeout bounds a plugin workflow's run when its block
 // gives no timeout: no run holds its deployment's queue for good.

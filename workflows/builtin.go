@@ -24,55 +24,33 @@ const (
 	Restart          = "restart"
 )
 
-func param(name, desc string, ty cty.Type, def cty.Value) *blueprints.PlanParameter {
-	return &blueprints.PlanParameter{Name: name, Description: desc, Type: ty, Default: def, HasDefault: def != cty.NilVal}
-}
-
-// builtinWorkflows declares the parameters of the built-in workflows.
-var builtinWorkflows = map[string]*blueprints.PlanWorkflow{
-	Install:   {Name: Install, Uses: "builtin", Description: "Install every instance: create, configure, start, with their relationship operations."},
-	Uninstall: {Name: Uninstall, Uses: "builtin", Description: "Uninstall every instance, in reverse: unlink, stop, delete."},
-	Scale: {Name: Scale, Uses: "builtin", Description: "Add or remove instances of a node or a group, with their relationships.", Parameters: []*blueprints.PlanParameter{
-		param("scalable_entity_name", "The node or group to scale.", cty.String, cty.NilVal),
-		param("delta", "How many instances to add (negative: remove), per host instance.", cty.Number, cty.NumberIntVal(1)),
-		param("scale_compute", "Scale the node's outermost host instead (with all it contains).", cty.Bool, cty.False),
-	}},
-	Heal: {Name: Heal, Uses: "builtin", Description: "Reinstall an instance's host and everything in it, with their relationship operations.", Parameters: []*blueprints.PlanParameter{
-		param("node_instance_id", "The instance to heal.", cty.String, cty.NilVal),
-	}},
-	ExecuteOperation: {Name: ExecuteOperation, Uses: "builtin", Description: "Run an operation on instances.", Parameters: []*blueprints.PlanParameter{
-		param("operation", "The operation's name.", cty.String, cty.NilVal),
-		param("operation_kwargs", "Inputs given to the operation, over its own.", cty.DynamicPseudoType, cty.EmptyObjectVal),
-		param("node_ids", "Only instances of these nodes.", cty.List(cty.String), cty.ListValEmpty(cty.String)),
-		param("node_instance_ids", "Only these instances.", cty.List(cty.String), cty.ListValEmpty(cty.String)),
-		param("type_names", "Only instances of nodes of these types (or derived from them).", cty.List(cty.String), cty.ListValEmpty(cty.String)),
-		param("run_by_dependency_order", "Run an instance after those it relates to (else all at once).", cty.Bool, cty.False),
-	}},
-	Start:   {Name: Start, Uses: "builtin", Description: "Run start on every created instance, in dependency order."},
-	Stop:    {Name: Stop, Uses: "builtin", Description: "Run stop on every started instance, in reverse order."},
-	Restart: {Name: Restart, Uses: "builtin", Description: "Stop, then start, every instance."},
-}
-
 // BuiltinWorkflows lists the built-in workflows' names, install first.
 var BuiltinWorkflows = []string{Install, Uninstall, Scale, Heal, ExecuteOperation, Start, Stop, Restart}
 
-// WorkflowOf is the workflow a deployment runs under name: its blueprint's,
-// else the built-in one; nil when there is none.
-func WorkflowOf(t *Target, name string) *blueprints.PlanWorkflow {
-	if pw := t.Plan.Workflows[name]; pw != nil {
-		return pw
-	}
-	return builtinWorkflows[name]
-}
+// WorkflowOf is the workflow a deployment runs under name: its blueprint's
+// own, or the built-in one (the blueprint language declares them), nil
+// when there is none.
+func WorkflowOf(t *Target, name string) *blueprints.PlanWorkflow { return t.Plan.Workflows[name] }
 
-// builtin reports whether the deployment runs name as a built-in workflow.
+// builtin reports whether the deployment runs name as a built-in workflow
+// (one orch's engine implements, `uses = "orch.NAME"`).
 func builtin(t *Target, name string) bool {
-	return t.Plan.Workflows[name] == nil && builtinWorkflows[name] != nil
+	pw := t.Plan.Workflows[name]
+	if pw == nil {
+		// A plan without the built-in declarations (a test's): install
+		// and uninstall still are.
+		return name == Install || name == Uninstall
+	}
+	return strings.HasPrefix(pw.Uses, blueprints.BuiltinWorkflowPrefix)
 }
 
 // runBuiltin runs a built-in workflow.
 func (e *Engine) runBuiltin(ctx context.Context, x *Execution, t *Target, params map[string]cty.Value) error {
-	switch x.Workflow {
+	name := x.Workflow
+	if pw := t.Plan.Workflows[name]; pw != nil {
+		name = strings.TrimPrefix(pw.Uses, blueprints.BuiltinWorkflowPrefix)
+	}
+	switch name {
 	case Install:
 		return e.install(ctx, x, t, nil)
 	case Uninstall:
@@ -90,7 +68,7 @@ func (e *Engine) runBuiltin(ctx context.Context, x *Execution, t *Target, params
 	case Restart:
 		return e.startStop(ctx, x, t, []string{"stop", "start"})
 	}
-	return fmt.Errorf("no built-in workflow %q", x.Workflow)
+	return fmt.Errorf("workflow %s: orch has no built-in workflow %q", x.Workflow, name)
 }
 
 // scale adds or removes instances of a node or a group: the change is

@@ -193,7 +193,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Workflow == Scale && builtin(t, Scale) {
+	if pw := t.Plan.Workflows[req.Workflow]; pw != nil && pw.Uses == blueprints.BuiltinWorkflowPrefix+Scale {
 		// A scale past min or max is refused now, with nothing stored
 		// (it is checked again when it runs: others may run before it).
 		if _, err := planScale(t, params); err != nil {
@@ -250,6 +250,12 @@ func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (stri
 // bind checks the workflow exists and binds its parameters.
 func (e *Engine) bind(t *Target, workflow string, given map[string]string, values map[string]cty.Value) (map[string]cty.Value, error) {
 	pw := WorkflowOf(t, workflow)
+	if pw == nil && builtin(t, workflow) {
+		if len(given) > 0 || len(values) > 0 {
+			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
+		}
+		return map[string]cty.Value{}, nil
+	}
 	if pw == nil {
 		return nil, fmt.Errorf("deployment %s has no workflow %q (it has: %s)", t.Deployment, workflow, strings.Join(Workflows(t), ", "))
 	}

@@ -7,15 +7,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/workflows"
 )
 
-func countUser(pts []*blueprints.PolicyType) int {
+// countUser counts what the blueprint declares itself, not what orch
+// and its plugins build in.
+func countUser[T any](items []T, builtin func(T) bool) int {
 	n := 0
-	for _, pt := range pts {
-		if !pt.Builtin {
+	for _, it := range items {
+		if !builtin(it) {
 			n++
 		}
 	}

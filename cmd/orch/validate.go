@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orchhq/orch/blueprints"
 	"github.com/orchhq/orch/orchestrator"
 )
 
@@ -28,8 +29,9 @@ is printed as file:line:col with the source line. Exits 1 on any error.`,
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%d file(s) valid: %d nodes, %d workflows, %d policy types, %d policies\n",
-				len(bp.Sources), len(bp.Nodes), len(bp.Workflows), countUser(bp.PolicyTypes), len(bp.Policies))
+				len(bp.Sources), len(bp.Nodes), countUser(bp.Workflows, func(w *blueprints.Workflow) bool { return w.Builtin }), countUser(bp.PolicyTypes, func(t *blueprints.PolicyType) bool { return t.Builtin }), len(bp.Policies))
 			return nil
 		},
 	}
 }
+

@@ -1,0 +1,4 @@
+node "vm" {}
+
+group "a" { members = [node.vm] }
+group "b" { members = [node.vm] }

@@ -1,0 +1,3 @@
+workflow "install" {
+  uses = "script.workflow"
+}
