@@ -34,4 +34,3 @@ is printed as file:line:col with the source line. Exits 1 on any error.`,
 		},
 	}
 }
-
