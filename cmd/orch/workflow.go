@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
@@ -79,7 +80,8 @@ already runs an execution, this one queues behind it. Ctrl-C cancels.`,
 					}
 					ps += p.Name
 					if p.Default != nil {
-						ps += fmt.Sprintf("=%v", p.Default)
+						def, _ := json.Marshal(p.Default)
+						ps += "=" + string(def)
 					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", w.Name, w.Uses, ps)

@@ -444,3 +444,58 @@ func TestSlowAndSilentClientsAreCutOff(t *testing.T) {
 	}
 	closedWithin("an idle keep-alive", idle, 3*time.Second)
 }
+
+// A failed install resumed through the API runs again, skipping what it
+// did: the node that succeeded is not created twice.
+func TestResumeAFailedExecutionThroughTheAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	flag := filepath.Join(f.dir, "fail")
+	count := filepath.Join(f.dir, "count")
+	bp := filepath.Join(f.dir, "resume.hcl")
+	src := fmt.Sprintf(`
+node "first" {
+  operation "create" {
+    implementation = "script"
+    inputs         = { command = ["sh", "-c", "echo x >> \"$COUNT\""], COUNT = %q }
+  }
+}
+node "second" {
+  depends_on = [node.first]
+  operation "create" {
+    implementation = "script"
+    inputs         = { command = ["sh", "-c", "test ! -e \"$FLAG\""], FLAG = %q }
+  }
+}
+`, count, flag)
+	if err := os.WriteFile(bp, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(flag, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, x, err := f.client.Deploy(ctx, orchestrator.DeployRequest{Paths: []string{bp}, ID: "resume"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := f.wait(t, x); end.Status != workflows.Failed {
+		t.Fatalf("install should fail: %s", end.Status)
+	}
+	if _, err := f.client.Resume(ctx, "zzzz"); err == nil {
+		t.Error("resuming an unknown execution succeeded")
+	}
+	_ = os.Remove(flag)
+	again, err := f.client.Resume(ctx, x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := f.wait(t, again); end.Status != workflows.Succeeded || end.Resumes != 1 {
+		t.Fatalf("resumed install: %s (%d resumes) %s", end.Status, end.Resumes, end.Error)
+	}
+	if b, _ := os.ReadFile(count); string(b) != "x\n" {
+		t.Errorf("the node that had succeeded ran again: %q", b)
+	}
+	if _, err := f.client.Resume(ctx, x.ID); err == nil || !strings.Contains(err.Error(), "only a failed or cancelled") {
+		t.Errorf("resuming a succeeded execution: %v", err)
+	}
+}
