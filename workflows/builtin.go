@@ -250,6 +250,9 @@ func planScale(t *Target, params map[string]cty.Value) (*Change, error) {
 			hosts = append(hosts, h.ID)
 		}
 	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("scale: node %s is contained in %s, which has no instances; scale %s first", n.Name, n.Host, n.Host)
+	}
 	if !n.Instances.Declared {
 		return nil, fmt.Errorf("scale: node %s has exactly one instance (it declares no instances block); give it instances { max = N } to scale it", n.Name)
 	}

@@ -70,6 +70,17 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 				if x.Resumes > 0 {
 					fmt.Fprintf(g.stdout, "Resumed:    %d time(s) after a restart\n", x.Resumes)
 				}
+				if c := x.Change; c != nil {
+					for _, inst := range c.Added {
+						fmt.Fprintf(g.stdout, "Adds:       %s\n", inst.ID)
+					}
+					for _, id := range c.Removed {
+						fmt.Fprintf(g.stdout, "Removes:    %s\n", id)
+					}
+					for _, id := range c.Healed {
+						fmt.Fprintf(g.stdout, "Heals:      %s\n", id)
+					}
+				}
 				for _, k := range slices.Sorted(maps.Keys(x.Parameters)) {
 					fmt.Fprintf(g.stdout, "Parameter:  %s = %v\n", k, x.Parameters[k])
 				}
