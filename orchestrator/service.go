@@ -86,24 +86,39 @@ func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Cata
 // Validate parses and validates blueprint files against the plugins of
 // registry, without a state file.
 func Validate(registry *plugins.Registry, paths ...string) (*blueprints.Blueprint, error) {
+	bp, _, err := ValidatePlan(registry, paths...)
+	return bp, err
+}
+
+// ValidatePlan is Validate returning the plan as validation resolved it
+// (inputs without a value unknown), for reports such as which conditions
+// are compiled.
+func ValidatePlan(registry *plugins.Registry, paths ...string) (*blueprints.Blueprint, *blueprints.Plan, error) {
 	builtin, catalog := languageOf(registry)
-	return load(builtin, catalog, "", paths...)
+	return loadPlan(builtin, catalog, "", paths...)
 }
 
 func load(builtin map[string][]byte, catalog *blueprints.Catalog, root string, paths ...string) (*blueprints.Blueprint, error) {
+	bp, _, err := loadPlan(builtin, catalog, root, paths...)
+	return bp, err
+}
+
+func loadPlan(builtin map[string][]byte, catalog *blueprints.Catalog, root string, paths ...string) (*blueprints.Blueprint, *blueprints.Plan, error) {
 	l := &blueprints.Loader{Builtin: builtin, Root: root}
 	bp, diags := l.Load(paths...)
+	var plan *blueprints.Plan
 	if !diags.HasErrors() {
-		plan, d := blueprints.ValidatePlan(bp, catalog)
+		var d hcl.Diagnostics
+		plan, d = blueprints.ValidatePlan(bp, catalog)
 		diags = append(diags, d...)
 		if plan != nil {
 			diags = append(diags, policies.Validate(plan)...)
 		}
 	}
 	if diags.HasErrors() {
-		return bp, &DiagnosticsError{Files: bp.Files, Diags: diags}
+		return bp, nil, &DiagnosticsError{Files: bp.Files, Diags: diags}
 	}
-	return bp, nil
+	return bp, plan, nil
 }
 
 // engineStore is the store as the engine sees it: deployments resolve to

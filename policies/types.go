@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
@@ -98,16 +99,19 @@ type hclEvaluator struct {
 	params cty.Value
 	scope  *scope
 	fns    map[string]function.Function
+	// compiled[i] is condition i compiled (nil: HCL's interpreter runs
+	// it, for the reason in why[i]).
+	compiled []compiled
+	why      []string
 }
 
 // scope answers the window functions for one policy: it binds them to the
 // policy's deployment and nodes and to the evaluation time.
 type scope struct {
-	target   Target
-	w        *Windows
-	now      float64
-	patterns map[string]*regexp.Regexp
-	values   map[string]float64
+	target Target
+	w      *Windows
+	now    float64
+	values map[string]float64
 	// longest is the longest window read so far.
 	longest float64
 	// memo keeps this evaluation's reductions: a condition often reads the
@@ -126,6 +130,25 @@ type reduced struct {
 }
 
 func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
+	return s.reduceLabeled(fn, spec, arg, "")
+}
+
+// reductionLabel names a reduction in a condition's values ("mean(cpu,
+// 30s)"), for explaining a decision.
+func reductionLabel(fn string, spec *blueprints.WindowSpec, arg float64) string {
+	name := spec.Metric
+	if spec.Pattern != "" {
+		name = "services(" + spec.Pattern + ")"
+	}
+	if fn == "percentile" || fn == "ewma" {
+		return fmt.Sprintf("%s(%s, %gs, %g)", fn, name, spec.Duration, arg)
+	}
+	return fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
+}
+
+// reduceLabeled is Reduce with the label known already (a compiled
+// condition's; "": make it).
+func (s *scope) reduceLabeled(fn string, spec *blueprints.WindowSpec, arg float64, label string) (float64, bool) {
 	key := reduceKey{fn, spec.Metric, spec.Pattern, spec.Duration, arg}
 	s.longest = max(s.longest, spec.Duration)
 	if s.w != nil && spec.Duration > s.w.Horizon {
@@ -139,13 +162,8 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 		s.memo[key] = r
 	}
 	if r.ok && s.values != nil {
-		name := spec.Metric
-		if spec.Pattern != "" {
-			name = "services(" + spec.Pattern + ")"
-		}
-		label := fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
-		if fn == "percentile" || fn == "ewma" {
-			label = fmt.Sprintf("%s(%s, %gs, %g)", fn, name, spec.Duration, arg)
+		if label == "" {
+			label = reductionLabel(fn, spec, arg)
 		}
 		s.values[label] = r.v
 	}
@@ -155,26 +173,80 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
 	q := s.target.query(spec.Metric, spec.Duration, s.now)
 	if spec.Pattern != "" {
-		re := s.patterns[spec.Pattern]
-		if re == nil {
-			var err error
-			if re, err = regexp.Compile(spec.Pattern); err != nil {
-				return 0, false
-			}
-			s.patterns[spec.Pattern] = re
+		re, err := pattern(spec.Pattern)
+		if err != nil {
+			return 0, false
 		}
 		q.Pattern = re
 	}
 	return s.w.Reduce(fn, q, arg)
 }
 
+// patterns interns the compiled services() patterns: every policy with the
+// same pattern shares one, so a series remembers whether it matches once.
+var patterns sync.Map // string -> *regexp.Regexp
+
+func pattern(p string) (*regexp.Regexp, error) {
+	if re, ok := patterns.Load(p); ok {
+		return re.(*regexp.Regexp), nil
+	}
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := patterns.LoadOrStore(p, re)
+	return actual.(*regexp.Regexp), nil
+}
+
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
-	sc := &scope{target: t, patterns: map[string]*regexp.Regexp{}, memo: map[reduceKey]reduced{}}
+	sc := &scope{target: t, memo: map[reduceKey]reduced{}}
 	params, _ := p.Properties.Unmark()
 	if params == cty.NilVal || params.IsNull() {
 		params = cty.EmptyObjectVal
 	}
-	return &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc)}, nil
+	e := &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc),
+		compiled: make([]compiled, len(p.Type.Conditions)), why: make([]string, len(p.Type.Conditions))}
+	c := newCompiler(params)
+	for i, cond := range p.Type.Conditions {
+		fn, err := c.compile(cond.When)
+		if err != nil {
+			e.why[i] = err.Error()
+			continue
+		}
+		e.compiled[i] = fn
+	}
+	return e, nil
+}
+
+// ConditionCompilation says, per condition of a user-defined policy type,
+// whether it is compiled or left to HCL's interpreter, and why.
+type ConditionCompilation struct {
+	Policy, Condition string
+	Compiled          bool
+	Why               string
+}
+
+// Compilation reports how the conditions of a plan's user-defined policies
+// are evaluated (orch validate -v prints it).
+func Compilation(plan *blueprints.Plan) []ConditionCompilation {
+	var out []ConditionCompilation
+	for _, p := range plan.Policies {
+		if p.Type == nil || p.Type.Uses != "" {
+			continue
+		}
+		if v, _ := p.Properties.UnmarkDeep(); v != cty.NilVal && !v.IsWhollyKnown() {
+			continue
+		}
+		ev, err := compileHCL(Target{Deployment: "validate"}, p)
+		if err != nil {
+			continue
+		}
+		he := ev.(*hclEvaluator)
+		for i, cd := range he.conds {
+			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.Name, Compiled: he.compiled[i] != nil, Why: he.why[i]})
+		}
+	}
+	return out
 }
 
 // Window is the longest window its conditions have read.
@@ -185,16 +257,29 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	clear(e.scope.memo)
 	out := make([]Result, 0, len(e.conds))
 	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"param": e.params}, Functions: e.fns}
-	for _, c := range e.conds {
+	for i, c := range e.conds {
 		e.scope.values = map[string]float64{}
-		v, diags := c.When.Value(ctx)
-		if diags.HasErrors() {
-			return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
+		var v cty.Value
+		if fn := e.compiled[i]; fn != nil {
+			var err error
+			if v, err = fn(e.scope); err != nil {
+				return nil, fmt.Errorf("condition %s: %w", c.Name, err)
+			}
+		} else {
+			var diags hcl.Diagnostics
+			if v, diags = c.When.Value(ctx); diags.HasErrors() {
+				return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
+			}
 		}
 		r := Result{Condition: c.Name, Values: e.scope.values}
-		if b, err := convert.Convert(v, cty.Bool); err == nil && b.IsKnown() && !b.IsNull() {
-			r.Known = true
-			r.Holds = b.True()
+		switch {
+		case v.Type() == cty.Bool && (v == cty.True || v == cty.False): // most conditions: no conversion
+			r.Known, r.Holds = true, v == cty.True
+		default:
+			if b, err := convert.Convert(v, cty.Bool); err == nil && b.IsKnown() && !b.IsNull() {
+				r.Known = true
+				r.Holds = b.True()
+			}
 		}
 		out = append(out, r)
 	}

@@ -49,6 +49,8 @@ type series struct {
 	// samples beside it (1e17, then 1, 2, 3: their sum came out 0), so
 	// sums loop over the window instead.
 	big int
+	// matched remembers which services() patterns the service matches.
+	matched []patternMatch
 }
 
 // bigValue is the magnitude from which a sample makes prefix sums inexact
@@ -293,7 +295,7 @@ func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
 		if q.Nodes != nil && !q.Nodes[s.key.node] {
 			continue
 		}
-		if q.Pattern != nil && !q.Pattern.MatchString(s.service) {
+		if q.Pattern != nil && !s.matches(q.Pattern) {
 			continue
 		}
 		if s.expires < q.Now {
@@ -305,54 +307,86 @@ func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
 	}
 }
 
+// matches reports whether the series' service matches re, remembering
+// the answer (a series' service never changes; patterns are interned).
+func (s *series) matches(re *regexp.Regexp) bool {
+	for _, m := range s.matched {
+		if m.re == re {
+			return m.ok
+		}
+	}
+	ok := re.MatchString(s.service)
+	s.matched = append(s.matched, patternMatch{re, ok})
+	return ok
+}
+
+type patternMatch struct {
+	re *regexp.Regexp
+	ok bool
+}
+
 // hostAgg is one host's samples in a window: how many, and their sum.
 type hostAgg struct {
 	n   int
 	sum float64
 }
 
+// hostSet is the hosts of a window with their samples' count and sum, in
+// the order their series were first seen (so the mean of their means adds
+// them in the same order every time: the same windows give the same value,
+// to the last bit, live and in a replay).
+type hostSet struct {
+	m     map[string]hostAgg
+	order []string
+}
+
 // hostAggs returns, per host, the count and sum of its samples in the
 // window (a host's series of several nodes or metrics pooled, as
 // scale.clj's by-host grouping does).
-func (w *Windows) hostAggs(q Query, buf map[string]hostAgg) map[string]hostAgg {
-	clear(buf)
+func (w *Windows) hostAggs(q Query, hs *hostSet) *hostSet {
+	clear(hs.m)
+	hs.order = hs.order[:0]
 	w.each(q, func(s *series, lo, hi int) {
-		a := buf[s.key.host]
+		a, seen := hs.m[s.key.host]
+		if !seen {
+			hs.order = append(hs.order, s.key.host)
+		}
 		a.n += hi - lo
 		a.sum += s.sum(lo, hi)
-		buf[s.key.host] = a
+		hs.m[s.key.host] = a
 	})
-	return buf
+	return hs
 }
 
-func meanOfHostMeans(hosts map[string]hostAgg) float64 {
+func meanOfHostMeans(hs *hostSet) float64 {
 	total := 0.0
-	for _, a := range hosts {
+	for _, h := range hs.order {
+		a := hs.m[h]
 		total += a.sum / float64(a.n)
 	}
-	return total / float64(len(hosts))
+	return total / float64(len(hs.order))
 }
 
 // enoughHosts reports whether at least q.MinHosts hosts report in the
 // window.
 func (w *Windows) enoughHosts(q Query) bool {
-	buf := aggPool.Get().(map[string]hostAgg)
+	buf := aggPool.Get().(*hostSet)
 	defer aggPool.Put(buf)
-	return len(w.hostAggs(q, buf)) >= q.MinHosts
+	return len(w.hostAggs(q, buf).order) >= q.MinHosts
 }
 
-var aggPool = sync.Pool{New: func() any { return map[string]hostAgg{} }}
+var aggPool = sync.Pool{New: func() any { return &hostSet{m: map[string]hostAgg{}} }}
 
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
 func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
-	buf := aggPool.Get().(map[string]hostAgg)
+	buf := aggPool.Get().(*hostSet)
 	defer aggPool.Put(buf)
 	hs := w.hostAggs(q, buf)
-	if len(hs) == 0 || len(hs) < q.MinHosts {
+	if len(hs.order) == 0 || len(hs.order) < q.MinHosts {
 		return math.NaN(), 0, false
 	}
-	return meanOfHostMeans(hs), float64(len(hs)), true
+	return meanOfHostMeans(hs), float64(len(hs.order)), true
 }
 
 // Reduce computes fn over the window: mean is the mean across hosts of each

@@ -1,0 +1,228 @@
+package policies
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/orchhq/orch/blueprints"
+)
+
+// interpreted is ev with every condition left to HCL's interpreter.
+func interpreted(ev Evaluator) Evaluator {
+	he, ok := ev.(*hclEvaluator)
+	if !ok {
+		return ev
+	}
+	cp := *he
+	cp.compiled = make([]compiled, len(he.conds))
+	sc := *he.scope
+	sc.memo = map[reduceKey]reduced{}
+	cp.scope = &sc
+	cp.fns = blueprints.ConditionFunctions(&sc)
+	return &cp
+}
+
+// condGen writes random conditions over two metrics' windows, literals
+// and parameters: numbers, comparisons, logic, ?:, functions.
+type condGen struct{ r *rand.Rand }
+
+var (
+	genReductions = []string{
+		`mean(window("cpu", "30s"))`, `max(window("cpu", param.w))`, `min(window("mem", "10s"))`,
+		`percentile(window("cpu", "30s"), 90)`, `ewma(window("mem", "30s"), 0.5)`, `count(window("cpu", "30s"))`,
+		`sum(window("mem", "30s"))`, `last(window("cpu", "10s"))`, `rate(window("cpu", "30s"))`,
+		`hosts(window("mem", "30s"))`, `mean(services("\\.cpu\\.", "30s"))`, `percentile(window("mem", "30s"), param.q)`,
+	}
+	genLiterals = []string{"0", "1", "80", "0.1", "0.2", "0.3", "-5", "1e-3", "100", "79.9", "param.t", "param.z"}
+)
+
+func (g *condGen) num(depth int) string {
+	if depth <= 0 || g.r.IntN(3) == 0 {
+		if g.r.IntN(2) == 0 {
+			return genReductions[g.r.IntN(len(genReductions))]
+		}
+		return genLiterals[g.r.IntN(len(genLiterals))]
+	}
+	a, b := g.num(depth-1), g.num(depth-1)
+	switch g.r.IntN(11) {
+	case 0:
+		return "(" + a + " + " + b + ")"
+	case 1:
+		return "(" + a + " - " + b + ")"
+	case 2:
+		return "(" + a + " * " + b + ")"
+	case 3:
+		return "(" + a + " / " + b + ")"
+	case 4:
+		return "-(" + a + ")"
+	case 5:
+		return "abs(" + a + ")"
+	case 6:
+		return "max(" + a + ", " + b + ")"
+	case 7:
+		return "min(" + a + ", " + b + ")"
+	case 8:
+		return "floor(" + a + ")"
+	case 9:
+		return "(" + a + " % " + b + ")"
+	default:
+		return "(" + g.boolean(depth-1) + " ? " + a + " : " + b + ")"
+	}
+}
+
+func (g *condGen) boolean(depth int) string {
+	if depth <= 0 {
+		return []string{"param.on", "true", "false", "(" + g.num(0) + " > " + g.num(0) + ")"}[g.r.IntN(4)]
+	}
+	switch g.r.IntN(10) {
+	case 0:
+		return "(" + g.boolean(depth-1) + " && " + g.boolean(depth-1) + ")"
+	case 1:
+		return "(" + g.boolean(depth-1) + " || " + g.boolean(depth-1) + ")"
+	case 2:
+		return "!" + g.boolean(depth-1)
+	case 3:
+		return "(" + g.boolean(depth-1) + " ? " + g.boolean(depth-1) + " : " + g.boolean(depth-1) + ")"
+	}
+	op := []string{">", ">=", "<", "<=", "==", "!="}[g.r.IntN(6)]
+	return "(" + g.num(depth-1) + " " + op + " " + g.num(depth-1) + ")"
+}
+
+const diffBlueprint = `
+node "web" {}
+workflow "scale" { uses = "test.scale" }
+policy_type "gen" {
+  parameter "t" { default = 80 }
+  parameter "z" { default = 0 }
+  parameter "q" { default = 95 }
+  parameter "on" { default = true }
+  parameter "w" { default = "20s" }
+%s
+}
+policy "p" {
+  type    = policy_type.gen
+  targets = [node.web]
+  trigger "c0" { workflow = workflow.scale }
+}
+`
+
+var diffValues = []float64{0, 1, 0.1, 0.2, 0.3, 79.9, 80, 80.00000000000001, -3, 1e6, 2.5}
+
+// checkSame evaluates a policy type of conditions both ways over random
+// windows and fails on the first difference: holds, known, the values the
+// condition read, or whether it errs. It reports false for conditions orch
+// validate refuses (a constant 0/0, say): nothing to compare.
+func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
+	tb.Helper()
+	var decls strings.Builder
+	for i, c := range conds {
+		fmt.Fprintf(&decls, "  condition \"c%d\" { when = %s }\n", i, c)
+	}
+	plan, diags := resolveSource(fmt.Sprintf(diffBlueprint, decls.String()))
+	if diags.HasErrors() {
+		return false // a constant 0/0 or inf % n, refused where it is written
+	}
+	p := plan.Policies[0]
+	target := Target{Deployment: "shop", Nodes: map[string]bool{"web": true}}
+	fast, err := Compile(target, p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	slow := interpreted(fast)
+	for round := range rounds {
+		w := NewWindows(60)
+		now := 1.7e9 + float64(round)
+		for _, metric := range []string{"cpu", "mem"} {
+			for h := range r.IntN(4) {
+				for k := range 1 + r.IntN(3) {
+					v := diffValues[r.IntN(len(diffValues))]
+					_ = w.Add(&Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: fmt.Sprintf("h%d", h),
+						Name: metric, Path: "total", Value: v, Time: now - float64(k*7), Service: "shop.web.web_1." + metric + ".total"})
+				}
+			}
+		}
+		want, werr := slow.Evaluate(w, now)
+		got, gerr := fast.Evaluate(w, now)
+		if (werr != nil) != (gerr != nil) {
+			tb.Fatalf("conditions %q: interpreter error %v, compiled error %v", conds, werr, gerr)
+		}
+		if werr != nil {
+			continue
+		}
+		for i := range want {
+			if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(want[i].Values, got[i].Values) {
+				tb.Fatalf("condition %s: interpreter %+v, compiled %+v", conds[i], want[i], got[i])
+			}
+		}
+	}
+	return true
+}
+
+// diffScale multiplies the generated cases (raised by hand for a long run).
+var diffScale = 1
+
+// Compiled conditions give what HCL's interpreter gives, on generated
+// conditions and windows (missing data, zero, decimals, division by zero).
+func TestCompiledConditionsMatchTheInterpreter(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	g := &condGen{r: r}
+	n, valid := 300*diffScale, 0
+	for i := range n {
+		conds := []string{g.boolean(1 + i%4), g.boolean(2)}
+		if checkSame(t, conds, r, 20) {
+			valid++
+		}
+	}
+	if valid < n*9/10 {
+		t.Errorf("only %d of %d generated policy types validate", valid, n)
+	}
+}
+
+// The conditions people write are compiled; what the compiler does not
+// know is left to the interpreter, and says why.
+func TestWhichConditionsAreCompiled(t *testing.T) {
+	cases := []struct {
+		when     string
+		compiled bool
+	}{
+		{`mean(window("cpu", "30s")) > param.t`, true},
+		{`param.on && (percentile(window("cpu", param.w), param.q) > param.t || max(window("mem", "10s")) > 2 * param.t)`, true},
+		{`abs(mean(window("cpu", "30s")) - 50) < 10 ? true : count(window("cpu", "30s")) > 3`, true},
+		{`[for v in [mean(window("cpu", "30s"))] : v > 1][0]`, false},
+		{`percentile(window("cpu", "30s"), mean(window("mem", "30s"))) > 1`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.when, func(t *testing.T) {
+			plan, diags := resolveSource(fmt.Sprintf(diffBlueprint, "  condition \"c0\" { when = "+c.when+" }\n"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			got := Compilation(plan)
+			if len(got) != 1 || got[0].Compiled != c.compiled || (!c.compiled && got[0].Why == "") {
+				t.Errorf("compilation = %+v, want compiled %v", got, c.compiled)
+			}
+		})
+	}
+}
+
+// FuzzCompiledConditions: the fuzzer's bytes seed the condition generator
+// and the windows; compiled and interpreted must agree.
+func FuzzCompiledConditions(f *testing.F) {
+	for _, seed := range []uint64{1, 7, 42, 1234, 99999} {
+		var b [16]byte
+		binary.LittleEndian.PutUint64(b[:], seed)
+		binary.LittleEndian.PutUint64(b[8:], seed*31)
+		f.Add(b[:])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var b [16]byte
+		copy(b[:], data)
+		r := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])))
+		g := &condGen{r: r}
+		checkSame(t, []string{g.boolean(1 + r.IntN(4))}, r, 5)
+	})
+}
