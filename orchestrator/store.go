@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
@@ -167,11 +168,39 @@ func checkFile(path string, lockTimeout time.Duration) (err error) {
 		}
 	}()
 	return db.View(func(tx *bolt.Tx) error {
+		// Every page is read here first, in this goroutine, with a fault
+		// on a bad page address a panic (recovered above), not the crash
+		// it would be in the goroutine bbolt's Check runs in.
+		old := debug.SetPanicOnFault(true)
+		defer debug.SetPanicOnFault(old)
+		if err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b, 0) }); err != nil {
+			return corrupted(path, err)
+		}
 		for cerr := range tx.Check() {
 			return corrupted(path, cerr)
 		}
 		return nil
 	})
+}
+
+// walk reads every key and value of a bucket and its sub-buckets.
+func walk(b *bolt.Bucket, depth int) error {
+	if depth > 16 {
+		return errors.New("buckets nested too deep")
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			sub := b.Bucket(k)
+			if sub == nil {
+				continue
+			}
+			if err := walk(sub, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // init checks the format and schema version, creating them in a new file.

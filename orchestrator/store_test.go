@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -401,4 +402,40 @@ func TestSchema2InstancesMoveToTheirBucket(t *testing.T) {
 		}
 		return nil
 	}))
+}
+
+// A leaf page whose element points far outside the file makes bbolt read
+// unmapped memory: the state file is refused as corrupted, and orch does
+// not crash (before, the read faulted in bbolt's check goroutine, a fatal
+// error no recover sees).
+func TestAPageThatPointsOutsideTheFileIsRefused(t *testing.T) {
+	s, path := openTemp(t)
+	ctx := context.Background()
+	for i := range 50 {
+		must(t, s.PutExecution(ctx, &workflows.Execution{ID: fmt.Sprintf("x%03d", i), Deployment: "d", Workflow: "install", Status: workflows.Succeeded}))
+	}
+	must(t, s.Close())
+	data, err := os.ReadFile(path)
+	must(t, err)
+	pageSize := os.Getpagesize()
+	broken := 0
+	for off := 2 * pageSize; off+pageSize <= len(data); off += pageSize {
+		flags := binary.LittleEndian.Uint16(data[off+8:])
+		count := binary.LittleEndian.Uint16(data[off+10:])
+		if flags&0x02 == 0 || count == 0 { // a leaf page with elements
+			continue
+		}
+		// The first element's pos (after its flags): the key is read at
+		// the element's address plus pos.
+		binary.LittleEndian.PutUint32(data[off+16+4:], 0x7ffffff0)
+		broken++
+	}
+	if broken == 0 {
+		t.Fatal("no leaf page found to break")
+	}
+	must(t, os.WriteFile(path, data, 0o600))
+	_, err = Open(path, OpenOptions{})
+	if err == nil || !strings.Contains(err.Error(), "corrupted") {
+		t.Fatalf("open of a file with %d broken leaf pages: %v", broken, err)
+	}
 }
