@@ -86,3 +86,50 @@ func residentMB() float64 {
 	pages, _ := strconv.ParseFloat(fields[1], 64)
 	return pages * float64(os.Getpagesize()) / (1 << 20)
 }
+
+// BenchmarkSampleBytes: 10,000 series (100 deployments of 100 hosts) at
+// one sample a second with 10-minute windows, filled and then run 10
+// minutes more (trimming as they go). It reports the heap per live sample
+// (after a GC, minus the heap before), the process RSS, and the live
+// samples. The target is 32 bytes per sample or less.
+func BenchmarkSampleBytes(b *testing.B) {
+	const deployments, hosts, window = 100, 100, 600
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		w := NewWindows(window)
+		w.DefaultTTL = window
+		m := &Metric{NodeName: "web", NodeID: "web_1", Name: "cpu", Path: "total"}
+		deps := make([]string, deployments)
+		hostNames := make([]string, hosts)
+		for d := range deps {
+			deps[d] = fmt.Sprintf("dep%d", d)
+		}
+		for h := range hostNames {
+			hostNames[h] = fmt.Sprintf("10.0.0.%d", h)
+		}
+		for s := 0; s < 2*window; s++ {
+			for d := range deps {
+				for h := range hostNames {
+					m.DeploymentID, m.Host, m.Service = deps[d], hostNames[h], deps[d]+".web.web_1.cpu.total"
+					m.Time, m.Value = 1_700_000_000+float64(s), float64((s*7+h)%100)
+					if err := w.Add(m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		live := 0
+		for _, s := range w.series {
+			live += len(s.samples) - s.head
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/float64(live), "bytes/sample")
+		b.ReportMetric(float64(live), "samples")
+		b.ReportMetric(residentMB(), "rss-MB")
+		runtime.KeepAlive(w)
+	}
+}

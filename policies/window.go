@@ -94,8 +94,12 @@ func (s *series) recum(i int) {
 }
 
 // trim drops samples at or before `before` and beyond the last max. The
-// dropped prefix is compacted away once it is half the slice, so trimming
-// costs O(1) amortized (and the prefix sums restart, keeping them small).
+// dropped prefix is compacted away once it is an eighth of the slice, into
+// slices sized to what is live (plus a seventh: what arrives before the
+// next compaction), so a series holds little
+// more than its live samples (about 27 bytes each, not the 48 of keeping
+// up to twice as many), at a copy of the live samples per eighth of them
+// dropped; the prefix sums restart, keeping them small.
 func (s *series) trim(before float64, max int) {
 	for s.head < len(s.samples) && s.samples[s.head].t <= before {
 		s.head++
@@ -103,18 +107,26 @@ func (s *series) trim(before float64, max int) {
 	if over := len(s.samples) - s.head - max; over > 0 {
 		s.head += over
 	}
-	if s.head > 0 && 2*s.head >= len(s.samples) {
-		for _, x := range s.samples[:s.head] {
-			if math.Abs(x.v) >= bigValue {
-				s.big--
-			}
+	if s.head == 0 || 8*s.head < len(s.samples) {
+		return
+	}
+	for _, x := range s.samples[:s.head] {
+		if math.Abs(x.v) >= bigValue {
+			s.big--
 		}
+	}
+	live := len(s.samples) - s.head
+	if want := live + live/7 + 8; cap(s.samples) > want+want/8 {
+		samples := make([]sample, live, want)
+		copy(samples, s.samples[s.head:])
+		s.samples, s.cum = samples, make([]float64, live, want)
+	} else {
 		n := copy(s.samples, s.samples[s.head:])
 		s.samples = s.samples[:n]
 		s.cum = s.cum[:n]
-		s.head = 0
-		s.recum(0)
 	}
+	s.head = 0
+	s.recum(0)
 }
 
 // span returns the indexes [lo, hi) of the samples with from < t <= to.
