@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,8 +54,9 @@ type ManagerConfig struct {
 // nodeWatch is one node an orch.node_changes policy of a deployment
 // watches.
 type nodeWatch struct {
-	node plugins.NodeInfo
-	w    plugins.NodeWatch
+	node     plugins.NodeInfo
+	instance string // the node's only instance, the metric's node_id ("": the node's name)
+	w        plugins.NodeWatch
 }
 
 // Manager is orch serve: the metric intake and pollers feed the policy
@@ -215,9 +217,18 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", id, err)
 	}
+	services := m.meshServices(id, plan)
+	if t, err := m.Svc.Target(ctx, id); err == nil {
+		for i := range watches {
+			watches[i].instance = t.InstanceID(watches[i].node.Name)
+		}
+		for i := range services {
+			services[i].Instance = t.InstanceID(services[i].Node)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.polled[id] = m.meshServices(id, plan)
+	m.polled[id] = services
 	m.stopWatchLocked(id)
 	if len(watches) > 0 && m.cfg.Nodes != nil {
 		m.pending[id] = watches
@@ -255,8 +266,9 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 				changed := func() {
 					now := policies.Seconds(time.Now())
 					node := w.node.Name
-					metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: node, Host: "orch", Name: policies.NodeChangesMetric,
-						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + node + "." + policies.NodeChangesMetric + "."}
+					nodeID := cmp.Or(w.instance, node)
+					metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: nodeID, Host: "orch", Name: policies.NodeChangesMetric,
+						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + nodeID + "." + policies.NodeChangesMetric + "."}
 					if err := m.Runner.Apply(wctx, metric); err != nil {
 						m.log.Warn("node change not applied", "deployment", id, "node", node, "err", err)
 					}

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"sync"
@@ -13,8 +14,11 @@ import (
 type PolledService struct {
 	Deployment string
 	Node       string
-	Namespace  string
-	Name       string
+	// Instance is the node's instance, the metrics' node_id ("": the
+	// node has several, and node_id is the node's name).
+	Instance  string
+	Namespace string
+	Name      string
 }
 
 // ServiceMetricsSource answers a service's recent metrics by name ("rps",
@@ -115,10 +119,11 @@ func (p *Poller) Poll(ctx context.Context) {
 			p.Log.Info("metric source answering again", "deployment", s.Deployment, "node", s.Node)
 		}
 		now := Seconds(p.Now())
+		nodeID := cmp.Or(s.Instance, s.Node)
 		for name, v := range values {
-			m := &Metric{DeploymentID: s.Deployment, NodeName: s.Node, NodeID: s.Node, Host: p.Host, Name: name,
+			m := &Metric{DeploymentID: s.Deployment, NodeName: s.Node, NodeID: nodeID, Host: p.Host, Name: name,
 				Value: v, Time: now, Type: "GAUGE",
-				Service: s.Deployment + "." + s.Node + "." + s.Node + "." + name + "."}
+				Service: s.Deployment + "." + s.Node + "." + nodeID + "." + name + "."}
 			if err := p.Sink.Apply(ctx, m); err != nil {
 				p.Log.Warn("polled metric not applied", "deployment", s.Deployment, "node", s.Node, "metric", name, "err", err)
 			}

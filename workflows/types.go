@@ -185,6 +185,17 @@ func OfNode(instances map[string]*NodeInstance, node string) []*NodeInstance {
 	return out
 }
 
+// InstanceID is the id of a node's only instance, or "" when it has none
+// or several (a metric orch makes for the node names the instance then).
+func (t *Target) InstanceID(node string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if insts := t.Of(node); len(insts) == 1 {
+		return insts[0].ID
+	}
+	return ""
+}
+
 // Node returns the plan node named name, or nil.
 func (t *Target) Node(name string) *blueprints.PlanNode {
 	for _, n := range t.Plan.Nodes {
