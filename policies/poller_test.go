@@ -13,8 +13,11 @@ func (f fixedSource) ServiceMetrics(context.Context, string, string, int) (map[s
 
 type sinkRecorder struct{ got []*Metric }
 
-func (s *sinkRecorder) Apply(_ context.Context, m *Metric) error { s.got = append(s.got, m); return nil }
-func (s *sinkRecorder) SetSource(string, string, string)         {}
+func (s *sinkRecorder) Apply(_ context.Context, m *Metric) error {
+	s.got = append(s.got, m)
+	return nil
+}
+func (s *sinkRecorder) SetSource(string, string, string) {}
 
 // A polled metric's node_id is the node's instance when it has one, as in
 // the service it names; the node's name when it has several.
