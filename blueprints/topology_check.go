@@ -260,6 +260,14 @@ func (p *Plan) OperationInputs(op *PlanOperation, rs RuntimeScope) (cty.Value, e
 	return v, nil
 }
 
+// WithInputs is op with its inputs given (evaluated already, kwargs over
+// them): it is not evaluated again when it runs.
+func (op *PlanOperation) WithInputs(inputs cty.Value) *PlanOperation {
+	cp := *op
+	cp.Inputs, cp.expr, cp.runtime = inputs, nil, false
+	return &cp
+}
+
 // OutputValues evaluates the outputs with the runtime attributes as they
 // are now (sensitive ones marked).
 func (p *Plan) OutputValues(rs RuntimeScope) (map[string]cty.Value, error) {

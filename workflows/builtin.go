@@ -403,12 +403,14 @@ func (e *Engine) executeOperation(ctx context.Context, x *Execution, t *Target, 
 				e.emitInst(x, "info", EventOperationSkipped, inst, opName, fmt.Sprintf("would run %s.%s", inst.ID, opName))
 				return nil
 			}
-			withKwargs := *op
-			withKwargs.Inputs = mergeObjects(op.Inputs, kwargs)
 			t.mu.Lock()
 			rs := blueprints.RuntimeScope{Self: values(inst), Attributes: t.attributesOf}
 			t.mu.Unlock()
-			if err := e.runOperation(ctx, x, t, n, inst, &withKwargs, rs, nil); err != nil {
+			inputs, err := t.Plan.OperationInputs(op, rs)
+			if err != nil {
+				return fmt.Errorf("%s.%s: %w", inst.ID, opName, err)
+			}
+			if err := e.runOperation(ctx, x, t, n, inst, op.WithInputs(mergeObjects(inputs, kwargs)), rs, nil); err != nil {
 				return err
 			}
 			return e.putInstance(ctx, t, inst)

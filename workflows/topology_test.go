@@ -167,3 +167,41 @@ node "app" {
 		t.Errorf("instances after the failed scale: %+v", after)
 	}
 }
+
+// execute_operation gives an operation whose inputs read runtime attributes
+// both: the attributes as published, the kwargs over its own inputs.
+func TestExecuteOperationReadsAttributesAndKwargs(t *testing.T) {
+	e := newEnv(t)
+	reg := testRegistry(t)
+	must(t, reg.Add(script.Plugin{}))
+	e.close()
+	e.openWith(reg)
+	out := filepath.Join(e.dir, "out")
+	x := e.deploy("kw", fmt.Sprintf(`
+node "db" {
+  operation "create" {
+    implementation = "script"
+    inputs         = { command = ["sh", "-c", "echo addr=10.1.2.3 >> \"$ORCH_RUNTIME_FILE\""] }
+  }
+  operation "report" {
+    implementation = "script"
+    inputs = {
+      command = ["sh", "-c", "echo \"$ADDR $LABEL\" >> \"$OUT\""]
+      ADDR    = self.attributes.addr
+      LABEL   = "default"
+      OUT     = %q
+    }
+  }
+}
+`, out))
+	if x.Status != workflows.Succeeded {
+		t.Fatalf("install: %s %s", x.Status, x.Error)
+	}
+	x, err := run(t, e, "kw", "execute_operation", map[string]string{"operation": "report", "operation_kwargs": `{ LABEL = "nightly" }`})
+	if err != nil || x.Status != workflows.Succeeded {
+		t.Fatalf("execute_operation: %v %+v", err, x)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "10.1.2.3 nightly\n" {
+		t.Errorf("the operation got %q", b)
+	}
+}
