@@ -54,9 +54,8 @@ type ManagerConfig struct {
 // nodeWatch is one node an orch.node_changes policy of a deployment
 // watches.
 type nodeWatch struct {
-	node     plugins.NodeInfo
-	instance string // the node's only instance, the metric's node_id ("": the node's name)
-	w        plugins.NodeWatch
+	node plugins.NodeInfo
+	w    plugins.NodeWatch
 }
 
 // Manager is orch serve: the metric intake and pollers feed the policy
@@ -217,18 +216,9 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", id, err)
 	}
-	services := m.meshServices(id, plan)
-	if t, err := m.Svc.Target(ctx, id); err == nil {
-		for i := range watches {
-			watches[i].instance = t.InstanceID(watches[i].node.Name)
-		}
-		for i := range services {
-			services[i].Instance = t.InstanceID(services[i].Node)
-		}
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.polled[id] = services
+	m.polled[id] = m.meshServices(id, plan)
 	m.stopWatchLocked(id)
 	if len(watches) > 0 && m.cfg.Nodes != nil {
 		m.pending[id] = watches
@@ -266,7 +256,7 @@ func (m *Manager) startWatchesLocked(ctx context.Context) {
 				changed := func() {
 					now := policies.Seconds(time.Now())
 					node := w.node.Name
-					nodeID := cmp.Or(w.instance, node)
+					nodeID := cmp.Or(m.instanceOf(wctx, id, node), node)
 					metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: nodeID, Host: "orch", Name: policies.NodeChangesMetric,
 						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + nodeID + "." + policies.NodeChangesMetric + "."}
 					if err := m.Runner.Apply(wctx, metric); err != nil {
@@ -345,12 +335,27 @@ func (m *Manager) meshServices(id string, plan *blueprints.Plan) []policies.Poll
 
 func (m *Manager) polledServices() []policies.PolledService {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	var out []policies.PolledService
 	for _, id := range slices.Sorted(maps.Keys(m.polled)) {
 		out = append(out, m.polled[id]...)
 	}
+	m.mu.Unlock()
+	// The poller asks with no context of its own; the target is cached.
+	ctx := context.Background()
+	for i := range out {
+		out[i].Instance = m.instanceOf(ctx, out[i].Deployment, out[i].Node)
+	}
 	return out
+}
+
+// instanceOf is the id of a node's only instance now (a scale may have
+// added some), or "".
+func (m *Manager) instanceOf(ctx context.Context, deployment, node string) string {
+	t, err := m.Svc.Target(ctx, deployment)
+	if err != nil {
+		return ""
+	}
+	return t.InstanceID(node)
 }
 
 // Run consumes metrics (and polls the mesh) until ctx is done. It returns
