@@ -91,6 +91,17 @@ func (q engineQueue) Queue(ctx context.Context, deployment, workflow string, par
 	return x.ID, nil
 }
 
+// NewExecutionID is the id a firing's execution takes.
+func (q engineQueue) NewExecutionID() string { return workflows.NewID() }
+
+// QueueStoring queues a firing's workflow with its policy state, in one
+// transaction.
+func (q engineQueue) QueueStoring(ctx context.Context, deployment, workflow string, params map[string]cty.Value, id, key string, state any) error {
+	_, err := q.engine.Submit(ctx, workflows.Request{Deployment: deployment, Workflow: workflow, Values: params, ID: id,
+		With: &workflows.Record{Key: key, Value: state}})
+	return err
+}
+
 // Waiting returns an execution of workflow that waits to start (pending or
 // queued) in deployment, or "".
 func (q engineQueue) Waiting(ctx context.Context, deployment, workflow string) (string, error) {

@@ -610,6 +610,31 @@ func (s *Store) PutExecution(ctx context.Context, x *workflows.Execution) error 
 	})
 }
 
+// CreateExecution stores a new execution (an id in use is refused) and,
+// in the same transaction, a policy state record: a firing's cooldown, its
+// trigger record and the execution it queued are stored together, or not
+// at all, in one fsync.
+func (s *Store) CreateExecution(ctx context.Context, x *workflows.Execution, with *workflows.Record) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		execs := tx.Bucket(bucketExecutions)
+		if execs.Get([]byte(x.ID)) != nil {
+			return fmt.Errorf("execution %s exists already", x.ID)
+		}
+		if err := put(execs, x.ID, x); err != nil {
+			return err
+		}
+		if idx := tx.Bucket(bucketUnended); idx != nil && !x.Status.Ended() {
+			if err := idx.Put(unendedKey(x), nil); err != nil {
+				return err
+			}
+		}
+		if with != nil {
+			return put(tx.Bucket(bucketPolicies), with.Key, with.Value)
+		}
+		return nil
+	})
+}
+
 func unendedKey(x *workflows.Execution) []byte { return []byte(x.Deployment + "\x00" + x.ID) }
 
 // Unended lists the executions not ended yet (pending, queued, started,

@@ -25,6 +25,18 @@ type Queuer interface {
 	Queue(ctx context.Context, deployment, workflow string, params map[string]cty.Value) (execution string, err error)
 }
 
+// StoringQueuer is implemented by queues that store a firing's policy
+// state in the transaction that queues its workflow, so a firing is one
+// write (one fsync) and a crash keeps both or neither: the cooldown, the
+// trigger record naming the execution, and the execution.
+type StoringQueuer interface {
+	// NewExecutionID returns the id the next queued execution may take.
+	NewExecutionID() string
+	// QueueStoring queues the workflow as execution id and stores state
+	// under key with it.
+	QueueStoring(ctx context.Context, deployment, workflow string, params map[string]cty.Value, id, key string, state any) error
+}
+
 // Waiter is implemented by queues that know whether a run of a workflow is
 // already waiting to start (pending or queued behind another execution of
 // the deployment); it returns that execution's id, or "".
@@ -651,6 +663,9 @@ func (r *Runner) fire(ctx context.Context, firings []firing) error {
 	defer cancel()
 	for _, f := range firings {
 		dep, pol := f.d.Deployment, f.d.Policy
+		if r.fireStoring(ctx, f) {
+			continue
+		}
 		if err := r.State.PutPolicyState(ctx, stateKey(dep, pol), &f.state); err != nil {
 			err = fmt.Errorf("store policy state of %s/%s: %w", dep, pol, err)
 			f.d.Error = err.Error() + "; nothing queued"
@@ -686,6 +701,55 @@ func (r *Runner) fire(ctx context.Context, firings []firing) error {
 	return nil
 }
 
+// fireStoring fires f in one write when the queue can store its state
+// with the execution, and reports whether it did. It does not when the
+// queue cannot, for a dry run, a trigger already in error, or a run of
+// the workflow already waiting; and when the write fails, it leaves f to
+// the path of two writes, which records why.
+func (r *Runner) fireStoring(ctx context.Context, f firing) bool {
+	q, ok := r.Queue.(StoringQueuer)
+	if !ok || r.DryRun || f.trigger.Error != "" {
+		return false
+	}
+	dep, pol := f.d.Deployment, f.d.Policy
+	if w, ok := r.Queue.(Waiter); ok {
+		if id, err := w.Waiting(ctx, dep, f.trigger.Workflow); err != nil || id != "" {
+			return false
+		}
+	}
+	id := q.NewExecutionID()
+	t := f.trigger
+	t.Execution = id
+	r.mu.Lock()
+	st := f.rp.state.clone() // the cooldown set when it settled, with the trigger
+	st.Triggers = appendTrigger(st.Triggers, t)
+	r.mu.Unlock()
+	if err := q.QueueStoring(ctx, dep, t.Workflow, f.params, id, stateKey(dep, pol), &st); err != nil {
+		r.log().Debug("a firing could not be stored with its execution; storing them apart", "deployment", dep, "policy", pol, "err", err)
+		return false
+	}
+	f.d.Execution = id
+	r.mu.Lock()
+	f.rp.state.Triggers = st.Triggers
+	r.record(f.rp, f.d)
+	r.counts.Triggers.Add(1)
+	r.mu.Unlock()
+	if r.OnTrigger != nil {
+		r.OnTrigger(dep, pol, t)
+	}
+	return true
+}
+
+// appendTrigger adds a trigger to a history, keeping the last
+// maxTriggerHistory; the history given is not changed.
+func appendTrigger(history []Trigger, t Trigger) []Trigger {
+	out := append(slices.Clip(history), t)
+	if n := len(out); n > maxTriggerHistory {
+		out = out[n-maxTriggerHistory:]
+	}
+	return out
+}
+
 func (r *Runner) log() *slog.Logger {
 	if r.Log == nil {
 		return slog.Default()
@@ -709,10 +773,7 @@ func (r *Runner) finish(ctx context.Context, f firing, t *Trigger, storeErr erro
 		r.counts.Triggers.Add(1)
 	}
 	st := &f.rp.state
-	st.Triggers = append(st.Triggers, *t)
-	if n := len(st.Triggers); n > maxTriggerHistory {
-		st.Triggers = st.Triggers[n-maxTriggerHistory:]
-	}
+	st.Triggers = appendTrigger(st.Triggers, *t)
 	snapshot := st.clone()
 	r.mu.Unlock()
 	if err := r.State.PutPolicyState(ctx, stateKey(f.d.Deployment, f.d.Policy), &snapshot); err != nil {

@@ -3,6 +3,7 @@ package policies
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -503,5 +504,71 @@ func TestDecisionsAfterFollowsTheLog(t *testing.T) {
 		if got := DecisionsAfter(numbered, &Decision{Seq: c.last, Time: 2, Condition: "scale", Reason: "cooldown"}); len(got) != c.want {
 			t.Errorf("after seq %d: %d new decisions, want %d", c.last, len(got), c.want)
 		}
+	}
+}
+
+// storingQueue stores the state it is given with each run, in "one write"
+// it counts; fail makes the write fail.
+type storingQueue struct {
+	recordingQueue
+	state  *memState
+	writes int
+	fail   bool
+}
+
+func (q *storingQueue) NewExecutionID() string { return fmt.Sprintf("x%d", len(q.runs)+1) }
+
+func (q *storingQueue) QueueStoring(ctx context.Context, dep, wf string, params map[string]cty.Value, id, key string, state any) error {
+	if q.fail {
+		return errors.New("disk full")
+	}
+	q.writes++
+	q.runs = append(q.runs, queued{dep, wf, render(params)})
+	return q.state.PutPolicyState(ctx, key, state)
+}
+
+// countingState counts the policy-state writes made apart from a queue.
+type countingState struct {
+	*memState
+	puts int
+}
+
+func (s *countingState) PutPolicyState(ctx context.Context, key string, v any) error {
+	s.puts++
+	return s.memState.PutPolicyState(ctx, key, v)
+}
+
+// A firing through a queue that stores the policy's state with the
+// execution is one write: the cooldown and the trigger record naming the
+// execution go with it, and a restart keeps the cooldown. When that write
+// fails, the firing takes the path of two writes, which records why.
+func TestAFiringIsOneWrite(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	mem := &memState{m: map[string][]byte{}}
+	state := &countingState{memState: mem}
+	q := &storingQueue{state: mem}
+	r := newRunner(t, plan, q, state)
+	breach(t, r, 0, 1)
+	if q.writes != 1 || state.puts != 0 {
+		t.Fatalf("a firing made %d queue writes and %d state writes, want 1 and 0", q.writes, state.puts)
+	}
+	var ps policyState
+	if err := mem.PolicyState(context.Background(), stateKey("shop", "web_cpu"), &ps); err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Triggers) != 1 || ps.Triggers[0].Execution != "x1" || ps.Until["scale"] != 1030 {
+		t.Fatalf("stored with the execution: %+v", ps)
+	}
+	r2 := newRunner(t, plan, &storingQueue{state: mem}, state)
+	breach(t, r2, 10, 20)
+	if got := r2.Queue.(*storingQueue).writes; got != 0 {
+		t.Errorf("fired inside the stored cooldown after a restart (%d)", got)
+	}
+
+	failing := &storingQueue{state: mem, fail: true}
+	r3 := newRunner(t, plan, failing, state)
+	breach(t, r3, 100, 101)
+	if len(failing.runs) != 1 || state.puts == 0 {
+		t.Errorf("a failed one-write firing: %d runs through the plain queue, %d state writes", len(failing.runs), state.puts)
 	}
 }

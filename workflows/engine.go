@@ -35,6 +35,18 @@ type Request struct {
 	// expression); each is converted to its parameter's type.
 	Values map[string]cty.Value `json:"-"`
 	DryRun bool
+	// ID, when set, is the new execution's id (from NewID): a policy
+	// firing names the execution in its state before it is queued.
+	ID string `json:"-"`
+	// With is a record stored in the same transaction as the new
+	// execution: both are stored, or neither (a firing's policy state).
+	With *Record `json:"-"`
+}
+
+// Record is a policy's state record, stored with an execution.
+type Record struct {
+	Key   string
+	Value any
 }
 
 // Engine runs executions: one at a time per deployment, the others queued
@@ -200,8 +212,14 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 			return nil, err
 		}
 	}
+	id := req.ID
+	if id == "" {
+		id = NewID()
+	} else if !validID(id) {
+		return nil, fmt.Errorf("execution id %q is not one NewID makes", id)
+	}
 	x := &Execution{
-		ID:         NewID(),
+		ID:         id,
 		Deployment: req.Deployment,
 		Workflow:   req.Workflow,
 		Parameters: goParams(params, true),
@@ -225,11 +243,19 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	if closed {
 		return nil, errors.New("engine is shutting down")
 	}
-	if err := e.store.PutExecution(ctx, x); err != nil {
+	if err := e.store.CreateExecution(ctx, x, req.With); err != nil {
+		e.mu.Lock()
+		delete(e.secrets, x.ID)
+		e.mu.Unlock()
 		return nil, fmt.Errorf("store execution: %w", err)
 	}
 	e.schedule(ctx, req.Deployment)
-	return e.store.Execution(ctx, x.ID)
+	// Stored: from here it is submitted, whatever the read says (a caller
+	// that took an error for "not queued" would queue it again).
+	if stored, err := e.store.Execution(ctx, x.ID); err == nil {
+		return stored, nil
+	}
+	return x, nil
 }
 
 // Waiting returns an execution of workflow in deployment that waits to

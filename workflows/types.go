@@ -210,6 +210,9 @@ func (t *Target) Node(name string) *blueprints.PlanNode {
 // with bbolt.
 type Store interface {
 	PutExecution(ctx context.Context, x *Execution) error
+	// CreateExecution stores a new execution (refusing an id in use)
+	// and, in the same transaction, with (when not nil).
+	CreateExecution(ctx context.Context, x *Execution, with *Record) error
 	Execution(ctx context.Context, id string) (*Execution, error)
 	Executions(ctx context.Context, deployment string) ([]*Execution, error)
 	// Unended lists the executions not ended yet, of a deployment or
@@ -255,6 +258,20 @@ func NewID() string {
 			return id
 		}
 	}
+}
+
+// validID reports whether id has NewID's shape: 16 Crockford base32
+// characters.
+func validID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if strings.IndexByte(crockford, id[i]) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // keepValues stores typed parameters in the execution, except sensitive
