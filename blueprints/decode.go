@@ -682,22 +682,13 @@ func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 			n.Relationships = append(n.Relationships, Relationship{Kind: kind, Target: r.name, Range: r.rng, Type: kindTypes[kind], TypeRange: r.rng})
 		}
 	}
-	instances := 0
+	diags = append(diags, decodeInstances(content.Blocks, fmt.Sprintf("Node %q", n.Name), &n.Instances)...)
 	for _, b := range content.Blocks {
 		switch b.Type {
 		case "operation":
 			op, d := decodeOperationBlock(b)
 			diags = append(diags, d...)
 			n.Operations = append(n.Operations, op)
-		case "instances":
-			if instances++; instances > 1 {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate instances block",
-					Detail: fmt.Sprintf("Node %q has more than one instances block.", n.Name), Subject: b.DefRange.Ptr()})
-				continue
-			}
-			inst, d := decodeInstancesBlock(b)
-			diags = append(diags, d...)
-			n.Instances = inst
 		case "relationship":
 			r, d := decodeRelationshipBlock(b)
 			diags = append(diags, d...)

@@ -205,15 +205,28 @@ func decodeGroupBlock(block *hcl.Block) (*Group, hcl.Diagnostics) {
 			diags = append(diags, attrError(attr, "Empty group", fmt.Sprintf("Group %q needs at least one member.", g.Name)))
 		}
 	}
-	for i, b := range content.Blocks {
-		if i > 0 {
-			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate instances block",
-				Detail: fmt.Sprintf("Group %q has more than one instances block.", g.Name), Subject: b.DefRange.Ptr()})
+	diags = append(diags, decodeInstances(content.Blocks, fmt.Sprintf("Group %q", g.Name), &g.Instances)...)
+	return g, diags
+}
+
+// decodeInstances decodes the instances block among blocks into in (left
+// as it is when there is none); a second one is an error.
+func decodeInstances(blocks hcl.Blocks, owner string, in *Instances) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	seen := false
+	for _, b := range blocks {
+		if b.Type != "instances" {
 			continue
 		}
-		in, d := decodeInstancesBlock(b)
+		if seen {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate instances block",
+				Detail: fmt.Sprintf("%s has more than one instances block.", owner), Subject: b.DefRange.Ptr()})
+			continue
+		}
+		seen = true
+		decoded, d := decodeInstancesBlock(b)
 		diags = append(diags, d...)
-		g.Instances = in
+		*in = decoded
 	}
-	return g, diags
+	return diags
 }

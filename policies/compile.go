@@ -106,21 +106,6 @@ func readsWindows(e hclsyntax.Expression) bool {
 // that does not decide (false && 1/0 > 1 is false). A node that fails
 // returns the unknown value HCL returns with its error.
 
-// diagsOf carries an error as the diagnostics ShortCircuit expects.
-func diagsOf(err error) hcl.Diagnostics {
-	if err == nil {
-		return nil
-	}
-	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: err.Error()}}
-}
-
-func errOf(d hcl.Diagnostics) error {
-	if d.HasErrors() {
-		return errors.New(d[0].Summary)
-	}
-	return nil
-}
-
 func (c *compiler) binary(e *hclsyntax.BinaryOpExpr) (compiled, error) {
 	lhs, err := c.node(e.LHS)
 	if err != nil {
@@ -156,12 +141,6 @@ func (c *compiler) binary(e *hclsyntax.BinaryOpExpr) (compiled, error) {
 		case hclsyntax.OpLogicalOr:
 			if forced, err, ok := shortCircuit(l, r, lerr, rerr, cty.True); ok {
 				return forced, err
-			}
-		default:
-			if op.ShortCircuit != nil {
-				if forced, d := op.ShortCircuit(l, r, diagsOf(lerr), diagsOf(rerr)); forced != cty.NilVal {
-					return forced, errOf(d)
-				}
 			}
 		}
 		if err := errors.Join(lerr, rerr); err != nil {

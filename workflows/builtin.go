@@ -27,11 +27,6 @@ const (
 // BuiltinWorkflows lists the built-in workflows' names, install first.
 var BuiltinWorkflows = []string{Install, Uninstall, Scale, Heal, ExecuteOperation, Start, Stop, Restart}
 
-// WorkflowOf is the workflow a deployment runs under name: its blueprint's
-// own, or the built-in one (the blueprint language declares them), nil
-// when there is none.
-func WorkflowOf(t *Target, name string) *blueprints.PlanWorkflow { return t.Plan.Workflows[name] }
-
 // builtin reports whether the deployment runs name as a built-in workflow
 // (one orch's engine implements, `uses = "orch.NAME"`).
 func builtin(t *Target, name string) bool {

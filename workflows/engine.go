@@ -275,7 +275,7 @@ func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (stri
 
 // bind checks the workflow exists and binds its parameters.
 func (e *Engine) bind(t *Target, workflow string, given map[string]string, values map[string]cty.Value) (map[string]cty.Value, error) {
-	pw := WorkflowOf(t, workflow)
+	pw := t.Plan.Workflows[workflow] // the blueprint's own, or the built-in one core.hcl declares
 	if pw == nil && builtin(t, workflow) {
 		if len(given) > 0 || len(values) > 0 {
 			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
@@ -411,11 +411,10 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	if err != nil {
 		return err
 	}
+	defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
 	if builtin(t, x.Workflow) {
-		defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
 		return e.runBuiltin(ctx, x, t, params)
 	}
-	defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
 	pw := t.Plan.Workflows[x.Workflow]
 	impl, _ := e.registry.Workflow(pw.Uses)
 	sensitive := make([]cty.Value, 0, len(t.Plan.Nodes)+len(params))

@@ -99,9 +99,13 @@ func (t *Target) subgraph(id string) []string {
 }
 
 // sorted lists every instance, by node then creation.
-func (t *Target) sorted() []*NodeInstance {
-	out := make([]*NodeInstance, 0, len(t.Instances))
-	for _, inst := range t.Instances {
+func (t *Target) sorted() []*NodeInstance { return Sorted(t.Instances) }
+
+// Sorted lists instances by node, then creation (as deployments show
+// lists them).
+func Sorted(instances map[string]*NodeInstance) []*NodeInstance {
+	out := make([]*NodeInstance, 0, len(instances))
+	for _, inst := range instances {
 		out = append(out, inst)
 	}
 	sort.Slice(out, func(i, j int) bool {

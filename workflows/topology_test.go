@@ -138,11 +138,7 @@ node "app" {
 // A scale whose install fails removes the instances it added, and the
 // deployment is as it was.
 func TestFailedScaleRemovesWhatItAdded(t *testing.T) {
-	e := newEnv(t)
-	reg := testRegistry(t)
-	must(t, reg.Add(script.Plugin{}))
-	e.close()
-	e.openWith(reg)
+	e := newScriptEnv(t)
 	flag := filepath.Join(e.dir, "fail")
 	x := e.deploy("roll", fmt.Sprintf(`
 node "app" {
@@ -171,11 +167,7 @@ node "app" {
 // execute_operation gives an operation whose inputs read runtime attributes
 // both: the attributes as published, the kwargs over its own inputs.
 func TestExecuteOperationReadsAttributesAndKwargs(t *testing.T) {
-	e := newEnv(t)
-	reg := testRegistry(t)
-	must(t, reg.Add(script.Plugin{}))
-	e.close()
-	e.openWith(reg)
+	e := newScriptEnv(t)
 	out := filepath.Join(e.dir, "out")
 	x := e.deploy("kw", fmt.Sprintf(`
 node "db" {
@@ -204,4 +196,15 @@ node "db" {
 	if b, _ := os.ReadFile(out); string(b) != "10.1.2.3 nightly\n" {
 		t.Errorf("the operation got %q", b)
 	}
+}
+
+// newScriptEnv is newEnv with the script plugin beside the test
+// operations.
+func newScriptEnv(t *testing.T) *env {
+	e := newEnv(t)
+	reg := testRegistry(t)
+	must(t, reg.Add(script.Plugin{}))
+	e.close()
+	e.openWith(reg)
+	return e
 }

@@ -79,7 +79,7 @@ func newDeploymentsCmd(g *globals) *cobra.Command {
 				printInputs(g.stdout, d)
 				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NODE\tINSTANCE\tSTATE\tHOST\tRELATIONSHIPS\tATTRIBUTES")
-				for _, inst := range sortedInstances(d.Instances) {
+				for _, inst := range workflows.Sorted(d.Instances) {
 					rt, _ := json.Marshal(inst.Runtime)
 					if inst.Runtime == nil {
 						rt = []byte("{}")
@@ -124,23 +124,6 @@ evaluated again after every execution; sensitive ones are shown as (sensitive).`
 		},
 	})
 	return cmd
-}
-
-// sortedInstances lists instances by node, then creation.
-func sortedInstances(m map[string]*workflows.NodeInstance) []*workflows.NodeInstance {
-	var out []*workflows.NodeInstance
-	for _, node := range slices.Sorted(maps.Keys(nodesOf(m))) {
-		out = append(out, workflows.OfNode(m, node)...)
-	}
-	return out
-}
-
-func nodesOf(m map[string]*workflows.NodeInstance) map[string]bool {
-	out := map[string]bool{}
-	for _, inst := range m {
-		out[inst.Node] = true
-	}
-	return out
 }
 
 // printOutputs prints `name = value` lines, under a heading when there are
