@@ -174,20 +174,26 @@ var builtins = map[string]func(Target, *blueprints.PlanPolicy) (Evaluator, error
 // applies one when the watched cluster's nodes change (after they have
 // settled) and every resync, and the triggered workflow reads the
 // cluster's state itself, so one run per metric converges.
-type nodeChanges struct{ target Target }
-
-func newNodeChanges(t Target, _ *blueprints.PlanPolicy) (Evaluator, error) {
-	return nodeChanges{target: t}, nil
+type nodeChanges struct {
+	target Target
+	res    [1]Result
+	vals   [1]Reading
 }
 
-func (n nodeChanges) Evaluate(w *Windows, now float64) ([]Result, error) {
+func newNodeChanges(t Target, _ *blueprints.PlanPolicy) (Evaluator, error) {
+	return &nodeChanges{target: t}, nil
+}
+
+func (n *nodeChanges) Evaluate(w *Windows, now float64) ([]Result, error) {
 	r := Result{Condition: "changed", Known: true}
 	q := Query{Deployment: n.target.Deployment, Nodes: n.target.Nodes, Metric: NodeChangesMetric, Seconds: 0.001, Now: now}
 	if count, ok := w.Reduce("count", q, 0); ok {
 		r.Holds = true
-		r.Values = map[string]float64{"changes": count}
+		n.vals[0] = Reading{"changes", count}
+		r.Values = n.vals[:]
 	}
-	return []Result{r}, nil
+	n.res[0] = r
+	return n.res[:], nil
 }
 
 // props reads typed properties of a resolved policy.
@@ -247,6 +253,8 @@ type scaleThreshold struct {
 	threshold float64
 	limit     float64
 	up        bool
+	res       [1]Result
+	vals      [2]Reading
 }
 
 func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
@@ -289,14 +297,16 @@ func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	r := Result{Condition: "scale"}
 	if value, hosts, ok := w.MeanHosts(q); ok {
 		r.Known = true
-		r.Values = map[string]float64{"value": value, "hosts": hosts}
+		s.vals = [2]Reading{{"value", value}, {"hosts", hosts}}
+		r.Values = s.vals[:]
 		if s.up {
 			r.Holds = hosts < s.limit && s.threshold < value
 		} else {
 			r.Holds = hosts > s.limit && s.threshold > value
 		}
 	}
-	return []Result{r}, nil
+	s.res[0] = r
+	return s.res[:], nil
 }
 
 // rpsBurst fires burst or reconcile only after its condition has held for
@@ -311,6 +321,8 @@ type rpsBurst struct {
 	// so burst and reconcile alternate. Unknown at start: whichever holds
 	// first fires (both workflows are idempotent, so this converges).
 	last string
+	res  [2]Result
+	vals [1]Reading
 }
 
 func newRPSBurst(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
@@ -342,7 +354,8 @@ func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
 	if !ok {
 		// No data: the clocks restart; nothing is known.
 		r.aboveSince, r.belowSince = 0, 0
-		return []Result{burst, reconcile}, nil
+		r.res = [2]Result{burst, reconcile}
+		return r.res[:], nil
 	}
 	switch {
 	case v > r.burst:
@@ -358,12 +371,13 @@ func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
 	default:
 		r.aboveSince, r.belowSince = 0, 0
 	}
-	values := map[string]float64{r.metric: v}
+	r.vals[0] = Reading{r.metric, v}
 	burst.Known, reconcile.Known = true, true
-	burst.Values, reconcile.Values = values, values
+	burst.Values, reconcile.Values = r.vals[:], r.vals[:]
 	burst.Holds = r.last != "burst" && r.aboveSince != 0 && now-r.aboveSince >= r.delay
 	reconcile.Holds = r.last != "reconcile" && r.belowSince != 0 && now-r.belowSince >= r.delay
-	return []Result{burst, reconcile}, nil
+	r.res = [2]Result{burst, reconcile}
+	return r.res[:], nil
 }
 
 // Fired records the condition that fired: each fires once per crossing. A
@@ -377,6 +391,8 @@ type ewmaThreshold struct {
 	metric        string
 	window, alpha float64
 	up, down      float64
+	res           [2]Result
+	vals          [1]Reading
 }
 
 func newEWMAThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
@@ -403,10 +419,11 @@ func (e *ewmaThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	up, down := Result{Condition: "scale_up"}, Result{Condition: "scale_down"}
 	v, ok := w.Reduce("ewma", q, e.alpha)
 	if ok {
-		values := map[string]float64{"ewma": v}
+		e.vals[0] = Reading{"ewma", v}
 		up.Known, down.Known = true, true
-		up.Values, down.Values = values, values
+		up.Values, down.Values = e.vals[:], e.vals[:]
 		up.Holds, down.Holds = v > e.up, v < e.down
 	}
-	return []Result{up, down}, nil
+	e.res = [2]Result{up, down}
+	return e.res[:], nil
 }

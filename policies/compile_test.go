@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/orchhq/orch/blueprints"
 )
 
@@ -23,6 +25,7 @@ func interpreted(ev Evaluator) Evaluator {
 	sc.memo = map[reduceKey]reduced{}
 	cp.scope = &sc
 	cp.fns = blueprints.ConditionFunctions(&sc)
+	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}
 	return &cp
 }
 
@@ -154,7 +157,7 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 			continue
 		}
 		for i := range want {
-			if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(want[i].Values, got[i].Values) {
+			if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(ValuesMap(want[i].Values), ValuesMap(got[i].Values)) {
 				tb.Fatalf("condition %s: interpreter %+v, compiled %+v", conds[i], want[i], got[i])
 			}
 		}

@@ -376,7 +376,7 @@ policy "rps" {
 func TestHistoryKeepsTheLatestPointOfEachSecond(t *testing.T) {
 	in := &Instance{HistorySize: 3}
 	for _, at := range []float64{1, 1.5, 2, 3, 4, 5, 5.2} {
-		in.remember(at, []Result{{Condition: "a", Values: map[string]float64{"v": at}}, {Condition: "b"}})
+		in.remember(at, []Result{{Condition: "a", Values: []Reading{{"v", at}}}, {Condition: "b"}})
 	}
 	h := in.History()
 	var got []float64

@@ -551,7 +551,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 			ps.Error = err.Error()
 		}
 		for _, res := range results {
-			cs := ConditionStatus{Name: res.Condition, Known: res.Known, Holds: res.Known && res.Holds, Values: res.Values, Workflow: workflow[res.Condition]}
+			cs := ConditionStatus{Name: res.Condition, Known: res.Known, Holds: res.Known && res.Holds, Values: ValuesMap(res.Values), Workflow: workflow[res.Condition]}
 			if until := rp.instance.until[res.Condition]; until > 0 {
 				cs.CooldownUntil = until
 				if until > now {

@@ -185,7 +185,8 @@ func (in *Instance) remember(now float64, results []Result) {
 	var p histPoint
 	p.t = now
 	for _, r := range results {
-		for k, v := range r.Values {
+		for _, rd := range r.Values {
+			k, v := rd.Label, rd.Value
 			i := slices.Index(in.histKeys, k)
 			if i < 0 && len(in.histKeys) < historyKeys {
 				in.histKeys = append(in.histKeys, k)
@@ -378,7 +379,7 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 		if !r.Known || !r.Holds {
 			continue
 		}
-		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: r.Values}
+		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: ValuesMap(r.Values)}
 		in.gate(&d, now)
 		out = append(out, d)
 	}

@@ -22,12 +22,34 @@ type Result struct {
 	// data never makes a condition true (nor a scale-down happen).
 	Known bool
 	// Values are the window reductions the condition read, for explaining
-	// the decision ("mean(cpu, 10s)" -> 83.2).
-	Values map[string]float64
+	// the decision ("mean(cpu, 10s)" -> 83.2), in the order read. They are
+	// the evaluator's, as the results are: valid until its next Evaluate
+	// or Peek (an evaluation allocates nothing).
+	Values []Reading
+}
+
+// Reading is a window value a condition read, by its label.
+type Reading struct {
+	Label string
+	Value float64
+}
+
+// ValuesMap is a result's values as a map (nil for none): what a decision
+// and a status keep.
+func ValuesMap(rs []Reading) map[string]float64 {
+	if len(rs) == 0 {
+		return nil
+	}
+	m := make(map[string]float64, len(rs))
+	for _, r := range rs {
+		m[r.Label] = r.Value
+	}
+	return m
 }
 
 // Evaluator evaluates a policy's conditions over the windows at a time.
-// Built-in (Go) and user-defined (HCL) policy types both implement it.
+// Built-in (Go) and user-defined (HCL) policy types both implement it. The
+// results it returns are its own, reused by its next evaluation.
 type Evaluator interface {
 	Evaluate(w *Windows, now float64) ([]Result, error)
 }
@@ -103,6 +125,8 @@ type hclEvaluator struct {
 	// it, for the reason in why[i]).
 	compiled []compiled
 	why      []string
+	ctx      *hcl.EvalContext
+	res      []Result
 }
 
 // scope answers the window functions for one policy: it binds them to the
@@ -111,7 +135,11 @@ type scope struct {
 	target Target
 	w      *Windows
 	now    float64
-	values map[string]float64
+	// readings are this evaluation's values, of every condition; record
+	// says whether to add to them, from mark (the current condition's).
+	readings []Reading
+	mark     int
+	record   bool
 	// longest is the longest window read so far.
 	longest float64
 	// memo keeps this evaluation's reductions: a condition often reads the
@@ -161,13 +189,24 @@ func (s *scope) reduceLabeled(fn string, spec *blueprints.WindowSpec, arg float6
 		r.v, r.ok = s.reduce(fn, spec, arg)
 		s.memo[key] = r
 	}
-	if r.ok && s.values != nil {
+	if r.ok && s.record {
 		if label == "" {
 			label = reductionLabel(fn, spec, arg)
 		}
-		s.values[label] = r.v
+		s.note(label, r.v)
 	}
 	return r.v, r.ok
+}
+
+// note records a value the current condition read (once per label).
+func (s *scope) note(label string, v float64) {
+	for i := s.mark; i < len(s.readings); i++ {
+		if s.readings[i].Label == label {
+			s.readings[i].Value = v
+			return
+		}
+	}
+	s.readings = append(s.readings, Reading{label, v})
 }
 
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
@@ -206,6 +245,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	}
 	e := &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc),
 		compiled: make([]compiled, len(p.Type.Conditions)), why: make([]string, len(p.Type.Conditions))}
+	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
 	for i, cond := range p.Type.Conditions {
 		fn, err := c.compile(cond.When)
@@ -255,10 +295,12 @@ func (e *hclEvaluator) Window() float64 { return e.scope.longest }
 func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	e.scope.w, e.scope.now = w, now
 	clear(e.scope.memo)
-	out := make([]Result, 0, len(e.conds))
-	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"param": e.params}, Functions: e.fns}
+	out := e.res[:0]
+	sc := e.scope
+	sc.readings, sc.record = sc.readings[:0], true
+	defer func() { sc.record = false }()
 	for i, c := range e.conds {
-		e.scope.values = map[string]float64{}
+		sc.mark = len(sc.readings)
 		var v cty.Value
 		if fn := e.compiled[i]; fn != nil {
 			var err error
@@ -267,11 +309,14 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 			}
 		} else {
 			var diags hcl.Diagnostics
-			if v, diags = c.When.Value(ctx); diags.HasErrors() {
+			if v, diags = c.When.Value(e.ctx); diags.HasErrors() {
 				return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
 			}
 		}
-		r := Result{Condition: c.Name, Values: e.scope.values}
+		r := Result{Condition: c.Name}
+		if n := len(sc.readings); n > sc.mark {
+			r.Values = sc.readings[sc.mark:n:n]
+		}
 		switch {
 		case v.Type() == cty.Bool && (v == cty.True || v == cty.False): // most conditions: no conversion
 			r.Known, r.Holds = true, v == cty.True
@@ -283,6 +328,7 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 		}
 		out = append(out, r)
 	}
+	e.res = out
 	return out, nil
 }
 
