@@ -335,10 +335,19 @@ func (c *compiler) call(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 	}, nil
 }
 
-// reduction compiles a window reduction whose window (and extra argument)
-// reads no window: both are known now. It returns nil, nil for a min or max
-// over numbers.
-func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
+// windowReduction is a reduction whose window and extra argument are
+// known when the policy is compiled.
+type windowReduction struct {
+	fn    string
+	spec  *blueprints.WindowSpec
+	arg   float64
+	label string
+}
+
+// reductionOf reads a window reduction whose window (and extra argument)
+// reads no window: both are known now. It returns nil, nil for a min or
+// max over numbers.
+func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction, error) {
 	extra := blueprints.WindowReducers[e.Name]
 	if len(e.Args) != 1+extra {
 		if e.Name == "min" || e.Name == "max" {
@@ -383,9 +392,18 @@ func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 			return nil, notCompiled("the argument of %s is out of range", e.Name)
 		}
 	}
-	fn, label := e.Name, reductionLabel(e.Name, spec, arg)
+	return &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg)}, nil
+}
+
+// reduction compiles a window reduction (nil, nil: a min or max over
+// numbers).
+func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
+	red, err := c.reductionOf(e)
+	if red == nil || err != nil {
+		return nil, err
+	}
 	return func(s *scope) (cty.Value, error) {
-		v, ok := s.reduceLabeled(fn, spec, arg, label)
+		v, ok := s.reduceLabeled(red.fn, red.spec, red.arg, red.label)
 		if !ok || math.IsNaN(v) {
 			return cty.UnknownVal(cty.Number), nil
 		}

@@ -21,6 +21,7 @@ func interpreted(ev Evaluator) Evaluator {
 	}
 	cp := *he
 	cp.compiled = make([]compiled, len(he.conds))
+	cp.float = make([]fastFn, len(he.conds))
 	sc := *he.scope
 	sc.memo = map[reduceKey]reduced{}
 	cp.scope = &sc
@@ -28,6 +29,23 @@ func interpreted(ev Evaluator) Evaluator {
 	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}
 	return &cp
 }
+
+// withoutFloats is ev with the float path off: the cty closures only.
+func withoutFloats(ev Evaluator) Evaluator {
+	he := ev.(*hclEvaluator)
+	cp := *he
+	cp.float = make([]fastFn, len(he.conds))
+	sc := *he.scope
+	sc.memo = map[reduceKey]reduced{}
+	cp.scope = &sc
+	cp.fns = blueprints.ConditionFunctions(&sc)
+	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}
+	return &cp
+}
+
+// diffFloats counts the evaluations of the differential test that the
+// float path decided, and those it gave back to cty.
+var diffFloats struct{ floats, fallbacks int64 }
 
 // condGen writes random conditions over two metrics' windows, literals
 // and parameters: numbers, comparisons, logic, ?:, functions.
@@ -51,7 +69,7 @@ func (g *condGen) num(depth int) string {
 		return genLiterals[g.r.IntN(len(genLiterals))]
 	}
 	a, b := g.num(depth-1), g.num(depth-1)
-	switch g.r.IntN(11) {
+	switch g.r.IntN(14) {
 	case 0:
 		return "(" + a + " + " + b + ")"
 	case 1:
@@ -72,6 +90,12 @@ func (g *condGen) num(depth int) string {
 		return "floor(" + a + ")"
 	case 9:
 		return "(" + a + " % " + b + ")"
+	case 10:
+		return "ceil(" + a + ")"
+	case 11:
+		return "signum(" + a + ")"
+	case 12:
+		return "pow(" + a + ", " + []string{"2", "0.5", "-1", b}[g.r.IntN(4)] + ")"
 	default:
 		return "(" + g.boolean(depth-1) + " ? " + a + " : " + b + ")"
 	}
@@ -113,7 +137,7 @@ policy "p" {
 }
 `
 
-var diffValues = []float64{0, 1, 0.1, 0.2, 0.3, 79.9, 80, 80.00000000000001, -3, 1e6, 2.5}
+var diffValues = []float64{0, 1, 0.1, 0.2, 0.3, 79.9, 80, 80.00000000000001, -3, 1e6, 2.5, 1e300, 1e-310, 1<<53 + 2, 0.5}
 
 // checkSame evaluates a policy type of conditions both ways over random
 // windows and fails on the first difference: holds, known, the values the
@@ -136,6 +160,12 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 		tb.Fatal(err)
 	}
 	slow := interpreted(fast)
+	closures := withoutFloats(fast)
+	defer func() {
+		he := fast.(*hclEvaluator)
+		diffFloats.floats += he.floats
+		diffFloats.fallbacks += he.fallbacks
+	}()
 	for round := range rounds {
 		w := NewWindows(60)
 		now := 1.7e9 + float64(round)
@@ -149,16 +179,21 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 			}
 		}
 		want, werr := slow.Evaluate(w, now)
-		got, gerr := fast.Evaluate(w, now)
-		if (werr != nil) != (gerr != nil) {
-			tb.Fatalf("conditions %q: interpreter error %v, compiled error %v", conds, werr, gerr)
-		}
-		if werr != nil {
-			continue
-		}
-		for i := range want {
-			if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(ValuesMap(want[i].Values), ValuesMap(got[i].Values)) {
-				tb.Fatalf("condition %s: interpreter %+v, compiled %+v", conds[i], want[i], got[i])
+		for _, ev := range []struct {
+			name string
+			e    Evaluator
+		}{{"compiled", fast}, {"compiled without floats", closures}} {
+			got, gerr := ev.e.Evaluate(w, now)
+			if (werr != nil) != (gerr != nil) {
+				tb.Fatalf("conditions %q: interpreter error %v, %s error %v", conds, werr, ev.name, gerr)
+			}
+			if werr != nil {
+				continue
+			}
+			for i := range want {
+				if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(ValuesMap(want[i].Values), ValuesMap(got[i].Values)) {
+					tb.Fatalf("condition %s: interpreter %+v, %s %+v", conds[i], want[i], ev.name, got[i])
+				}
 			}
 		}
 	}
@@ -183,6 +218,12 @@ func TestCompiledConditionsMatchTheInterpreter(t *testing.T) {
 	if valid < n*9/10 {
 		t.Errorf("only %d of %d generated policy types validate", valid, n)
 	}
+	// The float path is what is tested here as much as the closures: most
+	// generated conditions are on it, and decided by it.
+	if f, b := diffFloats.floats, diffFloats.fallbacks; f < 3*b || f < int64(n) {
+		t.Errorf("the float path decided %d evaluations and gave %d back to cty", f, b)
+	}
+	t.Logf("float path: %d evaluations decided, %d given back to cty", diffFloats.floats, diffFloats.fallbacks)
 }
 
 // The conditions people write are compiled; what the compiler does not

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 	"github.com/zclconf/go-cty/cty/function"
@@ -125,7 +126,12 @@ type hclEvaluator struct {
 	// it, for the reason in why[i]).
 	compiled []compiled
 	why      []string
-	ctx      *hcl.EvalContext
+	// float[i] is condition i's float path (nil: none); floats and
+	// fallbacks count its evaluations that it decided, and those it gave
+	// back to the cty closures.
+	float             []fastFn
+	floats, fallbacks int64
+	ctx               *hcl.EvalContext
 	res      []Result
 }
 
@@ -244,7 +250,8 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		params = cty.EmptyObjectVal
 	}
 	e := &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc),
-		compiled: make([]compiled, len(p.Type.Conditions)), why: make([]string, len(p.Type.Conditions))}
+		compiled: make([]compiled, len(p.Type.Conditions)), why: make([]string, len(p.Type.Conditions)),
+		float: make([]fastFn, len(p.Type.Conditions))}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
 	for i, cond := range p.Type.Conditions {
@@ -254,6 +261,9 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			continue
 		}
 		e.compiled[i] = fn
+		if se, ok := cond.When.(hclsyntax.Expression); ok {
+			e.float[i] = c.fast(se)
+		}
 	}
 	return e, nil
 }
@@ -263,7 +273,10 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 type ConditionCompilation struct {
 	Policy, Condition string
 	Compiled          bool
-	Why               string
+	// Float: a compiled condition that is evaluated in float64 (where
+	// that gives what cty gives; in cty otherwise).
+	Float bool
+	Why   string
 }
 
 // Compilation reports how the conditions of a plan's user-defined policies
@@ -283,7 +296,7 @@ func Compilation(plan *blueprints.Plan) []ConditionCompilation {
 		}
 		he := ev.(*hclEvaluator)
 		for i, cd := range he.conds {
-			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.Name, Compiled: he.compiled[i] != nil, Why: he.why[i]})
+			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.Name, Compiled: he.compiled[i] != nil, Float: he.float[i] != nil, Why: he.why[i]})
 		}
 	}
 	return out
@@ -301,6 +314,19 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	defer func() { sc.record = false }()
 	for i, c := range e.conds {
 		sc.mark = len(sc.readings)
+		if f := e.float[i]; f != nil {
+			if fv, ok := f(sc); ok {
+				e.floats++
+				r := Result{Condition: c.Name, Known: fv.known, Holds: fv.known && fv.b}
+				if n := len(sc.readings); n > sc.mark {
+					r.Values = sc.readings[sc.mark:n:n]
+				}
+				out = append(out, r)
+				continue
+			}
+			e.fallbacks++
+			sc.readings = sc.readings[:sc.mark]
+		}
 		var v cty.Value
 		if fn := e.compiled[i]; fn != nil {
 			var err error

@@ -37,6 +37,9 @@ and why.`,
 			if g.verbose {
 				for _, c := range policies.Compilation(plan) {
 					how := "compiled"
+					if c.Float {
+						how = "compiled (float64)"
+					}
 					if !c.Compiled {
 						how = "interpreted: " + c.Why
 					}
