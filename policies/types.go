@@ -132,7 +132,7 @@ type hclEvaluator struct {
 	float             []fastFn
 	floats, fallbacks int64
 	ctx               *hcl.EvalContext
-	res      []Result
+	res               []Result
 }
 
 // scope answers the window functions for one policy: it binds them to the
