@@ -253,6 +253,7 @@ func (p *Pause) Active(now float64) bool { return p != nil && (p.Until == 0 || n
 // cooldown_time property (as scale.clj's), when the type has one.
 func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	t.MinHosts = p.MinHosts
+	t.intern()
 	ev, err := Compile(t, p)
 	if err != nil {
 		return nil, err

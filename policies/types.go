@@ -2,7 +2,9 @@ package policies
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -94,11 +96,40 @@ type Target struct {
 	Nodes      map[string]bool // nil: every node
 	// MinHosts is the policy's min_hosts: fewer hosts in a window is no data.
 	MinHosts int
+	// nodesID names the set of Nodes (interned by NewInstance: policies
+	// over the same nodes share their windows' reductions); 0: not known.
+	nodesID uint64
 }
 
 // query is a window of metric over the target's nodes.
 func (t Target) query(metric string, seconds, now float64) Query {
-	return Query{Deployment: t.Deployment, Nodes: t.Nodes, MinHosts: t.MinHosts, Metric: metric, Seconds: seconds, Now: now}
+	return Query{Deployment: t.Deployment, Nodes: t.Nodes, MinHosts: t.MinHosts, Metric: metric, Seconds: seconds, Now: now, nodesID: t.nodesID}
+}
+
+// nodeSets numbers the node sets of targets, by their sorted names.
+var nodeSets struct {
+	sync.Mutex
+	ids map[string]uint64
+}
+
+// intern gives the target the number of its node set (every node: 1).
+func (t *Target) intern() {
+	if t.Nodes == nil {
+		t.nodesID = 1
+		return
+	}
+	key := strings.Join(slices.Sorted(maps.Keys(t.Nodes)), "\x00")
+	nodeSets.Lock()
+	defer nodeSets.Unlock()
+	if nodeSets.ids == nil {
+		nodeSets.ids = map[string]uint64{}
+	}
+	id, ok := nodeSets.ids[key]
+	if !ok {
+		id = uint64(len(nodeSets.ids)) + 2
+		nodeSets.ids[key] = id
+	}
+	t.nodesID = id
 }
 
 // Compile builds the evaluator of a resolved policy.

@@ -26,6 +26,45 @@ type Windows struct {
 	byAlias  map[string][]*series // deployment \x00 alias -> series
 	byDeploy map[string][]*series
 	now      float64
+	// memo keeps the reductions computed since the windows last changed
+	// (gen counts the changes): the policies of a deployment that read the
+	// same window at the same time compute it once.
+	gen, memoGen uint64
+	memo         map[memoKey]memoized
+}
+
+// memoKey is a reduction of a window at a time; the query's nodes by their
+// interned set.
+type memoKey struct {
+	fn, deployment, metric string
+	pattern                *regexp.Regexp
+	nodes                  uint64
+	seconds, now, arg      float64
+	minHosts               int
+}
+
+type memoized struct {
+	v, hosts float64
+	ok       bool
+}
+
+// remembered returns the memo of a reduction, and whether the query can
+// have one (its nodes are an interned set).
+func (w *Windows) remembered(fn string, q Query, arg float64) (memoKey, memoized, bool, bool) {
+	if q.nodesID == 0 {
+		return memoKey{}, memoized{}, false, false
+	}
+	if w.memoGen != w.gen || w.memo == nil {
+		if w.memo == nil {
+			w.memo = map[memoKey]memoized{}
+		}
+		clear(w.memo)
+		w.memoGen = w.gen
+	}
+	k := memoKey{fn: fn, deployment: q.Deployment, metric: q.Metric, pattern: q.Pattern, nodes: q.nodesID,
+		seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
+	m, seen := w.memo[k]
+	return k, m, seen, true
 }
 
 type seriesKey struct {
@@ -202,6 +241,7 @@ func (w *Windows) Add(m *Metric) error {
 		w.series[k] = s
 		w.index(s)
 	}
+	w.gen++
 	s.add(m.Time, m.Value)
 	if m.Time > w.now {
 		w.now = m.Time
@@ -235,6 +275,7 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 			times[k.deployment] = now
 		}
 		if s.expires < now {
+			w.gen++
 			delete(w.series, k)
 			w.unindex(s)
 			dropped++
@@ -245,6 +286,7 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 
 // Drop forgets every series of a deployment (it has no policies left).
 func (w *Windows) Drop(deployment string) {
+	w.gen++
 	for _, s := range w.byDeploy[deployment] {
 		delete(w.series, s.key)
 		for _, a := range s.aliases {
@@ -291,6 +333,9 @@ type Query struct {
 	// MinHosts is how many hosts must report in the window for it to
 	// count (a policy's min_hosts); fewer is no data. 0 or 1: any.
 	MinHosts int
+	// nodesID is Nodes' interned set (Target.query): 0, not interned,
+	// keeps its reductions out of the memo.
+	nodesID uint64
 }
 
 // each calls fn with every series of the query that has samples in the
@@ -392,6 +437,18 @@ var aggPool = sync.Pool{New: func() any { return &hostSet{m: map[string]hostAgg{
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
 func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
+	k, m, seen, memo := w.remembered("mean+hosts", q, 0)
+	if seen {
+		return m.v, m.hosts, m.ok
+	}
+	mean, hosts, ok = w.meanHosts(q)
+	if memo {
+		w.memo[k] = memoized{mean, hosts, ok}
+	}
+	return mean, hosts, ok
+}
+
+func (w *Windows) meanHosts(q Query) (mean, hosts float64, ok bool) {
 	buf := aggPool.Get().(*hostSet)
 	defer aggPool.Put(buf)
 	hs := w.hostAggs(q, buf)
@@ -409,6 +466,25 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 // and count read prefix sums; min, max and last scan no more than the
 // window; ewma and percentile copy it.
 func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
+	if fn == "mean" || fn == "hosts" {
+		mean, hosts, ok := w.MeanHosts(q)
+		if fn == "hosts" {
+			return hosts, ok
+		}
+		return mean, ok
+	}
+	k, m, seen, memo := w.remembered(fn, q, arg)
+	if seen {
+		return m.v, m.ok
+	}
+	v, ok := w.reduce(fn, q, arg)
+	if memo {
+		w.memo[k] = memoized{v: v, ok: ok}
+	}
+	return v, ok
+}
+
+func (w *Windows) reduce(fn string, q Query, arg float64) (float64, bool) {
 	if q.MinHosts > 1 && fn != "mean" && fn != "hosts" && !w.enoughHosts(q) {
 		return math.NaN(), false
 	}
