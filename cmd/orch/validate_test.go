@@ -32,7 +32,7 @@ policy "p" {
 	if r.code != 0 {
 		t.Fatalf("validate: %s%s", r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "condition fast: compiled") || !strings.Contains(r.stdout, "condition slow: interpreted: ") {
+	if !strings.Contains(r.stdout, "condition fast: compiled (float64)") || !strings.Contains(r.stdout, "condition slow: interpreted: ") {
 		t.Errorf("validate -v:\n%s", r.stdout)
 	}
 }
