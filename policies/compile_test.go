@@ -19,21 +19,19 @@ func interpreted(ev Evaluator) Evaluator {
 	if !ok {
 		return ev
 	}
-	cp := *he
-	cp.compiled = make([]compiled, len(he.conds))
-	cp.float = make([]fastFn, len(he.conds))
-	sc := *he.scope
-	sc.memo = map[reduceKey]reduced{}
-	cp.scope = &sc
-	cp.fns = blueprints.ConditionFunctions(&sc)
-	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}
-	return &cp
+	return copyEvaluator(he, true)
 }
 
 // withoutFloats is ev with the float path off: the cty closures only.
-func withoutFloats(ev Evaluator) Evaluator {
-	he := ev.(*hclEvaluator)
+func withoutFloats(ev Evaluator) Evaluator { return copyEvaluator(ev.(*hclEvaluator), false) }
+
+// copyEvaluator is a copy of he with its own scope, without its float
+// paths and (interpret) its closures.
+func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 	cp := *he
+	if interpret {
+		cp.compiled = make([]compiled, len(he.conds))
+	}
 	cp.float = make([]fastFn, len(he.conds))
 	sc := *he.scope
 	sc.memo = map[reduceKey]reduced{}

@@ -193,13 +193,9 @@ func (c *compiler) fbinary(e *hclsyntax.BinaryOpExpr) *fastNode {
 		}
 		lf, rf, not := l.fn, r.fn, e.Op == hclsyntax.OpNotEqual
 		return &fastNode{kind: fastBool, fn: func(s *scope) (fval, bool) {
-			a, ok1 := lf(s)
-			b, ok2 := rf(s)
-			if !ok1 || !ok2 {
-				return fval{}, false
-			}
-			if !a.known || !b.known {
-				return fval{}, true
+			a, b, known, ok := both(s, lf, rf)
+			if !known {
+				return fval{}, ok
 			}
 			return fval{b: (a.b == b.b) != not, known: true}, true
 		}}
@@ -226,6 +222,17 @@ func (c *compiler) fbinary(e *hclsyntax.BinaryOpExpr) *fastNode {
 		}}
 	}
 	return nil
+}
+
+// both evaluates two operands: known is false when either is unknown (ok
+// then says whether that is what cty says, or the float path gives up).
+func both(s *scope, lf, rf fastFn) (a, b fval, known, ok bool) {
+	a, ok1 := lf(s)
+	b, ok2 := rf(s)
+	if !ok1 || !ok2 {
+		return a, b, false, false
+	}
+	return a, b, a.known && b.known, true
 }
 
 // arithmetic is + - * / as cty computes them on the operands' values.
@@ -326,13 +333,9 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 		return func(*scope) (fval, bool) { return fval{}, false }
 	}
 	return func(s *scope) (fval, bool) {
-		a, ok1 := lf(s)
-		b, ok2 := rf(s)
-		if !ok1 || !ok2 {
-			return fval{}, false
-		}
-		if !a.known || !b.known {
-			return fval{}, true
+		a, b, known, ok := both(s, lf, rf)
+		if !known {
+			return fval{}, ok
 		}
 		less, greater := a.f < b.f, a.f > b.f
 		eq := a.f == b.f
