@@ -391,37 +391,67 @@ type hostAgg struct {
 // hostSet is the hosts of a window with their samples' count and sum, in
 // the order their series were first seen (so the mean of their means adds
 // them in the same order every time: the same windows give the same value,
-// to the last bit, live and in a replay).
+// to the last bit, live and in a replay). A few hosts are found by a scan;
+// beyond smallHosts, an index by name takes over.
 type hostSet struct {
-	m     map[string]hostAgg
-	order []string
+	hosts []hostEntry
+	index map[string]int
+}
+
+type hostEntry struct {
+	host string
+	hostAgg
+}
+
+// smallHosts is how many hosts a window's set scans before it indexes them.
+const smallHosts = 8
+
+// add counts a series' samples to its host.
+func (hs *hostSet) add(host string, n int, sum float64) {
+	i := -1
+	if hs.index != nil {
+		if j, ok := hs.index[host]; ok {
+			i = j
+		}
+	} else {
+		for j := range hs.hosts {
+			if hs.hosts[j].host == host {
+				i = j
+				break
+			}
+		}
+	}
+	if i < 0 {
+		i = len(hs.hosts)
+		hs.hosts = append(hs.hosts, hostEntry{host: host})
+		if hs.index != nil {
+			hs.index[host] = i
+		} else if len(hs.hosts) > smallHosts {
+			hs.index = make(map[string]int, 2*len(hs.hosts))
+			for j, h := range hs.hosts {
+				hs.index[h.host] = j
+			}
+		}
+	}
+	hs.hosts[i].n += n
+	hs.hosts[i].sum += sum
 }
 
 // hostAggs returns, per host, the count and sum of its samples in the
 // window (a host's series of several nodes or metrics pooled, as
 // scale.clj's by-host grouping does).
 func (w *Windows) hostAggs(q Query, hs *hostSet) *hostSet {
-	clear(hs.m)
-	hs.order = hs.order[:0]
-	w.each(q, func(s *series, lo, hi int) {
-		a, seen := hs.m[s.key.host]
-		if !seen {
-			hs.order = append(hs.order, s.key.host)
-		}
-		a.n += hi - lo
-		a.sum += s.sum(lo, hi)
-		hs.m[s.key.host] = a
-	})
+	hs.hosts, hs.index = hs.hosts[:0], nil
+	w.each(q, func(s *series, lo, hi int) { hs.add(s.key.host, hi-lo, s.sum(lo, hi)) })
 	return hs
 }
 
 func meanOfHostMeans(hs *hostSet) float64 {
 	total := 0.0
-	for _, h := range hs.order {
-		a := hs.m[h]
-		total += a.sum / float64(a.n)
+	for _, h := range hs.hosts {
+		total += h.sum / float64(h.n)
 	}
-	return total / float64(len(hs.order))
+	return total / float64(len(hs.hosts))
 }
 
 // enoughHosts reports whether at least q.MinHosts hosts report in the
@@ -429,10 +459,10 @@ func meanOfHostMeans(hs *hostSet) float64 {
 func (w *Windows) enoughHosts(q Query) bool {
 	buf := aggPool.Get().(*hostSet)
 	defer aggPool.Put(buf)
-	return len(w.hostAggs(q, buf).order) >= q.MinHosts
+	return len(w.hostAggs(q, buf).hosts) >= q.MinHosts
 }
 
-var aggPool = sync.Pool{New: func() any { return &hostSet{m: map[string]hostAgg{}} }}
+var aggPool = sync.Pool{New: func() any { return &hostSet{} }}
 
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
@@ -452,10 +482,10 @@ func (w *Windows) meanHosts(q Query) (mean, hosts float64, ok bool) {
 	buf := aggPool.Get().(*hostSet)
 	defer aggPool.Put(buf)
 	hs := w.hostAggs(q, buf)
-	if len(hs.order) == 0 || len(hs.order) < q.MinHosts {
+	if len(hs.hosts) == 0 || len(hs.hosts) < q.MinHosts {
 		return math.NaN(), 0, false
 	}
-	return meanOfHostMeans(hs), float64(len(hs.order)), true
+	return meanOfHostMeans(hs), float64(len(hs.hosts)), true
 }
 
 // Reduce computes fn over the window: mean is the mean across hosts of each

@@ -271,3 +271,35 @@ policy "daily" {
 		t.Errorf("%v samples in the 24h window (%v), want 6", n, ok)
 	}
 }
+
+// A window's host set keeps hosts in first-seen order and pools their
+// series, whether it scans (few hosts) or indexes them (many).
+func TestHostSetPoolsSeriesByHostInFirstSeenOrder(t *testing.T) {
+	for _, hosts := range []int{1, smallHosts, smallHosts + 1, 40} {
+		t.Run(fmt.Sprint(hosts), func(t *testing.T) {
+			var hs hostSet
+			want := map[string]hostAgg{}
+			var order []string
+			for round := range 3 {
+				for h := hosts - 1; h >= 0; h-- {
+					name := fmt.Sprintf("h%d", h)
+					if _, seen := want[name]; !seen {
+						order = append(order, name)
+					}
+					a := want[name]
+					a.n, a.sum = a.n+round+1, a.sum+float64(h)
+					want[name] = a
+					hs.add(name, round+1, float64(h))
+				}
+			}
+			if len(hs.hosts) != len(order) {
+				t.Fatalf("%d hosts, want %d", len(hs.hosts), len(order))
+			}
+			for i, e := range hs.hosts {
+				if e.host != order[i] || e.hostAgg != want[e.host] {
+					t.Errorf("host %d: %+v, want %s %+v", i, e, order[i], want[order[i]])
+				}
+			}
+		})
+	}
+}
