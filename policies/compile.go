@@ -62,12 +62,9 @@ func (c *compiler) compile(expr hcl.Expression) (compiled, error) {
 
 func (c *compiler) node(e hclsyntax.Expression) (compiled, error) {
 	if !readsWindows(e) {
-		v, diags := e.Value(c.ctx)
-		if diags.HasErrors() {
-			return nil, notCompiled("%s", strings.TrimSpace(diags.Error()))
-		}
-		if !v.IsWhollyKnown() || v.IsMarked() {
-			return nil, notCompiled("a part without windows is not known when the policy is compiled")
+		v, err := c.constant(e)
+		if err != nil {
+			return nil, err
 		}
 		return func(*scope) (cty.Value, error) { return v, nil }, nil
 	}
@@ -84,6 +81,19 @@ func (c *compiler) node(e hclsyntax.Expression) (compiled, error) {
 		return c.call(e)
 	}
 	return nil, notCompiled("%T reading windows is not compiled", e)
+}
+
+// constant evaluates a part that reads no window, once, when the policy
+// is compiled.
+func (c *compiler) constant(e hclsyntax.Expression) (cty.Value, error) {
+	v, diags := e.Value(c.ctx)
+	if diags.HasErrors() {
+		return cty.NilVal, notCompiled("%s", strings.TrimSpace(diags.Error()))
+	}
+	if !v.IsWhollyKnown() || v.IsMarked() {
+		return cty.NilVal, notCompiled("a part without windows is not known when the policy is compiled")
+	}
+	return v, nil
 }
 
 // readsWindows reports whether e calls a window reduction (a one-argument

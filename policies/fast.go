@@ -121,8 +121,8 @@ func (c *compiler) fast(e hclsyntax.Expression) fastFn {
 
 func (c *compiler) fnode(e hclsyntax.Expression) *fastNode {
 	if !readsWindows(e) {
-		v, diags := e.Value(c.ctx)
-		if diags.HasErrors() || !v.IsWhollyKnown() || v.IsMarked() || v.IsNull() {
+		v, err := c.constant(e)
+		if err != nil || v.IsNull() {
 			return nil
 		}
 		switch v.Type() {

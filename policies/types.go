@@ -172,11 +172,10 @@ type scope struct {
 	target Target
 	w      *Windows
 	now    float64
-	// readings are this evaluation's values, of every condition; record
-	// says whether to add to them, from mark (the current condition's).
+	// readings are this evaluation's values, of every condition, the
+	// current condition's from mark.
 	readings []Reading
 	mark     int
-	record   bool
 	// longest is the longest window read so far.
 	longest float64
 	// memo keeps this evaluation's reductions: a condition often reads the
@@ -226,7 +225,7 @@ func (s *scope) reduceLabeled(fn string, spec *blueprints.WindowSpec, arg float6
 		r.v, r.ok = s.reduce(fn, spec, arg)
 		s.memo[key] = r
 	}
-	if r.ok && s.record {
+	if r.ok {
 		if label == "" {
 			label = reductionLabel(fn, spec, arg)
 		}
@@ -244,6 +243,16 @@ func (s *scope) note(label string, v float64) {
 		}
 	}
 	s.readings = append(s.readings, Reading{label, v})
+}
+
+// current is what the current condition read (nil: nothing), capped so
+// the next condition's readings do not write over it.
+func (s *scope) current() []Reading {
+	n := len(s.readings)
+	if n == s.mark {
+		return nil
+	}
+	return s.readings[s.mark:n:n]
 }
 
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
@@ -341,18 +350,13 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	clear(e.scope.memo)
 	out := e.res[:0]
 	sc := e.scope
-	sc.readings, sc.record = sc.readings[:0], true
-	defer func() { sc.record = false }()
+	sc.readings = sc.readings[:0]
 	for i, c := range e.conds {
 		sc.mark = len(sc.readings)
 		if f := e.float[i]; f != nil {
 			if fv, ok := f(sc); ok {
 				e.floats++
-				r := Result{Condition: c.Name, Known: fv.known, Holds: fv.known && fv.b}
-				if n := len(sc.readings); n > sc.mark {
-					r.Values = sc.readings[sc.mark:n:n]
-				}
-				out = append(out, r)
+				out = append(out, Result{Condition: c.Name, Known: fv.known, Holds: fv.known && fv.b, Values: sc.current()})
 				continue
 			}
 			e.fallbacks++
@@ -370,10 +374,7 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 				return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
 			}
 		}
-		r := Result{Condition: c.Name}
-		if n := len(sc.readings); n > sc.mark {
-			r.Values = sc.readings[sc.mark:n:n]
-		}
+		r := Result{Condition: c.Name, Values: sc.current()}
 		switch {
 		case v.Type() == cty.Bool && (v == cty.True || v == cty.False): // most conditions: no conversion
 			r.Known, r.Holds = true, v == cty.True

@@ -514,17 +514,12 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 	return v, ok
 }
 
+// reduce computes every reduction but mean and hosts (MeanHosts).
 func (w *Windows) reduce(fn string, q Query, arg float64) (float64, bool) {
-	if q.MinHosts > 1 && fn != "mean" && fn != "hosts" && !w.enoughHosts(q) {
+	if q.MinHosts > 1 && !w.enoughHosts(q) {
 		return math.NaN(), false
 	}
 	switch fn {
-	case "mean", "hosts":
-		mean, hosts, ok := w.MeanHosts(q)
-		if fn == "hosts" {
-			return hosts, ok
-		}
-		return mean, ok
 	case "sum", "rate", "count":
 		n, sum := 0, 0.0
 		w.each(q, func(s *series, lo, hi int) {
