@@ -266,7 +266,7 @@ func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) 
 		return nil, fmt.Errorf("policy %s: %w", pol.Name, p.err)
 	}
 	var err error
-	if s.selector, err = regexp.Compile(sel); err != nil {
+	if s.selector, err = pattern(sel); err != nil {
 		return nil, fmt.Errorf("policy %s: service_selector: %w", pol.Name, err)
 	}
 	switch dir {
@@ -289,6 +289,11 @@ func (s *scaleThreshold) ScaleUp() string {
 		return "scale"
 	}
 	return ""
+}
+
+// Reads is the window of the services it selects.
+func (s *scaleThreshold) Reads() []*blueprints.WindowSpec {
+	return []*blueprints.WindowSpec{{Pattern: s.selector.String(), Duration: s.window}}
 }
 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
@@ -345,6 +350,11 @@ func (r *rpsBurst) Window() float64 { return r.sample }
 func (r *rpsBurst) Peek(w *Windows, now float64) ([]Result, error) {
 	c := *r
 	return c.Evaluate(w, now)
+}
+
+// Reads is its metric's window.
+func (r *rpsBurst) Reads() []*blueprints.WindowSpec {
+	return []*blueprints.WindowSpec{{Metric: r.metric, Duration: r.sample}}
 }
 
 func (r *rpsBurst) Evaluate(w *Windows, now float64) ([]Result, error) {
@@ -413,6 +423,11 @@ func newEWMAThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
 
 // Window is the window the average is taken over.
 func (e *ewmaThreshold) Window() float64 { return e.window }
+
+// Reads is its metric's window.
+func (e *ewmaThreshold) Reads() []*blueprints.WindowSpec {
+	return []*blueprints.WindowSpec{{Metric: e.metric, Duration: e.window}}
+}
 
 func (e *ewmaThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	q := e.target.query(e.metric, e.window, now)

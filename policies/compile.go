@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -41,6 +42,8 @@ func notCompiled(format string, args ...any) error {
 type compiler struct {
 	ctx *hcl.EvalContext // param and the functions, for folding constants
 	fns map[string]function.Function
+	// reads are the windows of the reductions compiled, each once.
+	reads []*blueprints.WindowSpec
 }
 
 func newCompiler(params cty.Value) *compiler {
@@ -401,6 +404,9 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		if e.Name == "percentile" && (arg < 0 || arg > 100) || e.Name == "ewma" && (arg <= 0 || arg > 1) {
 			return nil, notCompiled("the argument of %s is out of range", e.Name)
 		}
+	}
+	if !slices.ContainsFunc(c.reads, func(r *blueprints.WindowSpec) bool { return *r == *spec }) {
+		c.reads = append(c.reads, spec)
 	}
 	return &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg)}, nil
 }

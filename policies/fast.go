@@ -3,6 +3,7 @@ package policies
 import (
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -395,6 +396,12 @@ func (c *compiler) fconditional(e *hclsyntax.ConditionalExpr) *fastNode {
 		cond.kind != fastBool || yes.kind != no.kind {
 		return nil
 	}
+	if c.takes(e, true) {
+		return yes
+	}
+	if c.takes(e, false) {
+		return no
+	}
 	cf, yf, nf := cond.fn, yes.fn, no.fn
 	return &fastNode{kind: yes.kind, fn: func(s *scope) (fval, bool) {
 		// Both branches, then the condition, as HCL evaluates them.
@@ -409,6 +416,83 @@ func (c *compiler) fconditional(e *hclsyntax.ConditionalExpr) *fastNode {
 		}
 		return f, ok2
 	}}
+}
+
+// takes reports whether a conditional always takes one branch (yes: the
+// true one) and skipping the other changes nothing a decision shows: its
+// condition reads no window and is that, and the other branch reads no
+// window the taken one does not read, in the order the readings are
+// noted (scale.clj's two directions read the same two windows).
+func (c *compiler) takes(e *hclsyntax.ConditionalExpr, yes bool) bool {
+	if readsWindows(e.Condition) {
+		return false
+	}
+	v, err := c.constant(e.Condition)
+	if err != nil || v.Type() != cty.Bool || v.IsNull() || v.True() != yes {
+		return false
+	}
+	t, ok1 := c.readOrder(e.TrueResult, nil)
+	f, ok2 := c.readOrder(e.FalseResult, nil)
+	if !ok1 || !ok2 {
+		return false
+	}
+	taken := f
+	if yes {
+		taken = t
+	}
+	return slices.Equal(firstOnly(append(t, f...)), firstOnly(taken))
+}
+
+// readOrder appends the labels of the reductions e reads to out, in the
+// order evaluating it reads them (both sides of an operator, left first;
+// both branches of ?:, then its condition, as HCL does). false: e has a
+// part it does not know.
+func (c *compiler) readOrder(e hclsyntax.Expression, out []string) ([]string, bool) {
+	if !readsWindows(e) {
+		return out, true
+	}
+	var parts []hclsyntax.Expression
+	switch e := e.(type) {
+	case *hclsyntax.ParenthesesExpr:
+		parts = []hclsyntax.Expression{e.Expression}
+	case *hclsyntax.BinaryOpExpr:
+		parts = []hclsyntax.Expression{e.LHS, e.RHS}
+	case *hclsyntax.UnaryOpExpr:
+		parts = []hclsyntax.Expression{e.Val}
+	case *hclsyntax.ConditionalExpr:
+		parts = []hclsyntax.Expression{e.TrueResult, e.FalseResult, e.Condition}
+	case *hclsyntax.FunctionCallExpr:
+		if _, reducer := blueprints.WindowReducers[e.Name]; reducer {
+			red, err := c.reductionOf(e)
+			if err != nil {
+				return out, false
+			}
+			if red != nil {
+				return append(out, red.label), true
+			}
+		}
+		parts = e.Args
+	default:
+		return out, false
+	}
+	for _, p := range parts {
+		var ok bool
+		if out, ok = c.readOrder(p, out); !ok {
+			return out, false
+		}
+	}
+	return out, true
+}
+
+// firstOnly is labels with each one only where it first appears.
+func firstOnly(labels []string) []string {
+	var out []string
+	for _, l := range labels {
+		if !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // fastFuncs are the functions the float path computes as cty does.

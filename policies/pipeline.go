@@ -28,8 +28,11 @@ type Pipeline struct {
 	MaxSkew float64
 
 	instances map[string][]*Instance // by deployment
-	clocks    map[string]*clock      // by deployment
-	shared    map[string]*float64    // scale.clj's shared cooldown flag, by deployment
+	// gen counts the changes to instances: a series' readers found at an
+	// older one are found again.
+	gen    uint64
+	clocks map[string]*clock   // by deployment
+	shared map[string]*float64 // scale.clj's shared cooldown flag, by deployment
 	// failing are the sources in error, by deployment ("" for all) and
 	// source: a missing-data decision names them.
 	failing map[string]map[string]string
@@ -45,7 +48,7 @@ type clock struct {
 // NewPipeline returns a pipeline keeping horizon seconds of history.
 func NewPipeline(horizon float64) *Pipeline {
 	return &Pipeline{Windows: NewWindows(horizon), Malformed: map[string]int{}, instances: map[string][]*Instance{},
-		clocks: map[string]*clock{}, Now: time.Now}
+		clocks: map[string]*clock{}, Now: time.Now, gen: 1}
 }
 
 // Add registers a policy instance of a deployment. The windows keep
@@ -64,6 +67,24 @@ func (p *Pipeline) Add(deployment string, in *Instance) {
 		in.shared = p.shared[deployment]
 	}
 	p.instances[deployment] = append(p.instances[deployment], in)
+	p.gen++
+}
+
+// readers are the policies of list (a deployment's) that read a window a
+// metric of s can change, in list's order; found once per series and
+// change of policies.
+func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
+	if s.readersGen == p.gen {
+		return s.readers
+	}
+	s.readers = s.readers[:0]
+	for _, in := range list {
+		if in.reads(s) {
+			s.readers = append(s.readers, in)
+		}
+	}
+	s.readersGen = p.gen
+	return s.readers
 }
 
 // Ingest decodes one message body, applies it and appends its policies'
@@ -105,7 +126,8 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 		p.Unrouted++
 		return out, nil
 	}
-	if err := p.Windows.Add(m); err != nil {
+	s, err := p.Windows.add(m)
+	if err != nil {
 		if kind, ok := IsMalformed(err); ok {
 			p.Malformed[kind]++
 		}
@@ -120,7 +142,7 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 		c.event, c.wall = m.Time, wall
 	}
 	sources := p.failingSources(m.DeploymentID)
-	for _, in := range list {
+	for _, in := range p.readers(s, list) {
 		p.Evaluations++
 		in.sources = sources
 		first := len(out)
@@ -156,6 +178,7 @@ func (p *Pipeline) TickWall(wall time.Time, out []Decision) ([]Decision, error) 
 // Remove forgets a deployment: its policies, windows and clock.
 func (p *Pipeline) Remove(deployment string) {
 	delete(p.instances, deployment)
+	p.gen++
 	delete(p.shared, deployment)
 	delete(p.clocks, deployment)
 	delete(p.failing, deployment)

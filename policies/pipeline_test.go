@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/zclconf/go-cty/cty"
+
+	"github.com/orchhq/orch/blueprints"
 )
 
 func TestPipelineCountsMalformedAndDecides(t *testing.T) {
@@ -38,7 +42,7 @@ func TestPipelineCountsMalformedAndDecides(t *testing.T) {
 			}
 		}
 	}
-	if len(fired) != 1 || fired[0].Values["value"] != 95 || fired[0].Values["hosts"] != 1 {
+	if len(fired) != 1 || fired[0].Values.Map()["value"] != 95 || fired[0].Values.Map()["hosts"] != 1 {
 		t.Errorf("fired %+v, want one scale-up (then cooldown)", fired)
 	}
 }
@@ -47,19 +51,26 @@ func TestPipelineCountsMalformedAndDecides(t *testing.T) {
 // at least 300,000 metrics/s per core). Policies are spread over
 // deployments; each message goes to one deployment's policies; half of them
 // are scale.clj written in HCL, compiled (the default) or left to HCL's
-// interpreter, side by side. x-decode is the cost per metric as a multiple
-// of decoding it, measured in the same run over the same messages.
+// interpreter, side by side. Every policy reads the one metric (the worst
+// case), or (/10metrics) policy i of a deployment reads metric i of ten,
+// so a metric evaluates one policy of ten. x-decode is the cost per metric
+// as a multiple of decoding it, measured in the same run over the same
+// messages.
 func BenchmarkPipeline1000Policies(b *testing.B) {
-	for _, shape := range []struct{ deployments, perDeployment int }{{1000, 1}, {100, 10}} {
+	for _, shape := range []struct{ deployments, perDeployment, metrics int }{{1000, 1, 1}, {100, 10, 1}, {100, 10, 10}} {
 		for _, mode := range []string{"compiled", "interpreted"} {
-			b.Run(fmt.Sprintf("%dx%d/%s", shape.deployments, shape.perDeployment, mode), func(b *testing.B) {
-				benchPipeline(b, shape.deployments, shape.perDeployment, mode == "interpreted")
+			name := fmt.Sprintf("%dx%d/%s", shape.deployments, shape.perDeployment, mode)
+			if shape.metrics > 1 {
+				name = fmt.Sprintf("%dx%d/%dmetrics/%s", shape.deployments, shape.perDeployment, shape.metrics, mode)
+			}
+			b.Run(name, func(b *testing.B) {
+				benchPipeline(b, shape.deployments, shape.perDeployment, shape.metrics, mode == "interpreted")
 			})
 		}
 	}
 }
 
-func benchPipeline(b *testing.B, deployments, perDeployment int, interpret bool) {
+func benchPipeline(b *testing.B, deployments, perDeployment, metrics int, interpret bool) {
 	pols := resolvePolicies(&testing.T{}, scaleCLJ)
 	p := NewPipeline(60)
 	for d := 0; d < deployments; d++ {
@@ -68,6 +79,9 @@ func benchPipeline(b *testing.B, deployments, perDeployment int, interpret bool)
 			pol := pols["builtin_up"]
 			if i%2 == 1 || perDeployment == 1 && d%2 == 1 {
 				pol = pols["hcl_up"]
+			}
+			if metrics > 1 {
+				pol = withSelector(pol, fmt.Sprintf("[.]cpu%d[.]", i%metrics))
 			}
 			in, err := NewInstance(Target{Deployment: dep}, pol)
 			if err != nil {
@@ -86,8 +100,12 @@ func benchPipeline(b *testing.B, deployments, perDeployment int, interpret bool)
 	keys := make([]string, n)
 	for i := range bodies {
 		dep := fmt.Sprintf("dep%d", i%deployments)
-		bodies[i] = []byte(fmt.Sprintf(`{"node_id":"web_1","node_name":"web","deployment_id":%q,"name":"cpu","path":"total","metric":%d,"unit":"percent","type":"GAUGE","host":"10.0.0.%d","service":"%s.web.web_1.cpu.total","time":%d}`,
-			dep, 40+i%50, i%3, dep, 1700000000+i/deployments))
+		metric := "cpu"
+		if metrics > 1 {
+			metric = fmt.Sprintf("cpu%d", i/deployments%metrics)
+		}
+		bodies[i] = []byte(fmt.Sprintf(`{"node_id":"web_1","node_name":"web","deployment_id":%q,"name":%q,"path":"total","metric":%d,"unit":"percent","type":"GAUGE","host":"10.0.0.%d","service":"%s.web.web_1.%s.total","time":%d}`,
+			dep, metric, 40+i%50, i%3, dep, metric, 1700000000+i/deployments))
 		keys[i] = dep
 	}
 	start := time.Now()
@@ -106,8 +124,109 @@ func benchPipeline(b *testing.B, deployments, perDeployment int, interpret bool)
 			b.Fatal(err)
 		}
 	}
+	if want := int64(b.N * perDeployment / metrics); p.Evaluations != want {
+		b.Fatalf("%d evaluations for %d metrics, want %d", p.Evaluations, b.N, want)
+	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
 	if decode > 0 {
 		b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(decode), "x-decode")
 	}
+}
+
+const indexedPolicies = `
+policy_type "mean_cpu" {
+  condition "high" { when = mean(window("cpu", "10s")) > 1000 }
+}
+policy_type "interpreted_cpu" {
+  condition "high" { when = [mean(window("cpu", "10s"))][0] > 1000 }
+}
+node "web" {}
+node "db" {}
+workflow "w" { uses = "test.scale" }
+policy "hcl_cpu" {
+  type     = policy_type.mean_cpu
+  trigger "high" { workflow = workflow.w }
+}
+policy "interp_cpu" {
+  type     = policy_type.interpreted_cpu
+  trigger "high" { workflow = workflow.w }
+}
+policy "rps" {
+  type       = "orch.rps_burst"
+  properties = { burst_value = 40, reconcile_value = 20, throttle_delay = "3s" }
+  trigger "burst" { workflow = workflow.w }
+}
+policy "selector_cpu" {
+  type       = "orch.scale_threshold"
+  properties = { service_selector = "web[.].*[.]cpu", scale_threshold = 70, scale_limit = 5 }
+  trigger "scale" { workflow = workflow.w }
+}
+`
+
+func TestPipelineEvaluatesOnlyThePoliciesAMetricCanChange(t *testing.T) {
+	pols := resolvePolicies(t, indexedPolicies)
+	for _, tc := range []struct {
+		name             string
+		node, name_, key string
+		want             []string
+	}{
+		{"a metric by name evaluates the policies of its window and the interpreted one", "web", "cpu", "total", []string{"hcl_cpu", "interp_cpu", "selector_cpu", "web_only_cpu"}},
+		{"its path is a name too", "web", "load", "cpu", []string{"hcl_cpu", "interp_cpu", "selector_cpu", "web_only_cpu"}},
+		{"another metric evaluates only its own and the interpreted one", "web", "rps", "", []string{"interp_cpu", "rps"}},
+		{"a metric no window reads evaluates only the interpreted one", "web", "mem", "free", []string{"interp_cpu"}},
+		{"another node's metric leaves the policies of a node alone", "db", "cpu", "total", []string{"hcl_cpu", "interp_cpu"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPipeline(600)
+			add := func(name string, tg Target) *Instance {
+				in, err := NewInstance(tg, pols[name])
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Add("shop", in)
+				return in
+			}
+			ins := map[string]*Instance{}
+			for _, name := range []string{"hcl_cpu", "interp_cpu", "rps", "selector_cpu"} {
+				ins[name] = add(name, Target{Deployment: "shop"})
+			}
+			ins["web_only_cpu"] = add("hcl_cpu", Target{Deployment: "shop", Nodes: map[string]bool{"web": true}})
+			service := "shop." + tc.node + "." + tc.node + "_1." + tc.name_
+			if tc.key != "" {
+				service += "." + tc.key
+			}
+			m := &Metric{DeploymentID: "shop", NodeName: tc.node, NodeID: tc.node + "_1", Host: "h1", Name: tc.name_, Path: tc.key, Value: 1, Time: 1.7e9, Service: service}
+			if _, err := p.Apply(m, nil); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, name := range []string{"hcl_cpu", "interp_cpu", "rps", "selector_cpu", "web_only_cpu"} {
+				if ins[name].started {
+					got = append(got, name)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) || p.Evaluations != int64(len(tc.want)) {
+				t.Errorf("evaluated %v (%d evaluations), want %v", got, p.Evaluations, tc.want)
+			}
+			// Policies added later are found for the same series.
+			late := add("rps", Target{Deployment: "shop"})
+			m.Time++
+			if _, err := p.Apply(m, nil); err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.name_ == "rps"; late.started != want {
+				t.Errorf("a policy added after the series started: evaluated %v, want %v", late.started, want)
+			}
+		})
+	}
+}
+
+// withSelector is pol with its service_selector set to sel.
+func withSelector(pol *blueprints.PlanPolicy, sel string) *blueprints.PlanPolicy {
+	cp := *pol
+	props, marks := pol.Properties.Unmark()
+	m := props.AsValueMap()
+	m["service_selector"] = cty.StringVal(sel)
+	cp.Properties = cty.ObjectVal(m).WithMarks(marks)
+	return &cp
 }

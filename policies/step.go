@@ -52,7 +52,7 @@ type Decision struct {
 	Fired      bool    `json:"fired"`
 	// Reason is why it was held back.
 	Reason Reason             `json:"reason,omitempty"`
-	Values map[string]float64 `json:"values,omitempty"`
+	Values Values `json:"values,omitempty"`
 	// CooldownLeft is the seconds left of the cooldown that held it back;
 	// GraceLeft of the start-up grace.
 	CooldownLeft float64 `json:"cooldown_left,omitempty"`
@@ -139,7 +139,8 @@ type Instance struct {
 	// after the first evaluation. Negative: the longest window it reads.
 	Delay    float64
 	minHosts int
-	up       string // the condition that scales up, for OnMissing "scale_up"
+	nodes    map[string]bool // its target's (nil: every node)
+	up       string          // the condition that scales up, for OnMissing "scale_up"
 	until    map[string]float64
 	shared   *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
@@ -258,7 +259,7 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts}
+	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts, nodes: t.Nodes}
 	if in.OnMissing == "" {
 		in.OnMissing = blueprints.MissingHold
 	}
@@ -380,11 +381,36 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 		if !r.Known || !r.Holds {
 			continue
 		}
-		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: ValuesMap(r.Values)}
+		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: valuesOf(r.Values)}
 		in.gate(&d, now)
 		out = append(out, d)
 	}
 	return in.missing(results, now, out), nil
+}
+
+// reads reports whether a metric of series s can change a window the
+// policy reads: one of its target's nodes, and the metric or services of
+// one of its windows. An evaluator that cannot tell reads them all.
+func (in *Instance) reads(s *series) bool {
+	if in.nodes != nil && !in.nodes[s.key.node] {
+		return false
+	}
+	r, ok := in.Eval.(reader)
+	if !ok || r.Reads() == nil {
+		return true
+	}
+	for _, spec := range r.Reads() {
+		if spec.Pattern == "" {
+			if slices.Contains(s.aliases, spec.Metric) {
+				return true
+			}
+			continue
+		}
+		if re, err := pattern(spec.Pattern); err == nil && s.matches(re) {
+			return true
+		}
+	}
+	return false
 }
 
 // Check looks for missing data at now without evaluating for firing (the

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -37,8 +38,8 @@ type Reading struct {
 	Value float64
 }
 
-// ValuesMap is a result's values as a map (nil for none): what a decision
-// and a status keep.
+// ValuesMap is a result's values as a map (nil for none): what a status
+// keeps.
 func ValuesMap(rs []Reading) map[string]float64 {
 	if len(rs) == 0 {
 		return nil
@@ -48,6 +49,47 @@ func ValuesMap(rs []Reading) map[string]float64 {
 		m[r.Label] = r.Value
 	}
 	return m
+}
+
+// Values are the window values a decision was made on, each label once.
+// A decision keeps a copy of its result's readings (one small slice, where
+// a map would cost several allocations for every held-back decision); in
+// JSON they are an object, labels sorted, as a map would be.
+type Values []Reading
+
+// valuesOf copies a result's readings (nil for none).
+func valuesOf(rs []Reading) Values {
+	if len(rs) == 0 {
+		return nil
+	}
+	return Values(slices.Clone(rs))
+}
+
+// Get is the value of label.
+func (v Values) Get(label string) (float64, bool) {
+	for _, r := range v {
+		if r.Label == label {
+			return r.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Map is the values as a map (nil for none).
+func (v Values) Map() map[string]float64 { return ValuesMap(v) }
+
+func (v Values) MarshalJSON() ([]byte, error) { return json.Marshal(v.Map()) }
+
+func (v *Values) UnmarshalJSON(b []byte) error {
+	var m map[string]float64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*v = nil
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		*v = append(*v, Reading{k, m[k]})
+	}
+	return nil
 }
 
 // Evaluator evaluates a policy's conditions over the windows at a time.
@@ -68,6 +110,14 @@ type peeker interface {
 // read: a policy's default start-up grace (initial_delay).
 type windowed interface {
 	Window() float64
+}
+
+// reader is implemented by evaluators that know every window they read:
+// the pipeline evaluates them only on a metric one of those windows
+// holds. nil: it cannot tell, so every metric of its deployment evaluates
+// it.
+type reader interface {
+	Reads() []*blueprints.WindowSpec
 }
 
 // firer is implemented by evaluators that need to know which condition
@@ -164,7 +214,13 @@ type hclEvaluator struct {
 	floats, fallbacks int64
 	ctx               *hcl.EvalContext
 	res               []Result
+	// reads are the windows its conditions read, all of them compiled
+	// (nil: one is interpreted, so any window may be read, or none is).
+	reads []*blueprints.WindowSpec
 }
+
+// Reads is every window the conditions read, when all are compiled.
+func (e *hclEvaluator) Reads() []*blueprints.WindowSpec { return e.reads }
 
 // scope answers the window functions for one policy: it binds them to the
 // policy's deployment and nodes and to the evaluation time.
@@ -294,16 +350,23 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		float: make([]fastFn, len(p.Type.Conditions))}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
+	all := true
 	for i, cond := range p.Type.Conditions {
 		fn, err := c.compile(cond.When)
 		if err != nil {
 			e.why[i] = err.Error()
+			all = false
 			continue
 		}
 		e.compiled[i] = fn
 		if se, ok := cond.When.(hclsyntax.Expression); ok {
 			e.float[i] = c.fast(se)
 		}
+	}
+	if all {
+		// None read (constant conditions): every metric evaluates it,
+		// as before windows were indexed.
+		e.reads = c.reads
 	}
 	return e, nil
 }

@@ -1,6 +1,7 @@
 package policies
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"reflect"
@@ -207,7 +208,41 @@ func TestUserDefinedConditionsExplainTheirValues(t *testing.T) {
 		t.Fatalf("decisions %+v, %v", ds, err)
 	}
 	want := map[string]float64{"mean(services(cpu), 10s)": 90, "hosts(services(cpu), 10s)": 1}
-	if !reflect.DeepEqual(ds[0].Values, want) {
+	if !reflect.DeepEqual(ds[0].Values.Map(), want) {
 		t.Errorf("values %v, want %v", ds[0].Values, want)
+	}
+}
+
+func TestDecisionValuesAreAJSONObjectAsAMapWas(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		v    Values
+		json string
+	}{
+		{"labels sorted", Values{{"mean(cpu, 10s)", 83.5}, {"hosts", 2}}, `{"time":0,"policy":"","condition":"","fired":false,"values":{"hosts":2,"mean(cpu, 10s)":83.5}}`},
+		{"none left out", nil, `{"time":0,"policy":"","condition":"","fired":false}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := json.Marshal(Decision{Values: tc.v})
+			if err != nil || string(b) != tc.json {
+				t.Fatalf("marshalled %s (%v), want %s", b, err, tc.json)
+			}
+			var back Decision
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back.Values.Map(), tc.v.Map()) {
+				t.Errorf("read back %v, want %v", back.Values, tc.v)
+			}
+			for _, r := range tc.v {
+				if got, ok := back.Values.Get(r.Label); !ok || got != r.Value {
+					t.Errorf("Get(%q) = %v %v, want %v", r.Label, got, ok, r.Value)
+				}
+			}
+		})
+	}
+	var v Values
+	if err := json.Unmarshal([]byte(`["not", "an", "object"]`), &v); err == nil {
+		t.Errorf("an array read as values: %v", v)
 	}
 }

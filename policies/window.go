@@ -90,6 +90,10 @@ type series struct {
 	big int
 	// matched remembers which services() patterns the service matches.
 	matched []patternMatch
+	// readers are the policies its metrics evaluate, found at the
+	// pipeline's generation readersGen (Pipeline.readers).
+	readers    []*Instance
+	readersGen uint64
 }
 
 // bigValue is the magnitude from which a sample makes prefix sums inexact
@@ -228,14 +232,20 @@ func aliases(m *Metric) []string {
 // MaxSeries or MaxSeriesPerDeployment is refused (a MalformedError of kind
 // "series-limit").
 func (w *Windows) Add(m *Metric) error {
+	_, err := w.add(m)
+	return err
+}
+
+// add is Add, returning the metric's series.
+func (w *Windows) add(m *Metric) (*series, error) {
 	k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Key()}
 	s := w.series[k]
 	if s == nil {
 		if w.MaxSeries > 0 && len(w.series) >= w.MaxSeries {
-			return &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("orch keeps at most %d series; a new host or metric starts none until others expire (their ttl)", w.MaxSeries)}
+			return nil, &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("orch keeps at most %d series; a new host or metric starts none until others expire (their ttl)", w.MaxSeries)}
 		}
 		if n := len(w.byDeploy[k.deployment]); w.MaxSeriesPerDeployment > 0 && n >= w.MaxSeriesPerDeployment {
-			return &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("deployment %s has %d series, the most orch keeps for one; a new host or metric starts none until others expire", k.deployment, n)}
+			return nil, &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("deployment %s has %d series, the most orch keeps for one; a new host or metric starts none until others expire", k.deployment, n)}
 		}
 		s = &series{key: k, service: m.Service, aliases: aliases(m)}
 		w.series[k] = s
@@ -255,7 +265,7 @@ func (w *Windows) Add(m *Metric) error {
 	}
 	// Trim history beyond the horizon and the bound.
 	s.trim(w.now-w.Horizon, w.MaxSamples)
-	return nil
+	return s, nil
 }
 
 // Expire drops the series whose ttl has passed at now.

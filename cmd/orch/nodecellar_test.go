@@ -271,7 +271,26 @@ func TestNodecellarExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(slow)
-	time.Sleep(time.Second)
+	// Every create that was waiting gives up before the resume (on a
+	// loaded machine a waiting script may take its time to notice).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		j := readJournal(t, journal)
+		waiting := 0
+		for _, l := range j {
+			switch l.op {
+			case "begin-create":
+				waiting++
+			case "abandoned":
+				waiting--
+			}
+		}
+		if waiting == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting creates did not give up:\n%v", j)
+		}
+	}
 	_ = os.Remove(abandon)
 	r = run("executions", "list", "-d", "nc", "-o", "json")
 	var xs []*workflows.Execution

@@ -446,7 +446,7 @@ func writeDecisionLines(w io.Writer, ds []policies.Decision) {
 			what += "; data missing: " + d.Missing
 		}
 		fmt.Fprintf(w, "  %s  %-10s %s", eventTime(d.Time), d.Condition, what)
-		if v := formatValues(d.Values); v != "" {
+		if v := formatValues(d.Values.Map()); v != "" {
 			fmt.Fprintf(w, "  [%s]", v)
 		}
 		fmt.Fprintln(w)

@@ -5,15 +5,19 @@
 # environment variables and the instance as ORCH_INSTANCE; a create may publish
 # runtime attributes (PUBLISH="key=value ...") to $ORCH_RUNTIME_FILE.
 # While the file $JOURNAL.slow exists, a create waits (tests kill orch then);
-# if $JOURNAL.abandon exists when it stops waiting, it gives up unrecorded
-# (the operation orch was killed in, as if its machine went down too).
+# if $JOURNAL.abandon exists when it stops waiting, it gives up without
+# recording the create ("abandoned INSTANCE" instead): the operation orch was
+# killed in, as if its machine went down too.
 set -eu
 op="$1"
 mkdir -p "$(dirname "$JOURNAL")"
 if [ "$op" = create ] && [ -e "$JOURNAL.slow" ]; then
   echo "begin-create $ORCH_INSTANCE" >> "$JOURNAL"
   while [ -e "$JOURNAL.slow" ]; do sleep 0.1; done
-  if [ -e "$JOURNAL.abandon" ]; then exit 1; fi
+  if [ -e "$JOURNAL.abandon" ]; then
+    echo "abandoned $ORCH_INSTANCE" >> "$JOURNAL"
+    exit 1
+  fi
 fi
 echo "$op $ORCH_INSTANCE ${DETAIL:-}" >> "$JOURNAL"
 if [ -n "${PUBLISH:-}" ]; then
