@@ -51,7 +51,7 @@ type Decision struct {
 	Condition  string  `json:"condition"`
 	Fired      bool    `json:"fired"`
 	// Reason is why it was held back.
-	Reason Reason             `json:"reason,omitempty"`
+	Reason Reason `json:"reason,omitempty"`
 	Values Values `json:"values,omitempty"`
 	// CooldownLeft is the seconds left of the cooldown that held it back;
 	// GraceLeft of the start-up grace.
