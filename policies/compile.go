@@ -42,8 +42,10 @@ func notCompiled(format string, args ...any) error {
 type compiler struct {
 	ctx *hcl.EvalContext // param and the functions, for folding constants
 	fns map[string]function.Function
-	// reads are the windows of the reductions compiled, each once.
+	// reads are the windows of the reductions compiled, each once;
+	// slots the reductions, each once (windowReduction.slot).
 	reads []*blueprints.WindowSpec
+	slots []reduceKey
 }
 
 func newCompiler(params cty.Value) *compiler {
@@ -355,6 +357,7 @@ type windowReduction struct {
 	spec  *blueprints.WindowSpec
 	arg   float64
 	label string
+	slot  int // its memo in the scope
 }
 
 // reductionOf reads a window reduction whose window (and extra argument)
@@ -408,7 +411,13 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 	if !slices.ContainsFunc(c.reads, func(r *blueprints.WindowSpec) bool { return *r == *spec }) {
 		c.reads = append(c.reads, spec)
 	}
-	return &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg)}, nil
+	key := reduceKey{e.Name, spec.Metric, spec.Pattern, spec.Duration, arg}
+	slot := slices.Index(c.slots, key)
+	if slot < 0 {
+		slot = len(c.slots)
+		c.slots = append(c.slots, key)
+	}
+	return &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot}, nil
 }
 
 // reduction compiles a window reduction (nil, nil: a min or max over
@@ -419,7 +428,7 @@ func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 		return nil, err
 	}
 	return func(s *scope) (cty.Value, error) {
-		v, ok := s.reduceLabeled(red.fn, red.spec, red.arg, red.label)
+		v, ok := s.reduceCompiled(red)
 		if !ok || math.IsNaN(v) {
 			return cty.UnknownVal(cty.Number), nil
 		}

@@ -509,7 +509,7 @@ func (c *compiler) fcall(e *hclsyntax.FunctionCallExpr) *fastNode {
 		}
 		if red != nil {
 			return &fastNode{kind: fastNum, fn: func(s *scope) (fval, bool) {
-				v, ok := s.reduceLabeled(red.fn, red.spec, red.arg, red.label)
+				v, ok := s.reduceCompiled(red)
 				if !ok || math.IsNaN(v) {
 					return fval{prec: prec53}, true
 				}

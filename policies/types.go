@@ -236,7 +236,12 @@ type scope struct {
 	longest float64
 	// memo keeps this evaluation's reductions: a condition often reads the
 	// same window more than once (and HCL evaluates both branches of ?:).
-	memo map[reduceKey]reduced
+	// A compiled reduction has a slot instead, valid while its gen is
+	// the evaluation's.
+	memo    map[reduceKey]reduced
+	slots   []reduced
+	slotGen []uint64
+	gen     uint64
 }
 
 type reduceKey struct {
@@ -247,10 +252,6 @@ type reduceKey struct {
 type reduced struct {
 	v  float64
 	ok bool
-}
-
-func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
-	return s.reduceLabeled(fn, spec, arg, "")
 }
 
 // reductionLabel names a reduction in a condition's values ("mean(cpu,
@@ -266,26 +267,42 @@ func reductionLabel(fn string, spec *blueprints.WindowSpec, arg float64) string 
 	return fmt.Sprintf("%s(%s, %gs)", fn, name, spec.Duration)
 }
 
-// reduceLabeled is Reduce with the label known already (a compiled
-// condition's; "": make it).
-func (s *scope) reduceLabeled(fn string, spec *blueprints.WindowSpec, arg float64, label string) (float64, bool) {
+// Reduce answers a window function of a condition HCL's interpreter
+// evaluates.
+func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
 	key := reduceKey{fn, spec.Metric, spec.Pattern, spec.Duration, arg}
-	s.longest = max(s.longest, spec.Duration)
-	if s.w != nil && spec.Duration > s.w.Horizon {
-		// A window longer than the history kept: keep that much from now
-		// on (the start-up grace covers its first filling).
-		s.w.Horizon = spec.Duration
-	}
+	s.widen(spec.Duration)
 	r, seen := s.memo[key]
 	if !seen {
 		r.v, r.ok = s.reduce(fn, spec, arg)
 		s.memo[key] = r
 	}
 	if r.ok {
-		if label == "" {
-			label = reductionLabel(fn, spec, arg)
-		}
-		s.note(label, r.v)
+		s.note(reductionLabel(fn, spec, arg), r.v)
+	}
+	return r.v, r.ok
+}
+
+// widen notes a window of seconds read: the longest so far, and a window
+// longer than the history kept keeps that much from now on (the start-up
+// grace covers its first filling).
+func (s *scope) widen(seconds float64) {
+	s.longest = max(s.longest, seconds)
+	if s.w != nil && seconds > s.w.Horizon {
+		s.w.Horizon = seconds
+	}
+}
+
+// reduceCompiled is Reduce for a compiled reduction, memoized in its slot.
+func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
+	if s.slotGen[red.slot] != s.gen {
+		s.widen(red.spec.Duration)
+		v, ok := s.reduce(red.fn, red.spec, red.arg)
+		s.slots[red.slot], s.slotGen[red.slot] = reduced{v, ok}, s.gen
+	}
+	r := s.slots[red.slot]
+	if r.ok {
+		s.note(red.label, r.v)
 	}
 	return r.v, r.ok
 }
@@ -363,6 +380,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			e.float[i] = c.fast(se)
 		}
 	}
+	sc.slots, sc.slotGen = make([]reduced, len(c.slots)), make([]uint64, len(c.slots))
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.
@@ -410,7 +428,10 @@ func (e *hclEvaluator) Window() float64 { return e.scope.longest }
 
 func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	e.scope.w, e.scope.now = w, now
-	clear(e.scope.memo)
+	e.scope.gen++
+	if len(e.scope.memo) > 0 {
+		clear(e.scope.memo)
+	}
 	out := e.res[:0]
 	sc := e.scope
 	sc.readings = sc.readings[:0]
