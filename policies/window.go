@@ -30,7 +30,18 @@ type Windows struct {
 	// (gen counts the changes): the policies of a deployment that read the
 	// same window at the same time compute it once.
 	gen, memoGen uint64
-	memo         map[memoKey]memoized
+	memo         []memoEntry
+	memoMany     map[memoKey]memoized // beyond smallMemo entries
+}
+
+// smallMemo is how many reductions the memo scans before it hashes: a
+// metric usually evaluates a handful, and comparing their keys (strings
+// shared with the policies, compared by pointer first) beats hashing them.
+const smallMemo = 16
+
+type memoEntry struct {
+	k memoKey
+	m memoized
 }
 
 // memoKey is a reduction of a window at a time; the query's nodes by their
@@ -54,17 +65,35 @@ func (w *Windows) remembered(fn string, q Query, arg float64) (memoKey, memoized
 	if q.nodesID == 0 {
 		return memoKey{}, memoized{}, false, false
 	}
-	if w.memoGen != w.gen || w.memo == nil {
-		if w.memo == nil {
-			w.memo = map[memoKey]memoized{}
-		}
+	if w.memoGen != w.gen {
 		clear(w.memo)
+		w.memo = w.memo[:0]
+		if len(w.memoMany) > 0 {
+			clear(w.memoMany)
+		}
 		w.memoGen = w.gen
 	}
 	k := memoKey{fn: fn, deployment: q.Deployment, metric: q.Metric, pattern: q.Pattern, nodes: q.nodesID,
 		seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
-	m, seen := w.memo[k]
+	for i := range w.memo {
+		if w.memo[i].k == k {
+			return k, w.memo[i].m, true, true
+		}
+	}
+	m, seen := w.memoMany[k]
 	return k, m, seen, true
+}
+
+// keep memoizes a reduction remembered did not know.
+func (w *Windows) keep(k memoKey, m memoized) {
+	if len(w.memo) < smallMemo {
+		w.memo = append(w.memo, memoEntry{k, m})
+		return
+	}
+	if w.memoMany == nil {
+		w.memoMany = map[memoKey]memoized{}
+	}
+	w.memoMany[k] = m
 }
 
 type seriesKey struct {
@@ -483,7 +512,7 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 	}
 	mean, hosts, ok = w.meanHosts(q)
 	if memo {
-		w.memo[k] = memoized{mean, hosts, ok}
+		w.keep(k, memoized{mean, hosts, ok})
 	}
 	return mean, hosts, ok
 }
@@ -519,7 +548,7 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 	}
 	v, ok := w.reduce(fn, q, arg)
 	if memo {
-		w.memo[k] = memoized{v: v, ok: ok}
+		w.keep(k, memoized{v: v, ok: ok})
 	}
 	return v, ok
 }

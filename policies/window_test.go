@@ -303,3 +303,32 @@ func TestHostSetPoolsSeriesByHostInFirstSeenOrder(t *testing.T) {
 		})
 	}
 }
+
+func TestMemoizedReductionsEqualFreshOnesHoweverMany(t *testing.T) {
+	w := NewWindows(600)
+	for s := 0; s < 100; s++ {
+		for h := range 3 {
+			_ = w.Add(&Metric{DeploymentID: "d", NodeName: "web", Host: fmt.Sprintf("h%d", h), Name: "cpu", Value: float64(s*(h+1) % 37), Time: 1000 + float64(s)})
+		}
+	}
+	tg := Target{Deployment: "d"}
+	tg.intern()
+	// More reductions than the memo scans (smallMemo), each asked twice,
+	// then again after the windows change.
+	for round := range 2 {
+		for pass := range 2 {
+			for sec := 1; sec <= 3*smallMemo; sec++ {
+				for _, fn := range []string{"mean", "max", "hosts"} {
+					q := tg.query("cpu", float64(sec), 1099)
+					got, gok := w.Reduce(fn, q, 0)
+					q.nodesID = 0 // not memoized
+					want, wok := w.Reduce(fn, q, 0)
+					if got != want || gok != wok {
+						t.Fatalf("round %d pass %d: %s over %ds memoized %v %v, fresh %v %v", round, pass, fn, sec, got, gok, want, wok)
+					}
+				}
+			}
+		}
+		_ = w.Add(&Metric{DeploymentID: "d", NodeName: "web", Host: "h0", Name: "cpu", Value: 1e6, Time: 1099})
+	}
+}
