@@ -381,9 +381,9 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 		if !r.Known || !r.Holds {
 			continue
 		}
-		d := Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: valuesOf(r.Values)}
-		in.gate(&d, now)
-		out = append(out, d)
+		// Made in place: a decision is too big to copy twice per metric.
+		out = append(out, Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: valuesOf(r.Values)})
+		in.gate(&out[len(out)-1], now)
 	}
 	return in.missing(results, now, out), nil
 }

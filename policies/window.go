@@ -96,8 +96,10 @@ func (w *Windows) keep(k memoKey, m memoized) {
 	w.memoMany[k] = m
 }
 
+// seriesKey names a series: a host's metric (its name and path as sent,
+// not joined, so finding a metric's series allocates nothing).
 type seriesKey struct {
-	deployment, node, host, metric string
+	deployment, node, host, name, path string
 }
 
 type sample struct{ t, v float64 }
@@ -267,7 +269,7 @@ func (w *Windows) Add(m *Metric) error {
 
 // add is Add, returning the metric's series.
 func (w *Windows) add(m *Metric) (*series, error) {
-	k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Key()}
+	k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Name, m.Path}
 	s := w.series[k]
 	if s == nil {
 		if w.MaxSeries > 0 && len(w.series) >= w.MaxSeries {

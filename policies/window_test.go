@@ -71,7 +71,7 @@ func TestWindowsStayBounded(t *testing.T) {
 	s := (*series)(nil)
 	for i := 0; i < 100000; i++ {
 		w.Add(metric("shop", "web", "a", "cpu", float64(i), float64(i)/1000))
-		s = w.series[seriesKey{"shop", "web", "a", "cpu"}]
+		s = w.series[seriesKey{"shop", "web", "a", "cpu", ""}]
 		// Live samples stay within the bound; the dropped prefix waiting for
 		// compaction never makes the slice more than twice the bound.
 		if live := len(s.samples) - s.head; live > 100 || len(s.samples) > 200 || len(s.cum) != len(s.samples) {
@@ -308,7 +308,7 @@ func TestMemoizedReductionsEqualFreshOnesHoweverMany(t *testing.T) {
 	w := NewWindows(600)
 	for s := 0; s < 100; s++ {
 		for h := range 3 {
-			_ = w.Add(&Metric{DeploymentID: "d", NodeName: "web", Host: fmt.Sprintf("h%d", h), Name: "cpu", Value: float64(s*(h+1) % 37), Time: 1000 + float64(s)})
+			_ = w.Add(&Metric{DeploymentID: "d", NodeName: "web", Host: fmt.Sprintf("h%d", h), Name: "cpu", Value: float64(s * (h + 1) % 37), Time: 1000 + float64(s)})
 		}
 	}
 	tg := Target{Deployment: "d"}
