@@ -29,8 +29,8 @@ type Intake struct {
 	Bindings []string
 	Prefetch int // default 256
 	// AckBatch is how many applied messages are acknowledged at once (one
-	// multiple-ack); fewer are acknowledged once no delivery has come for
-	// AckDelay, and on shutdown. Defaults 64 and 20ms. (Acks never delay a
+	// multiple-ack); fewer are acknowledged at most AckDelay after the
+	// first of them was applied, and on shutdown. Defaults 64 and 20ms. (Acks never delay a
 	// decision: a message is applied before it is acknowledged.)
 	AckBatch   int
 	AckDelay   time.Duration
@@ -206,13 +206,15 @@ func (in *Intake) session(ctx context.Context) error {
 		}()
 		conn.Close()
 	}()
+	// idle runs while applied messages wait for their ack: it is armed by
+	// the first of a batch, not reset by every delivery.
 	idle := time.NewTimer(in.AckDelay)
+	idle.Stop()
 	defer idle.Stop()
 	msgCtx := context.WithoutCancel(ctx)
 	for {
 		var d amqp.Delivery
 		var ok bool
-		idle.Reset(in.AckDelay)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -221,7 +223,7 @@ func (in *Intake) session(ctx context.Context) error {
 		case err := <-chClosed:
 			return fmt.Errorf("channel closed: %v", err)
 		case <-idle.C:
-			flush() // a quiet stream is acknowledged after AckDelay
+			flush() // a quiet stream is acknowledged within AckDelay
 			continue
 		case d, ok = <-deliveries:
 		}
@@ -230,7 +232,10 @@ func (in *Intake) session(ctx context.Context) error {
 		}
 		if in.deliver(msgCtx, d) {
 			last = d.DeliveryTag
-			if unacked++; unacked >= in.AckBatch {
+			if unacked++; unacked == 1 {
+				idle.Reset(in.AckDelay)
+			}
+			if unacked >= in.AckBatch {
 				flush()
 			}
 		}
