@@ -116,6 +116,7 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	c.bindInputs(given)
 	c.roots = c.staticRoots()
 	c.evalNodes()
+	steps, pres := c.checkSteps()
 	plan := &Plan{Inputs: c.inputVals, Workflows: map[string]*PlanWorkflow{}, Outputs: map[string]cty.Value{},
 		roots: c.roots, nodeVals: c.nodeVals, outputs: map[string]*runtimeExpr{}}
 	for _, g := range bp.Groups {
@@ -133,7 +134,9 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 		}
 	}
 	for _, w := range c.bp.Workflows {
-		plan.Workflows[w.Name] = c.planWorkflow(w)
+		pw := c.planWorkflow(w)
+		pw.Steps, pw.Preconditions = steps[w.Name], pres[w.Name]
+		plan.Workflows[w.Name] = pw
 	}
 	for _, p := range bp.Policies {
 		if pp := c.planPolicy(p); pp != nil {
@@ -477,6 +480,10 @@ type scope struct {
 	// for one a relationship type declares (the nodes are not known).
 	rel     *relEnds
 	relType bool
+	// workflow: `param.` of a workflow's steps and preconditions; state:
+	// `self.state` (a precondition's instance).
+	workflow *Workflow
+	state    bool
 }
 
 // relEnds are the nodes of a relationship.
@@ -517,6 +524,9 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 	allowed := []string{"input", "node", "workflow", "policy_type"}
 	if sc.self != nil || sc.selfType {
 		allowed = append(allowed, "self")
+	}
+	if sc.workflow != nil {
+		allowed = append(allowed, "param")
 	}
 	if sc.policyType != nil {
 		allowed = []string{"param"}
@@ -584,7 +594,13 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		}
 		known = slices.Sorted(maps.Keys(c.policyTypes))
 	case "param":
-		for _, p := range sc.policyType.Parameters {
+		var params []*Property
+		if sc.policyType != nil {
+			params = sc.policyType.Parameters
+		} else if sc.workflow != nil {
+			params = sc.workflow.Parameters
+		}
+		for _, p := range params {
 			if p.Name == name {
 				return true
 			}
@@ -607,6 +623,9 @@ func (c *checker) checkNodeAttr(n *Node, trav hcl.Traversal, i int, sc scope, in
 	names := []string{"name", "type", "properties", "attributes"}
 	if instance {
 		names = append(names, "id")
+	}
+	if instance && sc.state {
+		names = append(names, "state")
 	}
 	switch {
 	case attr == "attributes":
@@ -808,6 +827,9 @@ func (c *checker) eval(expr hcl.Expression, sc scope, extra ...map[string]cty.Va
 		case "self":
 			if sc.self != nil {
 				vars["self"] = withAttributes(c.nodeVals[sc.self.Name], "", cty.DynamicVal)
+				if sc.state {
+					vars["self"] = withState(vars["self"], cty.UnknownVal(cty.String))
+				}
 			} else {
 				vars["self"] = cty.DynamicVal
 			}

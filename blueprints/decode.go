@@ -706,9 +706,22 @@ func decodeNodeBlock(block *hcl.Block) (*Node, hcl.Diagnostics) {
 var kindTypes = map[string]string{ContainedIn: ContainedInType, ConnectedTo: ConnectedToType, DependsOn: DependsOnType}
 
 var workflowSchema = &hcl.BodySchema{
-	Attributes: []hcl.AttributeSchema{{Name: "uses", Required: true}, {Name: "description"}, {Name: "timeout"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "parameter", LabelNames: []string{"name"}}},
+	Attributes: []hcl.AttributeSchema{{Name: "uses"}, {Name: "description"}, {Name: "timeout"}},
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "parameter", LabelNames: []string{"name"}},
+		{Type: "step", LabelNames: []string{"name"}},
+		{Type: "precondition"},
+	},
 }
+
+var stepSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "target"}, {Name: CallOperation}, {Name: SetState}, {Name: Delegate}, {Name: Inline},
+	{Name: "parameters"}, {Name: "inputs"}, {Name: "on_success"}, {Name: "on_failure"},
+}}
+
+var preconditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "target", Required: true}, {Name: "condition", Required: true}, {Name: "error_message", Required: true},
+}}
 
 func decodeWorkflowBlock(block *hcl.Block) (*Workflow, hcl.Diagnostics) {
 	diags := checkName(block, "workflow")
@@ -722,12 +735,151 @@ func decodeWorkflowBlock(block *hcl.Block) (*Workflow, hcl.Diagnostics) {
 	}
 	diags = append(diags, decodeStaticString(content.Attributes["description"], &w.Description)...)
 	for _, b := range content.Blocks {
-		p, d := decodePropertyBlock(b, "parameter")
-		diags = append(diags, d...)
-		w.Parameters = append(w.Parameters, p)
+		switch b.Type {
+		case "parameter":
+			p, d := decodePropertyBlock(b, "parameter")
+			diags = append(diags, d...)
+			w.Parameters = append(w.Parameters, p)
+		case "step":
+			st, d := decodeStepBlock(b)
+			diags = append(diags, d...)
+			w.Steps = append(w.Steps, st)
+		case "precondition":
+			pc, d := decodePreconditionBlock(b)
+			diags = append(diags, d...)
+			if pc != nil {
+				w.Preconditions = append(w.Preconditions, pc)
+			}
+		}
 	}
 	diags = append(diags, duplicateLabels(content.Blocks, "parameter")...)
+	diags = append(diags, duplicateLabels(content.Blocks, "step")...)
+	_, hasUses := content.Attributes["uses"]
+	switch {
+	case hasUses && (len(w.Steps) > 0 || len(w.Preconditions) > 0):
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Workflow with uses and steps",
+			Detail:  fmt.Sprintf("Workflow %q uses an implementation and has steps or preconditions: give one or the other (a step may inline a workflow that uses one).", w.Name),
+			Subject: w.UsesRange.Ptr()})
+	case !hasUses && len(w.Steps) == 0:
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Workflow has nothing to run",
+			Detail:  fmt.Sprintf("Workflow %q needs `uses = \"IMPLEMENTATION\"` or `step \"NAME\" { ... }` blocks.", w.Name),
+			Subject: w.DeclRange.Ptr()})
+	}
 	return w, diags
+}
+
+func decodeStepBlock(block *hcl.Block) (*Step, hcl.Diagnostics) {
+	diags := checkName(block, "step")
+	st := &Step{Name: block.Labels[0], DeclRange: block.DefRange}
+	content, d := block.Body.Content(stepSchema)
+	diags = append(diags, d...)
+	if attr, ok := content.Attributes["target"]; ok {
+		st.Target, st.TargetGroup, st.TargetRange, d = decodeTarget(attr.Expr)
+		diags = append(diags, d...)
+	}
+	for _, act := range StepActivities {
+		attr, ok := content.Attributes[act]
+		if !ok {
+			continue
+		}
+		if st.Activity != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Step with two activities",
+				Detail:  fmt.Sprintf("Step %q has %s and %s: a step has exactly one activity (%s).", st.Name, st.Activity, act, strings.Join(StepActivities, ", ")),
+				Subject: attr.NameRange.Ptr()})
+			continue
+		}
+		st.Activity, st.ActivityRange = act, attr.Expr.Range()
+		if act == Inline {
+			name, rng, d := decodeRef(attr.Expr, "workflow")
+			diags = append(diags, d...)
+			st.Value, st.ActivityRange = name, rng
+		} else {
+			diags = append(diags, decodeStaticString(attr, &st.Value)...)
+		}
+	}
+	if st.Activity == "" {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Step with no activity",
+			Detail:  fmt.Sprintf("Step %q does nothing: give it one of %s.", st.Name, strings.Join(StepActivities, ", ")),
+			Subject: block.DefRange.Ptr()})
+	}
+	if attr, ok := content.Attributes["parameters"]; ok {
+		st.Parameters = attr.Expr
+		if st.Activity != Inline && st.Activity != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Parameters without inline",
+				Detail:  fmt.Sprintf("Step %q gives parameters, which only an inline step has (the inlined workflow's); for an operation's inputs write inputs = { ... }.", st.Name),
+				Subject: attr.NameRange.Ptr()})
+		}
+	}
+	if attr, ok := content.Attributes["inputs"]; ok {
+		st.Inputs = attr.Expr
+		if st.Activity != CallOperation && st.Activity != "" {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Inputs without call_operation",
+				Detail:  fmt.Sprintf("Step %q gives inputs, which only a call_operation step has.", st.Name),
+				Subject: attr.NameRange.Ptr()})
+		}
+	}
+	switch {
+	case st.Activity == Inline && st.Target != "":
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Inline step with a target",
+			Detail:  fmt.Sprintf("Step %q inlines a workflow, which picks its own targets: leave out target.", st.Name),
+			Subject: st.TargetRange.Ptr()})
+	case st.Activity != Inline && st.Activity != "" && st.Target == "" && content.Attributes["target"] == nil:
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Step without a target",
+			Detail:  fmt.Sprintf("Step %q runs %s on the instances of its target: give target = node.NAME (or group.NAME).", st.Name, st.Activity),
+			Subject: block.DefRange.Ptr()})
+	}
+	for _, edge := range []struct {
+		name string
+		to   *[]StepRef
+	}{{"on_success", &st.OnSuccess}, {"on_failure", &st.OnFailure}} {
+		attr, ok := content.Attributes[edge.name]
+		if !ok {
+			continue
+		}
+		refs, d := decodeRefList(attr.Expr, "step")
+		diags = append(diags, d...)
+		for _, r := range refs {
+			*edge.to = append(*edge.to, StepRef{r.name, r.rng})
+		}
+	}
+	return st, diags
+}
+
+func decodePreconditionBlock(block *hcl.Block) (*Precondition, hcl.Diagnostics) {
+	pc := &Precondition{DeclRange: block.DefRange}
+	content, diags := block.Body.Content(preconditionSchema)
+	if attr, ok := content.Attributes["target"]; ok {
+		var d hcl.Diagnostics
+		pc.Target, pc.TargetGroup, pc.TargetRange, d = decodeTarget(attr.Expr)
+		diags = append(diags, d...)
+	}
+	if attr, ok := content.Attributes["condition"]; ok {
+		pc.Condition = attr.Expr
+	}
+	diags = append(diags, decodeStaticString(content.Attributes["error_message"], &pc.ErrorMessage)...)
+	if pc.Condition == nil || pc.Target == "" {
+		return nil, diags
+	}
+	return pc, diags
+}
+
+// decodeTarget reads a step's or precondition's target: node.NAME or
+// group.NAME.
+func decodeTarget(expr hcl.Expression) (name string, group bool, rng hcl.Range, diags hcl.Diagnostics) {
+	trav, d := hcl.AbsTraversalForExpr(expr)
+	if !d.HasErrors() && trav.RootName() == "group" {
+		name, rng, diags = refName(trav, "group")
+		return name, true, rng, diags
+	}
+	if d.HasErrors() {
+		return "", false, expr.Range(), hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid target",
+			Detail: "Expected node.NAME or group.NAME.", Subject: expr.Range().Ptr()}}
+	}
+	name, rng, diags = refName(trav, "node")
+	if diags.HasErrors() {
+		diags[0].Summary, diags[0].Detail = "Invalid target", "Expected node.NAME or group.NAME."
+	}
+	return name, false, rng, diags
 }
 
 var policyTypeSchema = &hcl.BodySchema{

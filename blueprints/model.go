@@ -255,8 +255,70 @@ type Workflow struct {
 	Timeout time.Duration
 	// Builtin is set for the workflows every deployment has (core.hcl);
 	// a blueprint's own workflow of the same name replaces one.
-	Builtin   bool
-	DeclRange hcl.Range
+	Builtin bool
+	// Steps are a workflow written in the blueprint (no Uses): TOSCA's
+	// imperative workflow. Preconditions are checked before it starts.
+	Steps         []*Step
+	Preconditions []*Precondition
+	DeclRange     hcl.Range
+}
+
+// Step activities: exactly one per step.
+const (
+	CallOperation = "call_operation"
+	SetState      = "set_state"
+	Delegate      = "delegate"
+	Inline        = "inline"
+)
+
+// StepActivities are the activities a step may have.
+var StepActivities = []string{CallOperation, SetState, Delegate, Inline}
+
+// DelegateWorkflows are the built-in workflows a step may delegate to,
+// on its target's instances.
+var DelegateWorkflows = []string{"install", "uninstall", "start", "stop", "restart"}
+
+// InstanceStates are the states of a node instance, for set_state and
+// preconditions.
+var InstanceStates = []string{"uninitialized", "created", "configured", "started", "stopped", "deleted"}
+
+// Step is a `step "name" {}` block of a workflow.
+type Step struct {
+	Name string
+	// Target is the node (or, TargetGroup, the group) whose instances
+	// the step runs on; "" for an inline step.
+	Target      string
+	TargetGroup bool
+	TargetRange hcl.Range
+	// Activity is one of StepActivities; Value its operation, state,
+	// delegated workflow or inlined workflow.
+	Activity      string
+	Value         string
+	ActivityRange hcl.Range
+	// Parameters are an inline step's parameters for its workflow;
+	// Inputs a call_operation's inputs over the operation's own.
+	Parameters hcl.Expression
+	Inputs     hcl.Expression
+	OnSuccess  []StepRef
+	OnFailure  []StepRef
+	DeclRange  hcl.Range
+}
+
+// StepRef is a reference to a step of the same workflow.
+type StepRef struct {
+	Name  string
+	Range hcl.Range
+}
+
+// Precondition is a `precondition {}` block of a workflow: checked on
+// every instance of its target before the workflow starts.
+type Precondition struct {
+	Target       string
+	TargetGroup  bool
+	TargetRange  hcl.Range
+	Condition    hcl.Expression
+	ErrorMessage string
+	DeclRange    hcl.Range
 }
 
 // BuiltinWorkflowPrefix starts the `uses` of the workflows orch's engine

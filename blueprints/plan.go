@@ -92,6 +92,10 @@ type PlanWorkflow struct {
 	Description string
 	Parameters  []*PlanParameter
 	Timeout     time.Duration
+	// Steps and Preconditions are a workflow written in the blueprint.
+	Steps         []*PlanStep
+	Preconditions []*PlanPrecondition
+	DeclRange     hcl.Range
 }
 
 // PlanParameter is a workflow parameter.
@@ -202,7 +206,7 @@ func (c *checker) planOperation(op *Operation, sc scope) *PlanOperation {
 }
 
 func (c *checker) planWorkflow(w *Workflow) *PlanWorkflow {
-	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description, Timeout: w.Timeout}
+	pw := &PlanWorkflow{Name: w.Name, Uses: w.Uses, Description: w.Description, Timeout: w.Timeout, DeclRange: w.DeclRange}
 	for _, p := range w.Parameters {
 		pp := &PlanParameter{Name: p.Name, Description: p.Description, Type: p.Type, Check: p.Check}
 		if p.Default != nil {

@@ -179,6 +179,16 @@ func withAttributes(node cty.Value, id string, attrs cty.Value) cty.Value {
 	return cty.ObjectVal(m)
 }
 
+// withState is an instance's value with its state.
+func withState(inst, state cty.Value) cty.Value {
+	if !inst.Type().IsObjectType() {
+		return inst
+	}
+	m := inst.AsValueMap()
+	m["state"] = state
+	return cty.ObjectVal(m)
+}
+
 // PlanRelationship is a relationship of a node with its type resolved and
 // its operations (the type chain's, then the block's own), by
 // "side.name" ("source.establish").
@@ -238,12 +248,16 @@ type RuntimeScope struct {
 	// Attributes returns the runtime attributes of a node's instance
 	// (validation made sure the node has at most one).
 	Attributes func(node string) map[string]any
+	// Params are a workflow's parameters, as param (its steps').
+	Params map[string]cty.Value
 }
 
 // InstanceValues is a node instance as expressions see it.
 type InstanceValues struct {
 	ID, Node   string
 	Attributes map[string]any
+	// State is the instance's state, for a precondition ("": not shown).
+	State string
 }
 
 // OperationInputs are op's inputs for the instance (or the pair) it runs
@@ -309,7 +323,14 @@ func (p *Plan) evalRuntime(expr hcl.Expression, rs RuntimeScope) (cty.Value, err
 		if iv == nil {
 			return cty.DynamicVal
 		}
-		return withAttributes(p.nodeVals[iv.Node], iv.ID, attributesValue(iv.Attributes))
+		v := withAttributes(p.nodeVals[iv.Node], iv.ID, attributesValue(iv.Attributes))
+		if iv.State != "" {
+			v = withState(v, cty.StringVal(iv.State))
+		}
+		return v
+	}
+	if rs.Params != nil {
+		vars["param"] = cty.ObjectVal(rs.Params)
 	}
 	for _, trav := range expr.Variables() {
 		switch root := trav.RootName(); root {

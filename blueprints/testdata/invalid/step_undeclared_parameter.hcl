@@ -1,0 +1,20 @@
+node_type "app" {
+  operation "drain" { implementation = "script" }
+  operation "backup" { implementation = "script" }
+}
+node "web" { type = "app" }
+node "db" { type = "app" }
+workflow "grow" {
+  uses = "script.workflow"
+  parameter "delta" { type = number }
+}
+workflow "maintenance" {
+  parameter "amount" {
+    type    = number
+    default = 1
+  }
+  step "grow" {
+    inline     = workflow.grow
+    parameters = { delta = param.amuont }
+  }
+}
