@@ -39,12 +39,10 @@ func builtin(t *Target, name string) bool {
 	return strings.HasPrefix(pw.Uses, blueprints.BuiltinWorkflowPrefix)
 }
 
-// runBuiltin runs a built-in workflow.
-func (e *Engine) runBuiltin(ctx context.Context, x *Execution, t *Target, params map[string]cty.Value) error {
-	name := x.Workflow
-	if pw := t.Plan.Workflows[name]; pw != nil {
-		name = strings.TrimPrefix(pw.Uses, blueprints.BuiltinWorkflowPrefix)
-	}
+// runBuiltin runs the built-in workflow the deployment's workflow
+// workflow is.
+func (e *Engine) runBuiltin(ctx context.Context, x *Execution, t *Target, workflow string, params map[string]cty.Value) error {
+	name := builtinName(t, workflow)
 	switch name {
 	case Install:
 		return e.install(ctx, x, t, nil)
@@ -57,13 +55,22 @@ func (e *Engine) runBuiltin(ctx context.Context, x *Execution, t *Target, params
 	case ExecuteOperation:
 		return e.executeOperation(ctx, x, t, params)
 	case Start:
-		return e.startStop(ctx, x, t, []string{"start"})
+		return e.startStop(ctx, x, t, []string{"start"}, nil)
 	case Stop:
-		return e.startStop(ctx, x, t, []string{"stop"})
+		return e.startStop(ctx, x, t, []string{"stop"}, nil)
 	case Restart:
-		return e.startStop(ctx, x, t, []string{"stop", "start"})
+		return e.startStop(ctx, x, t, []string{"stop", "start"}, nil)
 	}
-	return fmt.Errorf("workflow %s: orch has no built-in workflow %q", x.Workflow, name)
+	return fmt.Errorf("workflow %s: orch has no built-in workflow %q", workflow, name)
+}
+
+// builtinName is the built-in workflow a deployment's workflow runs
+// ("orch.scale" -> "scale").
+func builtinName(t *Target, workflow string) string {
+	if pw := t.Plan.Workflows[workflow]; pw != nil {
+		return strings.TrimPrefix(pw.Uses, blueprints.BuiltinWorkflowPrefix)
+	}
+	return workflow
 }
 
 // scale adds or removes instances of a node or a group: the change is
@@ -430,14 +437,18 @@ func mergeObjects(a, b cty.Value) cty.Value {
 }
 
 // startStop runs lifecycle operations (start, or stop) on every instance
-// that is installed: start in dependency order, stop in reverse.
-func (e *Engine) startStop(ctx context.Context, x *Execution, t *Target, ops []string) error {
+// of scope (nil: all) that is installed: start in dependency order, stop
+// in reverse.
+func (e *Engine) startStop(ctx context.Context, x *Execution, t *Target, ops []string, scope map[string]bool) error {
 	for _, op := range ops {
 		insts, deps := instanceGraph(t, op == "stop")
 		var tasks []*Task
 		for _, inst := range insts {
 			inst := inst
 			tasks = append(tasks, &Task{ID: inst.ID, Deps: deps[inst.ID], Run: func(ctx context.Context) error {
+				if scope != nil && !scope[inst.ID] {
+					return nil
+				}
 				t.mu.Lock()
 				state := inst.State
 				t.mu.Unlock()

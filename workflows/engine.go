@@ -154,6 +154,9 @@ func (e *Engine) resumable(ctx context.Context, workflow, deployment string) boo
 	if pw == nil {
 		return false
 	}
+	if pw.StepWorkflow() {
+		return true // its steps record their progress (steps.go)
+	}
 	impl, ok := e.registry.Workflow(pw.Uses)
 	if !ok {
 		return false
@@ -204,6 +207,13 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	params, err := e.bind(t, req.Workflow, req.Parameters, req.Values)
 	if err != nil {
 		return nil, err
+	}
+	if pw := t.Plan.Workflows[req.Workflow]; pw != nil && pw.StepWorkflow() {
+		// Refused, with nothing stored, when a precondition does not
+		// hold now (checked again when it starts).
+		if err := CheckPreconditions(t, pw, params); err != nil {
+			return nil, err
+		}
 	}
 	if pw := t.Plan.Workflows[req.Workflow]; pw != nil && pw.Uses == blueprints.BuiltinWorkflowPrefix+Scale {
 		// A scale past min or max is refused now, with nothing stored
@@ -289,6 +299,9 @@ func (e *Engine) bind(t *Target, workflow string, given map[string]string, value
 		if len(pw.Parameters) == 0 && (len(given) > 0 || len(values) > 0) {
 			return nil, fmt.Errorf("workflow %q takes no parameters", workflow)
 		}
+		return pw.BindValues(given, values)
+	}
+	if pw.StepWorkflow() {
 		return pw.BindValues(given, values)
 	}
 	if _, ok := e.registry.Workflow(pw.Uses); !ok {
@@ -413,10 +426,21 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	}
 	defer e.updateOutputs(context.WithoutCancel(ctx), x, t)
 	if builtin(t, x.Workflow) {
-		return e.runBuiltin(ctx, x, t, params)
+		return e.runBuiltin(ctx, x, t, x.Workflow, params)
 	}
 	pw := t.Plan.Workflows[x.Workflow]
-	impl, _ := e.registry.Workflow(pw.Uses)
+	if pw.StepWorkflow() {
+		return e.runStepWorkflow(ctx, x, t, pw, params)
+	}
+	return e.runPlugin(ctx, x, t, pw, params)
+}
+
+// runPlugin runs a plugin's workflow with its timeout.
+func (e *Engine) runPlugin(ctx context.Context, x *Execution, t *Target, pw *blueprints.PlanWorkflow, params map[string]cty.Value) error {
+	impl, ok := e.registry.Workflow(pw.Uses)
+	if !ok {
+		return fmt.Errorf("workflow %q uses %q, which no plugin provides", pw.Name, pw.Uses)
+	}
 	sensitive := make([]cty.Value, 0, len(t.Plan.Nodes)+len(params))
 	for _, n := range t.Plan.Nodes {
 		sensitive = append(sensitive, n.Properties)
@@ -428,9 +452,9 @@ func (e *Engine) execute(ctx context.Context, x *Execution) error {
 	timeout := cmp.Or(pw.Timeout, blueprints.DefaultWorkflowTimeout)
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	err = runWorkflowSafely(wctx, impl, wc)
+	err := runWorkflowSafely(wctx, impl, wc)
 	if errors.Is(wctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-		err = fmt.Errorf("workflow %s timed out after %s (its timeout)", x.Workflow, timeout)
+		err = fmt.Errorf("workflow %s timed out after %s (its timeout)", pw.Name, timeout)
 	}
 	return wc.scrub.err(err)
 }
@@ -583,6 +607,12 @@ func (e *Engine) ResumeExecution(ctx context.Context, id string) (*Execution, er
 	}
 	x.Status, x.Error, x.EndedAt = Queued, "", nil
 	x.Resumes++
+	// Steps that did not succeed run again; those that did are skipped.
+	for k, v := range x.Steps {
+		if v != StepSucceeded {
+			delete(x.Steps, k)
+		}
+	}
 	e.emit(x, "info", EventWorkflowResumed, "", "", "resumed by request, skipping the operations that completed")
 	if err := e.store.PutExecution(ctx, x); err != nil {
 		return nil, err

@@ -82,6 +82,11 @@ func testOp(ctx context.Context, op *plugins.OperationContext) error {
 	if op.Inputs["fail"] == true {
 		return errors.New("permanent failure")
 	}
+	if f, ok := op.Inputs["fail_if_exists"].(string); ok {
+		if _, err := os.Stat(f); err == nil {
+			return fmt.Errorf("failed: %s exists", f)
+		}
+	}
 	op.Runtime["attempts"] = attempt
 	return nil
 }

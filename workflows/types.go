@@ -63,6 +63,10 @@ type Execution struct {
 	// a resumed run (after a crash, or `orch executions resume`) carries
 	// on with the same instances instead of adding others.
 	Change *Change `json:"change,omitempty"`
+	// Steps are the progress of a workflow written in the blueprint: each
+	// step's outcome (StepStarted, ...), and "STEP@INSTANCE" for each
+	// instance a step is done with.
+	Steps map[string]string `json:"steps,omitempty"`
 }
 
 // Change is the instances a scale adds and removes, or a heal reinstalls.
@@ -84,7 +88,10 @@ type Event struct {
 	Node      string    `json:"node,omitempty"`
 	Instance  string    `json:"instance,omitempty"`
 	Operation string    `json:"operation,omitempty"`
-	Message   string    `json:"message"`
+	// Step is the step of a workflow written in the blueprint ("drain",
+	// "grow/scale" inside an inline step).
+	Step    string `json:"step,omitempty"`
+	Message string `json:"message"`
 }
 
 // Event types.
