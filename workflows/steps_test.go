@@ -106,7 +106,7 @@ func TestStepWorkflowsRunTheirGraph(t *testing.T) {
 		skipped   []string
 	}{
 		{
-			name: "success path: each step after the steps it follows, the failure path skipped",
+			name:    "success path: each step after the steps it follows, the failure path skipped",
 			wantOps: []string{"web.drain", "web.drain", "db.backup", "web.resume", "web.resume"},
 			notOps:  []string{"web.notify"},
 			order: [][2]string{{"step_succeeded drain", "step_started backup"}, {"step_succeeded drain", "step_started wait"},
