@@ -633,6 +633,7 @@ type WorkflowParameter struct {
 type WorkflowInfo struct {
 	Name       string              `json:"name"`
 	Uses       string              `json:"uses"`
+	Steps      []string            `json:"steps,omitempty"` // a workflow written in the blueprint
 	Parameters []WorkflowParameter `json:"parameters,omitempty"`
 }
 
@@ -647,6 +648,12 @@ func (s *Service) Workflows(ctx context.Context, deployment string) ([]WorkflowI
 		w := WorkflowInfo{Name: name, Uses: "builtin"}
 		if pw := t.Plan.Workflows[name]; pw != nil {
 			w.Uses = pw.Uses
+			if pw.StepWorkflow() {
+				w.Uses = fmt.Sprintf("steps (%d)", len(pw.Steps))
+				for _, st := range pw.Steps {
+					w.Steps = append(w.Steps, st.Name)
+				}
+			}
 			for _, p := range pw.Parameters {
 				pp := WorkflowParameter{Name: p.Name, Type: typeexpr.TypeString(p.Type), Description: p.Description}
 				if p.HasDefault {

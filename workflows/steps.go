@@ -201,6 +201,28 @@ func readiness(preds []edge, outcome map[string]string) (ready, fire bool) {
 	return true, fire
 }
 
+// unmet says which steps before a skipped one did not end the way it
+// asks: "it runs if backup fails; backup succeeded".
+func unmet(preds []edge, outcome map[string]string, prefix string) string {
+	var parts []string
+	for _, ed := range preds {
+		o := outcome[ed.from]
+		want := StepSucceeded
+		if !ed.success {
+			want = StepFailed
+		}
+		if o == want {
+			continue
+		}
+		how := "succeeds"
+		if !ed.success {
+			how = "fails"
+		}
+		parts = append(parts, fmt.Sprintf("it runs if %s %s; %s %s", prefix+ed.from, how, prefix+ed.from, o))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // instanceIDs are the instances of nodes, in node order.
 func instanceIDs(t *Target, nodes []string) []string {
 	t.mu.Lock()
@@ -258,7 +280,7 @@ func (r *stepRun) steps(ctx context.Context, pw *blueprints.PlanWorkflow, params
 				progress = true
 				if !fire || stop != "" || ctx.Err() != nil {
 					outcome[st.Name] = StepSkipped
-					why := "a step before it did not end the way it asks"
+					why := unmet(preds[st.Name], outcome, prefix)
 					if stop != "" {
 						why = fmt.Sprintf("step %s failed and has no on_failure steps", prefix+stop)
 					}
@@ -266,7 +288,7 @@ func (r *stepRun) steps(ctx context.Context, pw *blueprints.PlanWorkflow, params
 						why = "dry run"
 					}
 					if r.x.DryRun && !fire {
-						why = "it runs only if a step before it fails"
+						why = "in a dry run every step succeeds, and " + why
 					}
 					r.record(ctx, key, StepSkipped)
 					r.e.emitStep(r.x, "info", EventStepSkipped, key, fmt.Sprintf("step %s not run: %s", key, why))

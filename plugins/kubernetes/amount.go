@@ -53,6 +53,14 @@ func (a Amount) Apply(current int32, l Limits) int32 {
 	return n
 }
 
+// Describe says what the amount does: "by +1", "to 2 replicas".
+func (a Amount) Describe() string {
+	if a.Relative {
+		return "by " + a.String()
+	}
+	return fmt.Sprintf("to %d replicas", a.N)
+}
+
 func (a Amount) String() string {
 	if a.Relative && a.N >= 0 {
 		return fmt.Sprintf("+%d", a.N)

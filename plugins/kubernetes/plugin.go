@@ -409,10 +409,10 @@ func (p *Plugin) scaleWorkflow(ctx context.Context, wc plugins.WorkflowContext) 
 		return fmt.Errorf("kube_scale: %w", err)
 	}
 	if wc.DryRun() {
-		wc.Event("info", fmt.Sprintf("would scale deployment %s/%s by %s (min %d, max %d) via %s", r.Namespace, r.Name, r.Amount, r.Limits.Min, r.Limits.Max, r.Transport))
+		wc.Event("info", fmt.Sprintf("would scale deployment %s/%s %s (min %d, max %d) via %s", r.Namespace, r.Name, r.Amount.Describe(), r.Limits.Min, r.Limits.Max, r.Transport))
 		return nil
 	}
-	wc.Event("info", fmt.Sprintf("scaling deployment %s/%s by %s via %s", r.Namespace, r.Name, r.Amount, r.Transport))
+	wc.Event("info", fmt.Sprintf("scaling deployment %s/%s %s via %s", r.Namespace, r.Name, r.Amount.Describe(), r.Transport))
 	from, to, err := r.scaler.Scale(ctx, r.Namespace, r.Name, r.Amount, r.Limits)
 	if err != nil {
 		return err
