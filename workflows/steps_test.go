@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/orchhq/orch/workflows"
 )
@@ -255,5 +256,47 @@ func TestStepWorkflowResumeSkipsTheStepsDone(t *testing.T) {
 	}
 	if evs := stepEvents(e.events(x)); !slices.Contains(evs, "step_skipped drain") {
 		t.Errorf("the resumed run did not skip drain: %v", evs)
+	}
+}
+
+// What a killed process leaves of a step workflow: the execution started,
+// drain done on both instances, wait (an inlined plugin workflow that
+// cannot resume) and backup running. Reopened: drain is not run again,
+// backup runs again, wait fails with the reason instead of running twice,
+// and the execution ends failed.
+func TestStepWorkflowRecoversAfterACrash(t *testing.T) {
+	e := newEnv(t)
+	e.deploy("crashst", strings.ReplaceAll(maintenance, `"FAIL"`, `"none"`))
+	ctx := context.Background()
+	d, err := e.store.Deployment(ctx, "crashst")
+	must(t, err)
+	steps := map[string]string{"drain": workflows.StepSucceeded, "wait": workflows.StepStarted, "backup": workflows.StepStarted}
+	for _, inst := range workflows.OfNode(d.Instances, "web") {
+		steps["drain@"+inst.ID] = workflows.StepSucceeded
+	}
+	now := time.Now().UTC()
+	x := &workflows.Execution{ID: workflows.NewID(), Deployment: "crashst", Workflow: "maintenance", Status: workflows.Started,
+		CreatedAt: now, StartedAt: &now, Steps: steps}
+	must(t, e.store.PutExecution(ctx, x))
+	e.close()
+	r := rec("crashst")
+	r.mu.Lock()
+	r.order = nil
+	r.mu.Unlock()
+
+	e.open()
+	must(t, e.svc.Engine.Resume(ctx))
+	x = waitStatus(t, e, x.ID, workflows.Failed)
+	if !strings.Contains(x.Error, "step wait failed: step wait was running block when orch stopped; test.block cannot resume safely") {
+		t.Errorf("error %q", x.Error)
+	}
+	r.mu.Lock()
+	ran := slices.Clone(r.order)
+	r.mu.Unlock()
+	if count(ran, "web.drain") != 0 || count(ran, "db.backup") != 1 {
+		t.Errorf("after the crash ran %v: want backup once, drain not again", ran)
+	}
+	if evs := stepEvents(e.events(x)); !slices.Contains(evs, "step_skipped drain") || !slices.Contains(evs, "step_skipped resume") {
+		t.Errorf("events %v: drain skipped as done, resume not run (wait failed unhandled)", evs)
 	}
 }
