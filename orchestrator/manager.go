@@ -450,6 +450,34 @@ func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 	return d, x, nil
 }
 
+// Update plans and submits a deployment update. Its policies run as they
+// are until it ends; then the deployment's policies are loaded again from
+// what it runs (the new blueprint once switched): those of the same name
+// keep their state, new ones start with their grace, removed ones stop.
+func (m *Manager) Update(ctx context.Context, req UpdateRequest) (*workflows.Update, *workflows.Execution, error) {
+	u, x, err := m.Svc.Update(ctx, req)
+	if err != nil || x == nil {
+		return u, x, err
+	}
+	m.undeploy.Add(1)
+	go func() {
+		defer m.undeploy.Done()
+		bg := context.WithoutCancel(ctx)
+		end, err := m.Svc.Engine.Wait(bg, x.ID)
+		if err == nil && end.Status != workflows.Succeeded {
+			m.log.Warn("update did not succeed; the deployment's policies are loaded from what it runs now", "deployment", req.ID, "execution", x.ID, "status", end.Status)
+		}
+		if _, lerr := m.load(bg, req.ID); lerr != nil {
+			m.setBroken(req.ID, lerr)
+		} else {
+			m.mu.Lock()
+			delete(m.broken, req.ID)
+			m.mu.Unlock()
+		}
+	}()
+	return u, x, nil
+}
+
 // StartUndeploy submits uninstall. Its policies stop at once; when
 // uninstall succeeds the deployment is deleted, and when it fails they
 // start again.

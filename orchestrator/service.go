@@ -147,6 +147,9 @@ type DeployRequest struct {
 	InputsFile string `json:"inputs_file,omitempty"`
 	// InputValues are already typed values.
 	InputValues map[string]cty.Value `json:"-"`
+	// Previous are values for the inputs given none otherwise (an
+	// update's: the deployment's values so far).
+	Previous map[string]cty.Value `json:"-"`
 	InputFiles  map[string]*hcl.File `json:"-"`
 	// Root, when set, confines every file the request reads (blueprint,
 	// imports, inputs file) to that directory tree, and the inputs file
@@ -175,24 +178,11 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		ID:        id,
 		Blueprint: rec.ID,
 		Dir:       filepath.Dir(abs[0]),
-		Inputs:    map[string]json.RawMessage{},
 		Instances: map[string]*workflows.NodeInstance{},
 		CreatedAt: time.Now().UTC(),
 	}
-	for _, in := range bp.Inputs {
-		v, ok := inputs[in.Name]
-		if in.Sensitive {
-			d.SensitiveInputs = append(d.SensitiveInputs, in.Name)
-			continue
-		}
-		if !ok {
-			continue // its default is re-read from the blueprint
-		}
-		data, err := json.Marshal(blueprints.GoValue(v, true))
-		if err != nil {
-			return nil, nil, fmt.Errorf("input %s: %w", in.Name, err)
-		}
-		d.Inputs[in.Name] = data
+	if d.Inputs, d.SensitiveInputs, err = storedInputs(bp, inputs); err != nil {
+		return nil, nil, err
 	}
 	fillDeployment(d, plan)
 	d.Instances = workflows.InitialInstances(plan)
@@ -288,6 +278,11 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 		inputs[k] = v
 	}
 	for _, in := range bp.Inputs {
+		if v, prev := req.Previous[in.Name]; prev && !in.Sensitive {
+			if _, given := inputs[in.Name]; !given {
+				inputs[in.Name] = v
+			}
+		}
 		if _, ok := inputs[in.Name]; !ok && in.Sensitive {
 			if raw, ok := os.LookupEnv(sensitiveEnv(in.Name)); ok {
 				v, err := in.Parse(raw)
@@ -310,6 +305,29 @@ func resolve(builtin map[string][]byte, catalog *blueprints.Catalog, req DeployR
 		return nil, nil, nil, nil, &DiagnosticsError{Files: files, Diags: diags}
 	}
 	return bp, plan, inputs, abs, nil
+}
+
+// storedInputs are the inputs of bp given a value, as a deployment keeps
+// them (sensitive ones never: they come from the environment).
+func storedInputs(bp *blueprints.Blueprint, inputs map[string]cty.Value) (map[string]json.RawMessage, []string, error) {
+	out := map[string]json.RawMessage{}
+	var sensitive []string
+	for _, in := range bp.Inputs {
+		v, ok := inputs[in.Name]
+		if in.Sensitive {
+			sensitive = append(sensitive, in.Name)
+			continue
+		}
+		if !ok {
+			continue // its default is re-read from the blueprint
+		}
+		data, err := json.Marshal(blueprints.GoValue(v, true))
+		if err != nil {
+			return nil, nil, fmt.Errorf("input %s: %w", in.Name, err)
+		}
+		out[in.Name] = data
+	}
+	return out, sensitive, nil
 }
 
 // fillDeployment records the resolved (redacted) values for display.

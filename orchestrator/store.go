@@ -523,6 +523,79 @@ func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
 	})
 }
 
+// PutBlueprint stores a blueprint record if it is not stored yet (an
+// update's new blueprint, before the deployment takes it).
+func (s *Store) PutBlueprint(ctx context.Context, bp *BlueprintRecord) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		bps := tx.Bucket(bucketBlueprints)
+		if bps.Get([]byte(bp.ID)) != nil {
+			return nil
+		}
+		return put(bps, bp.ID, bp)
+	})
+}
+
+// SwitchDeployment gives a deployment an update's blueprint, inputs and
+// resolved values, and exactly instances, in one transaction; the old
+// blueprint goes if no deployment uses it any more. The deployment is
+// resolved again when next needed.
+func (s *Store) SwitchDeployment(ctx context.Context, id string, u *workflows.Update, instances []*workflows.NodeInstance) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		var d Deployment
+		if err := get(deps, id, &d); err != nil {
+			return fmt.Errorf("deployment %q: %w", id, err)
+		}
+		if tx.Bucket(bucketBlueprints).Get([]byte(u.Blueprint)) == nil {
+			return fmt.Errorf("blueprint %s of the update is not stored", u.Blueprint)
+		}
+		old := d.Blueprint
+		d.Blueprint, d.Inputs, d.Properties, d.Outputs = u.Blueprint, u.Inputs, u.Properties, u.Outputs
+		if u.Dir != "" {
+			d.Dir = u.Dir
+		}
+		d.Instances = nil
+		if err := put(deps, id, &d); err != nil {
+			return err
+		}
+		insts := tx.Bucket(bucketInstances)
+		if insts.Bucket([]byte(id)) != nil {
+			if err := insts.DeleteBucket([]byte(id)); err != nil {
+				return err
+			}
+		}
+		b, err := insts.CreateBucket([]byte(id))
+		if err != nil {
+			return err
+		}
+		for _, inst := range instances {
+			if err := put(b, inst.ID, inst); err != nil {
+				return err
+			}
+		}
+		if old == u.Blueprint {
+			return nil
+		}
+		used := false
+		_ = deps.ForEach(func(k, v []byte) error {
+			var other Deployment
+			if json.Unmarshal(v, &other) == nil && other.Blueprint == old {
+				used = true
+			}
+			return nil
+		})
+		if !used {
+			return tx.Bucket(bucketBlueprints).Delete([]byte(old))
+		}
+		return nil
+	})
+	s.mu.Lock()
+	delete(s.targets, id)
+	delete(s.broken, id)
+	s.mu.Unlock()
+	return err
+}
+
 // PutInstance stores a node instance's state, relationships and runtime
 // properties. Concurrent calls (an install's parallel operations) share a
 // transaction (bbolt's Batch), so a wide install is not one fsync per

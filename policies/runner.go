@@ -363,6 +363,13 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, rp := range compiled {
+		// A policy kept (a deployment updated) keeps its start-up grace
+		// as it was: its windows are kept too.
+		if old := r.policies[deployment+"\x00"+rp.plan.Name]; old != nil {
+			rp.instance.keepStart(old.instance)
+		}
+	}
 	r.removeLocked(deployment)
 	for _, rp := range compiled {
 		r.policies[deployment+"\x00"+rp.plan.Name] = rp
@@ -461,6 +468,7 @@ func (r *Runner) removeLocked(deployment string) {
 	}
 	delete(r.Pipeline.instances, deployment)
 	delete(r.Pipeline.shared, deployment)
+	r.Pipeline.gen++ // the series' readers are found again
 }
 
 // Err returns the first error the runner met (a failing state store).

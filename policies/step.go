@@ -388,6 +388,12 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 	return in.missing(results, now, out), nil
 }
 
+// keepStart carries old's start (grace, missing data) over to in: the same
+// policy, compiled again.
+func (in *Instance) keepStart(old *Instance) {
+	in.started, in.graceUntil, in.missingSince = old.started, old.graceUntil, old.missingSince
+}
+
 // reads reports whether a metric of series s can change a window the
 // policy reads: one of its target's nodes, and the metric or services of
 // one of its windows. An evaluator that cannot tell reads them all.

@@ -120,7 +120,7 @@ func (e *Engine) Recover(ctx context.Context) error {
 			x.Error = "orch stopped while the execution was being cancelled"
 			e.emit(x, "warning", EventWorkflowCancelled, "", "", x.Error)
 		case Started:
-			if e.resumable(ctx, x.Workflow, x.Deployment) {
+			if x.Update != nil || e.resumable(ctx, x.Workflow, x.Deployment) {
 				x.Status = Queued
 				x.Resumes++
 				e.emit(x, "warning", EventWorkflowResumed, "", "",
@@ -268,6 +268,28 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	return x, nil
 }
 
+// SubmitUpdate stores an execution carrying out a planned update (or,
+// dryRun, describing it) and runs it now or queues it behind the
+// deployment's running one.
+func (e *Engine) SubmitUpdate(ctx context.Context, deployment string, u *Update, dryRun bool) (*Execution, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, errors.New("engine is shutting down")
+	}
+	x := &Execution{ID: NewID(), Deployment: deployment, Workflow: UpdateWorkflow, DryRun: dryRun, Status: Pending,
+		CreatedAt: time.Now().UTC(), Update: u}
+	if err := e.store.CreateExecution(ctx, x, nil); err != nil {
+		return nil, fmt.Errorf("store execution: %w", err)
+	}
+	e.schedule(ctx, deployment)
+	if stored, err := e.store.Execution(ctx, x.ID); err == nil {
+		return stored, nil
+	}
+	return x, nil
+}
+
 // Waiting returns an execution of workflow in deployment that waits to
 // start (pending, or queued behind the running one), or "".
 func (e *Engine) Waiting(ctx context.Context, deployment, workflow string) (string, error) {
@@ -409,6 +431,9 @@ func (e *Engine) run(ctx context.Context, x *Execution) {
 }
 
 func (e *Engine) execute(ctx context.Context, x *Execution) error {
+	if x.Update != nil {
+		return e.runUpdate(ctx, x)
+	}
 	t, err := e.store.Target(ctx, x.Deployment)
 	if err != nil {
 		return err
@@ -599,7 +624,7 @@ func (e *Engine) ResumeExecution(ctx context.Context, id string) (*Execution, er
 	default:
 		return nil, fmt.Errorf("execution %s is %s; only a failed or cancelled execution can be resumed", x.ID, x.Status)
 	}
-	if !e.resumable(ctx, x.Workflow, x.Deployment) {
+	if x.Update == nil && !e.resumable(ctx, x.Workflow, x.Deployment) {
 		return nil, fmt.Errorf("execution %s runs workflow %q, which cannot resume safely; run it again", x.ID, x.Workflow)
 	}
 	if len(x.Sensitive) > 0 {

@@ -191,12 +191,17 @@ func hasLinkOperation(rel *blueprints.PlanRelationship, op string) bool {
 // matches, and forgets what was done for them (a later install does it
 // again).
 func (e *Engine) unlink(ctx context.Context, x *Execution, t *Target, n *blueprints.PlanNode, inst *NodeInstance, match func(target string) bool) error {
+	return e.unlinkMatching(ctx, x, t, n, inst, func(l *Link) bool { return match(l.Target) })
+}
+
+// unlinkMatching is unlink for the links match picks.
+func (e *Engine) unlinkMatching(ctx context.Context, x *Execution, t *Target, n *blueprints.PlanNode, inst *NodeInstance, match func(l *Link) bool) error {
 	t.mu.Lock()
 	links := slices.Clone(inst.Links)
 	t.mu.Unlock()
 	unwritten := false
 	for _, l := range links {
-		if !match(l.Target) || len(l.Done) == 0 {
+		if !match(l) || len(l.Done) == 0 {
 			continue
 		}
 		ran := false

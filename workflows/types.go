@@ -67,6 +67,9 @@ type Execution struct {
 	// step's outcome (StepStarted, ...), and "STEP@INSTANCE" for each
 	// instance a step is done with.
 	Steps map[string]string `json:"steps,omitempty"`
+	// Update is a deployment update's plan and progress (workflow
+	// UpdateWorkflow).
+	Update *Update `json:"update,omitempty"`
 }
 
 // Change is the instances a scale adds and removes, or a heal reinstalls.

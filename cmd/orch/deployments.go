@@ -123,6 +123,66 @@ evaluated again after every execution; sensitive ones are shown as (sensitive).`
 			})
 		},
 	})
+	cmd.AddCommand(newUpdateCmd(g))
+	return cmd
+}
+
+func newUpdateCmd(g *globals) *cobra.Command {
+	var inputs []string
+	var inputsFile string
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "update ID FILE... [-i NAME=VALUE] [--dry-run]",
+		Short: "Change a running deployment to a new blueprint or inputs, touching only what changes",
+		Long: `Diff the new blueprint (with the deployment's inputs, those given here over
+them) against the deployment, print the changes, and carry them out as an
+execution: links whose relationship is gone are unlinked, the instances of
+removed nodes uninstalled (what links to them unlinking first), the
+deployment switched to the new blueprint, added nodes installed (and linked
+with the existing ones), and nodes whose properties changed run their
+` + "`update`" + ` operation if they have one. Unchanged nodes are not touched. Policies
+of the same name keep their state (cooldowns, pauses, decision log), new ones
+start with their grace, removed ones stop; orch serve loads them when the
+update ends. A node whose type, host or group changed is replaced. The update
+resumes after a crash (or with orch executions resume). With --dry-run it
+prints the changes and changes nothing.`,
+		Example: `  orch deployments update shop shop-v2.hcl --dry-run
+  orch deployments update shop shop-v2.hcl -i replicas=3`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			given, err := parsePairs("-i", inputs)
+			if err != nil {
+				return err
+			}
+			req := orchestrator.UpdateRequest{DeployRequest: orchestrator.DeployRequest{Paths: args[1:], ID: args[0], Inputs: given, InputsFile: inputsFile}, DryRun: dryRun}
+			return g.withBackend(cmd.Context(), func(b backend) error {
+				u, x, err := b.Update(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				if g.output == "json" && x == nil {
+					return g.printJSON(u)
+				}
+				if g.output != "json" {
+					verb := "Update of %s:\n"
+					if dryRun {
+						verb = "Update of %s would (dry run, nothing changed):\n"
+					}
+					fmt.Fprintf(g.stdout, verb, args[0])
+					for _, c := range u.Changes {
+						fmt.Fprintf(g.stdout, "  %s\n", c)
+					}
+				}
+				if x == nil {
+					return nil
+				}
+				return g.waitExecution(cmd.Context(), b, x)
+			})
+		},
+	}
+	cmd.Flags().StringArrayVarP(&inputs, "input", "i", nil, "input value NAME=VALUE (repeatable); inputs not given keep their values")
+	cmd.Flags().StringVar(&inputsFile, "inputs", "", "file of input values (HCL or JSON attributes: name = value)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes, change nothing")
 	return cmd
 }
 

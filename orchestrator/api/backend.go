@@ -22,6 +22,9 @@ type Backend interface {
 	Deployments(ctx context.Context) ([]*orchestrator.Deployment, error)
 	Deployment(ctx context.Context, id string) (*orchestrator.Deployment, error)
 	Deploy(ctx context.Context, req orchestrator.DeployRequest) (*orchestrator.Deployment, *workflows.Execution, error)
+	// Update plans a deployment update and submits its execution (none for
+	// a dry run, or when nothing changes).
+	Update(ctx context.Context, req orchestrator.UpdateRequest) (*workflows.Update, *workflows.Execution, error)
 	// StartUndeploy submits uninstall; the deployment is deleted once it
 	// has succeeded (by Wait, or by serve).
 	StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error)
@@ -198,6 +201,14 @@ func (l *Local) Deploy(ctx context.Context, req orchestrator.DeployRequest) (*or
 	return svc.Deploy(ctx, req)
 }
 
+func (l *Local) Update(ctx context.Context, req orchestrator.UpdateRequest) (*workflows.Update, *workflows.Execution, error) {
+	svc, err := l.service()
+	if err != nil {
+		return nil, nil, err
+	}
+	return svc.Update(ctx, req)
+}
+
 func (l *Local) StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error) {
 	svc, err := l.service()
 	if err != nil {
@@ -290,22 +301,37 @@ func (r *Remote) Deployment(ctx context.Context, id string) (*orchestrator.Deplo
 }
 
 func (r *Remote) Deploy(ctx context.Context, req orchestrator.DeployRequest) (*orchestrator.Deployment, *workflows.Execution, error) {
-	// serve reads the files: it runs on this machine, maybe elsewhere in it.
+	if err := absolute(&req); err != nil {
+		return nil, nil, err
+	}
+	return r.C.Deploy(ctx, req)
+}
+
+func (r *Remote) Update(ctx context.Context, req orchestrator.UpdateRequest) (*workflows.Update, *workflows.Execution, error) {
+	if err := absolute(&req.DeployRequest); err != nil {
+		return nil, nil, err
+	}
+	return r.C.Update(ctx, req)
+}
+
+// absolute makes a request's paths absolute: serve reads the files, on
+// this machine but maybe elsewhere in it.
+func absolute(req *orchestrator.DeployRequest) error {
 	for i, p := range req.Paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		req.Paths[i] = abs
 	}
 	if req.InputsFile != "" {
 		abs, err := filepath.Abs(req.InputsFile)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		req.InputsFile = abs
 	}
-	return r.C.Deploy(ctx, req)
+	return nil
 }
 
 func (r *Remote) StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error) {

@@ -182,6 +182,18 @@ func (c *Client) Deploy(ctx context.Context, req orchestrator.DeployRequest) (*o
 	return out.Deployment, out.Execution, nil
 }
 
+// Update plans a deployment update through serve and submits it.
+func (c *Client) Update(ctx context.Context, req orchestrator.UpdateRequest) (*workflows.Update, *workflows.Execution, error) {
+	if len(req.InputValues) > 0 {
+		return nil, nil, errors.New("update through orch serve: typed input values cannot be sent; give them as -i NAME=VALUE or in an inputs file")
+	}
+	var out UpdateResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/deployments/"+url.PathEscape(req.ID)+"/update", req, &out); err != nil {
+		return nil, nil, err
+	}
+	return out.Update, out.Execution, nil
+}
+
 // StartUndeploy submits uninstall; the server deletes the deployment when
 // it succeeds.
 func (c *Client) StartUndeploy(ctx context.Context, id string) (*workflows.Execution, error) {

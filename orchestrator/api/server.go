@@ -57,6 +57,13 @@ type DeployResponse struct {
 	Execution  *workflows.Execution     `json:"execution"`
 }
 
+// UpdateResponse is a deployment update's plan and the execution carrying
+// it out (none for a dry run, or when nothing changes).
+type UpdateResponse struct {
+	Update    *workflows.Update    `json:"update"`
+	Execution *workflows.Execution `json:"execution,omitempty"`
+}
+
 // EventsResponse is a page of an execution's events.
 type EventsResponse struct {
 	Execution *workflows.Execution `json:"execution"`
@@ -123,6 +130,22 @@ func (s *Server) Handler() http.Handler {
 			return nil, err
 		}
 		return DeployResponse{Deployment: d, Execution: x}, nil
+	})
+	handle("POST /v1/deployments/{id}/update", func(r *http.Request) (any, error) {
+		var req orchestrator.UpdateRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		if len(req.Paths) == 0 || !filepath.IsAbs(req.Paths[0]) {
+			return nil, &Error{Status: http.StatusBadRequest, Code: "invalid", Message: "paths: give the blueprint files as absolute paths"}
+		}
+		req.ID = r.PathValue("id")
+		req.Root = filepath.Dir(req.Paths[0])
+		u, x, err := m.Update(r.Context(), req)
+		if err != nil {
+			return nil, err
+		}
+		return UpdateResponse{Update: u, Execution: x}, nil
 	})
 	handle("DELETE /v1/deployments/{id}", func(r *http.Request) (any, error) {
 		return m.StartUndeploy(r.Context(), r.PathValue("id"))
