@@ -149,8 +149,8 @@ type DeployRequest struct {
 	InputValues map[string]cty.Value `json:"-"`
 	// Previous are values for the inputs given none otherwise (an
 	// update's: the deployment's values so far).
-	Previous map[string]cty.Value `json:"-"`
-	InputFiles  map[string]*hcl.File `json:"-"`
+	Previous   map[string]cty.Value `json:"-"`
+	InputFiles map[string]*hcl.File `json:"-"`
 	// Root, when set, confines every file the request reads (blueprint,
 	// imports, inputs file) to that directory tree, and the inputs file
 	// to a .hcl or .json name: the API sets it to the blueprint's
