@@ -276,19 +276,23 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		if !ok {
 			continue
 		}
-		// Parameters with a default need not be given: conform against a
-		// schema where every defaulted parameter is optional.
-		schema := make([]*Property, len(w.Parameters))
-		for i, wp := range w.Parameters {
-			cp := *wp
-			if cp.Default != nil {
-				cp.Default, cp.Required = nil, false
-			}
-			schema[i] = &cp
-		}
-		c.conform(raw, t.Parameters, t.DeclRange, nonNil(schema), fmt.Sprintf("workflow %q", w.Name), "parameter")
+		c.conform(raw, t.Parameters, t.DeclRange, givenParameters(w), fmt.Sprintf("workflow %q", w.Name), "parameter")
 	}
 	return pp
+}
+
+// givenParameters is the schema of the parameters a trigger or an inline
+// step gives a workflow: those with a default need not be given.
+func givenParameters(w *Workflow) []*Property {
+	schema := make([]*Property, len(w.Parameters))
+	for i, wp := range w.Parameters {
+		cp := *wp
+		if cp.Default != nil {
+			cp.Default, cp.Required = nil, false
+		}
+		schema[i] = &cp
+	}
+	return nonNil(schema)
 }
 
 // nonNil turns a nil schema into an empty one: "no keys allowed", not "anything".

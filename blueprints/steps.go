@@ -202,17 +202,7 @@ func (c *checker) checkActivity(w *Workflow, st *Step, nodes []string, param map
 			}
 			raw = v
 		}
-		// Parameters with a default need not be given, as in a trigger.
-		schema := make([]*Property, len(iw.Parameters))
-		for i, wp := range iw.Parameters {
-			cp := *wp
-			if cp.Default != nil {
-				cp.Default, cp.Required = nil, false
-			}
-			schema[i] = &cp
-		}
-		owner := st.DeclRange
-		c.conform(raw, st.Parameters, owner, nonNil(schema), fmt.Sprintf("workflow %q", iw.Name), "parameter")
+		c.conform(raw, st.Parameters, st.DeclRange, givenParameters(iw), fmt.Sprintf("workflow %q", iw.Name), "parameter")
 	}
 }
 

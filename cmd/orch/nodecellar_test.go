@@ -56,6 +56,31 @@ func count(j []journalLine, op, inst string) int {
 	return n
 }
 
+// waitAbandoned waits until every create op.sh held back (journal.slow)
+// has given up (journal.abandon): on a loaded machine a waiting script may
+// take its time to notice.
+func waitAbandoned(t *testing.T, journal string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		j := readJournal(t, journal)
+		waiting := 0
+		for _, l := range j {
+			switch l.op {
+			case "begin-create":
+				waiting++
+			case "abandoned":
+				waiting--
+			}
+		}
+		if waiting == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting creates did not give up:\n%v", j)
+		}
+	}
+}
+
 type shown struct {
 	Instances map[string]*workflows.NodeInstance `json:"instances"`
 	Outputs   map[string]any                     `json:"outputs"`
@@ -271,26 +296,7 @@ func TestNodecellarExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = os.Remove(slow)
-	// Every create that was waiting gives up before the resume (on a
-	// loaded machine a waiting script may take its time to notice).
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		j := readJournal(t, journal)
-		waiting := 0
-		for _, l := range j {
-			switch l.op {
-			case "begin-create":
-				waiting++
-			case "abandoned":
-				waiting--
-			}
-		}
-		if waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the waiting creates did not give up:\n%v", j)
-		}
-	}
+	waitAbandoned(t, journal)
 	_ = os.Remove(abandon)
 	r = run("executions", "list", "-d", "nc", "-o", "json")
 	var xs []*workflows.Execution

@@ -114,14 +114,7 @@ func TestDeploymentUpdate(t *testing.T) {
 					t.Fatal(err)
 				}
 				_ = os.Remove(slow)
-				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					if j := readJournal(t, journal); countOp(j, "abandoned") == countOp(j, "begin-create") {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("the waiting create did not give up")
-					}
-				}
+				waitAbandoned(t, journal)
 				_ = os.Remove(abandon)
 				r := run("-o", "json", "executions", "list", "-d", "nc")
 				var xs []*workflows.Execution
@@ -179,16 +172,6 @@ func TestDeploymentUpdate(t *testing.T) {
 			}
 		})
 	}
-}
-
-func countOp(j []journalLine, op string) int {
-	n := 0
-	for _, l := range j {
-		if l.op == op {
-			n++
-		}
-	}
-	return n
 }
 
 func executionOf(t *testing.T, state, id string) *workflows.Execution {
