@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -79,6 +81,17 @@ func newExecutionsCmd(g *globals) *cobra.Command {
 					}
 					for _, id := range c.Healed {
 						fmt.Fprintf(g.stdout, "Heals:      %s\n", id)
+					}
+				}
+				if u := x.Update; u != nil {
+					for _, c := range u.Changes {
+						fmt.Fprintf(g.stdout, "Changes:    %s\n", c)
+					}
+					fmt.Fprintf(g.stdout, "Phase:      %s\n", cmp.Or(u.Phase, "unlink"))
+				}
+				for _, k := range slices.Sorted(maps.Keys(x.Steps)) {
+					if !strings.Contains(k, "@") {
+						fmt.Fprintf(g.stdout, "Step:       %s %s\n", k, x.Steps[k])
 					}
 				}
 				for _, k := range slices.Sorted(maps.Keys(x.Parameters)) {
