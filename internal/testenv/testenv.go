@@ -34,6 +34,9 @@ type Env struct {
 	Kubectl    string
 	AMQPURL    string
 	SSH        SSH
+	// EtcdEndpoints is orch's own etcd (comma-separated URLs), apart from
+	// the clusters'.
+	EtcdEndpoints string
 }
 
 // SSH is the sshd of the environment, with kubectl against the primary cluster.
@@ -90,14 +93,15 @@ func Read(file string) (*Env, error) {
 		return nil, fmt.Errorf("%s: ORCH_SSH_PORT %q: %w", file, vars["ORCH_SSH_PORT"], err)
 	}
 	e := &Env{
-		File:       file,
-		Kubeconfig: vars["KUBECONFIG"],
-		Kubectl:    vars["ORCH_KUBECTL"],
-		AMQPURL:    vars["ORCH_AMQP_URL"],
+		File:          file,
+		Kubeconfig:    vars["KUBECONFIG"],
+		Kubectl:       vars["ORCH_KUBECTL"],
+		AMQPURL:       vars["ORCH_AMQP_URL"],
+		EtcdEndpoints: vars["ORCH_ETCD_ENDPOINTS"],
 		SSH: SSH{Host: vars["ORCH_SSH_HOST"], Port: port, User: vars["ORCH_SSH_USER"],
 			KeyFile: vars["ORCH_SSH_KEY"], KnownHosts: vars["ORCH_SSH_KNOWN_HOSTS"]},
 	}
-	for name, v := range map[string]string{"KUBECONFIG": e.Kubeconfig, "ORCH_AMQP_URL": e.AMQPURL, "ORCH_SSH_KEY": e.SSH.KeyFile} {
+	for name, v := range map[string]string{"KUBECONFIG": e.Kubeconfig, "ORCH_AMQP_URL": e.AMQPURL, "ORCH_SSH_KEY": e.SSH.KeyFile, "ORCH_ETCD_ENDPOINTS": e.EtcdEndpoints} {
 		if v == "" {
 			return nil, fmt.Errorf("%s lacks %s", file, name)
 		}

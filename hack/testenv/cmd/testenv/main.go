@@ -1,5 +1,6 @@
 // Command testenv brings orch's real test environment up and down: RabbitMQ,
-// one etcd, two Kubernetes control planes (primary and peer) with kwok's
+// the clusters' etcd, orch's own etcd (ORCH_ETCD_ENDPOINTS, for replicas of orch
+// serve), two Kubernetes control planes (primary and peer) with kwok's
 // simulated nodes, the CRDs orch's workflows write, and an sshd with kubectl
 // against the primary cluster. It writes one env file that tests, the demo
 // and a shell can source.
@@ -99,11 +100,14 @@ func path(parts ...string) string { return filepath.Join(append([]string{runDir(
 // keeps its addresses.
 type ports struct {
 	EtcdClient, EtcdPeer int
-	API                  map[string]int
-	Controller           map[string]int
-	Scheduler            map[string]int
-	Kwok                 map[string]int
-	SSH                  int
+	// OrchEtcdClient and OrchEtcdPeer are the etcd orch's replicas share,
+	// separate from the clusters'.
+	OrchEtcdClient, OrchEtcdPeer int
+	API                          map[string]int
+	Controller                   map[string]int
+	Scheduler                    map[string]int
+	Kwok                         map[string]int
+	SSH                          int
 }
 
 var clusters = []string{"primary", "peer"}
@@ -137,12 +141,25 @@ func loadPorts() (*ports, error) {
 		if err := json.Unmarshal(b, &p); err != nil {
 			return nil, fmt.Errorf("ports.json: %w", err)
 		}
-		return &p, nil
+		if p.OrchEtcdClient != 0 {
+			return &p, nil
+		}
+		// An environment from before orch's etcd: its ports are added.
+		taken := map[int]bool{p.EtcdClient: true, p.EtcdPeer: true, p.SSH: true}
+		for _, m := range []map[string]int{p.API, p.Controller, p.Scheduler, p.Kwok} {
+			for _, port := range m {
+				taken[port] = true
+			}
+		}
+		p.OrchEtcdClient, p.OrchEtcdPeer = free(2479, taken), free(2480, taken)
+		b, _ = json.MarshalIndent(&p, "", "  ")
+		return &p, os.WriteFile(path("ports.json"), b, 0o600)
 	}
 	taken := map[int]bool{}
 	p = ports{API: map[string]int{}, Controller: map[string]int{}, Scheduler: map[string]int{}, Kwok: map[string]int{}}
 	p.EtcdClient = free(2379, taken)
 	p.EtcdPeer = free(2380, taken)
+	p.OrchEtcdClient, p.OrchEtcdPeer = free(2479, taken), free(2480, taken)
 	for i, c := range clusters {
 		p.API[c] = free(6443+i, taken)
 		p.Controller[c] = free(0, taken)
@@ -407,6 +424,22 @@ func up() error {
 	if err := waitFor("etcd", 30*time.Second, func() error { return httpOK(etcd+"/health", "") }); err != nil {
 		return err
 	}
+	// orch's own etcd (replicas of orch serve share it), apart from the
+	// clusters'.
+	orchEtcd := fmt.Sprintf("http://127.0.0.1:%d", p.OrchEtcdClient)
+	if err := start("orch-etcd", bins["etcd"],
+		"--name", "orch", "--data-dir", path("orch-etcd-data"),
+		"--listen-client-urls", orchEtcd, "--advertise-client-urls", orchEtcd,
+		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", p.OrchEtcdPeer),
+		"--initial-advertise-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", p.OrchEtcdPeer),
+		"--initial-cluster", fmt.Sprintf("orch=http://127.0.0.1:%d", p.OrchEtcdPeer),
+		"--unsafe-no-fsync",
+	); err != nil {
+		return err
+	}
+	if err := waitFor("orch-etcd", 30*time.Second, func() error { return httpOK(orchEtcd+"/health", "") }); err != nil {
+		return err
+	}
 
 	for i, c := range clusters {
 		certDir := path(c, "certs")
@@ -634,7 +667,8 @@ export ORCH_SSH_PORT=%d
 export ORCH_SSH_USER=%s
 export ORCH_SSH_KEY=%s
 export ORCH_SSH_KNOWN_HOSTS=%s
-`, path("env"), path("kubeconfig"), kubectl, p.SSH, currentUser(), path("ssh", "id_ed25519"), path("ssh", "known_hosts"))
+export ORCH_ETCD_ENDPOINTS=http://127.0.0.1:%d
+`, path("env"), path("kubeconfig"), kubectl, p.SSH, currentUser(), path("ssh", "id_ed25519"), path("ssh", "known_hosts"), p.OrchEtcdClient)
 	tmp := path("env.tmp")
 	if err := os.WriteFile(tmp, []byte(env), 0o600); err != nil {
 		return err
@@ -650,7 +684,7 @@ func currentUser() string {
 }
 
 var processes = []string{"peer-kwok", "primary-kwok", "peer-scheduler", "primary-scheduler",
-	"peer-controller-manager", "primary-controller-manager", "peer-apiserver", "primary-apiserver", "etcd", "sshd"}
+	"peer-controller-manager", "primary-controller-manager", "peer-apiserver", "primary-apiserver", "etcd", "orch-etcd", "sshd"}
 
 func down() error {
 	_ = os.Remove(path("env"))
