@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -43,17 +44,21 @@ func (e *DiagnosticsError) Error() string {
 
 // Service is orch's core: the state file, the plugins and the engine.
 type Service struct {
-	Store    *Store
+	Store    StateStore
 	Registry *plugins.Registry
 	Engine   *workflows.Engine
 	Catalog  *blueprints.Catalog
 	builtin  map[string][]byte
 	log      *slog.Logger
+
+	mu      sync.Mutex
+	targets map[string]*workflows.Target // resolved deployments, by id
+	broken  map[string]error             // why a resolved deployment's policies do not run
 }
 
 // NewService builds a service over an open store. Engine options (an event
 // observer, a logger) pass through.
-func NewService(store *Store, registry *plugins.Registry, log *slog.Logger, opts ...workflows.Option) *Service {
+func NewService(store StateStore, registry *plugins.Registry, log *slog.Logger, opts ...workflows.Option) *Service {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -64,6 +69,8 @@ func NewService(store *Store, registry *plugins.Registry, log *slog.Logger, opts
 		Catalog:  catalog,
 		builtin:  builtin,
 		log:      log,
+		targets:  map[string]*workflows.Target{},
+		broken:   map[string]error{},
 	}
 	svc.Engine = workflows.New(engineStore{store, svc}, registry, append([]workflows.Option{workflows.WithLogger(log)}, opts...)...)
 	return svc
@@ -124,12 +131,29 @@ func loadPlan(builtin map[string][]byte, catalog *blueprints.Catalog, root strin
 // engineStore is the store as the engine sees it: deployments resolve to
 // targets through the service.
 type engineStore struct {
-	*Store
+	StateStore
 	svc *Service
 }
 
 func (e engineStore) Target(ctx context.Context, deployment string) (*workflows.Target, error) {
 	return e.svc.Target(ctx, deployment)
+}
+
+// SwitchDeployment switches the deployment in the store; it is resolved
+// again when next needed.
+func (e engineStore) SwitchDeployment(ctx context.Context, id string, u *workflows.Update, instances []*workflows.NodeInstance) error {
+	err := e.StateStore.SwitchDeployment(ctx, id, u, instances)
+	e.svc.forget(id)
+	return err
+}
+
+// forget drops a deployment's resolved target (its blueprint changed, or
+// it is gone).
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.targets, id)
+	delete(s.broken, id)
+	s.mu.Unlock()
 }
 
 // Load parses and validates blueprint files.
@@ -190,7 +214,7 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		return nil, nil, err
 	}
 	// Keep the resolved target: sensitive inputs given now are not stored.
-	s.Store.mu.Lock()
+	s.mu.Lock()
 	// The engine changes the target's instances as it runs: they are its
 	// own, not the returned deployment's (which a caller may be encoding).
 	instances := make(map[string]*workflows.NodeInstance, len(d.Instances))
@@ -198,8 +222,8 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		cp := *inst
 		instances[k] = &cp
 	}
-	s.Store.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: instances}
-	s.Store.mu.Unlock()
+	s.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: instances}
+	s.mu.Unlock()
 	x, err := s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Install})
 	if err != nil {
 		return d, nil, fmt.Errorf("deployment %s created, but install could not start: %w", id, err)
@@ -385,12 +409,12 @@ func blueprintRecord(bp *blueprints.Blueprint) *BlueprintRecord {
 // stored sources, with the stored inputs (sensitive ones from the
 // environment), and its node instances.
 func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, error) {
-	s.Store.mu.Lock()
-	if t, ok := s.Store.targets[id]; ok {
-		s.Store.mu.Unlock()
+	s.mu.Lock()
+	if t, ok := s.targets[id]; ok {
+		s.mu.Unlock()
 		return t, nil
 	}
-	s.Store.mu.Unlock()
+	s.mu.Unlock()
 	d, err := s.Store.Deployment(ctx, id)
 	if err != nil {
 		return nil, err
@@ -442,12 +466,12 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 		return nil, fmt.Errorf("deployment %s: %w", id, err)
 	}
 	t := &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
-	s.Store.mu.Lock()
-	s.Store.targets[id] = t
+	s.mu.Lock()
+	s.targets[id] = t
 	if policyErr != nil {
-		s.Store.broken[id] = policyErr
+		s.broken[id] = policyErr
 	}
-	s.Store.mu.Unlock()
+	s.mu.Unlock()
 	return t, nil
 }
 
@@ -581,9 +605,9 @@ func (s *Service) PolicyProblem(ctx context.Context, id string) error {
 	if _, err := s.Target(ctx, id); err != nil {
 		return err
 	}
-	s.Store.mu.Lock()
-	defer s.Store.mu.Unlock()
-	return s.Store.broken[id]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken[id]
 }
 
 // Run submits a workflow and waits for it to end.
@@ -621,6 +645,7 @@ func (s *Service) Ended(ctx context.Context, x *workflows.Execution) error {
 	if x.Workflow != workflows.Uninstall || x.Status != workflows.Succeeded {
 		return nil
 	}
+	s.forget(x.Deployment)
 	if err := s.Store.DeleteDeployment(ctx, x.Deployment); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("delete deployment %s after its uninstall: %w", x.Deployment, err)
 	}

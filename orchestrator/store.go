@@ -15,7 +15,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -66,10 +65,6 @@ type Store struct {
 	db   *bolt.DB
 	path string
 
-	mu      sync.Mutex
-	targets map[string]*workflows.Target // resolved deployments, by id
-	broken  map[string]error             // why a resolved deployment's policies do not run
-	resolve func(ctx context.Context, d *Deployment, bp *BlueprintRecord) (*workflows.Target, error)
 }
 
 // OpenOptions configure Open.
@@ -113,7 +108,7 @@ func Open(path string, opts OpenOptions) (*Store, error) {
 	// Concurrent instance writes share a transaction, waiting at most
 	// 2ms for company (bbolt's default is 10ms).
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, path: path, targets: map[string]*workflows.Target{}, broken: map[string]error{}}
+	s := &Store{db: db, path: path}
 	if err := s.safeInit(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
@@ -490,10 +485,6 @@ func (s *Store) Blueprint(ctx context.Context, id string) (*BlueprintRecord, err
 // deployment uses it, in one transaction. Executions and events stay as
 // history.
 func (s *Store) DeleteDeployment(ctx context.Context, id string) error {
-	s.mu.Lock()
-	delete(s.targets, id)
-	delete(s.broken, id)
-	s.mu.Unlock()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		deps := tx.Bucket(bucketDeployments)
 		var d Deployment
@@ -589,10 +580,6 @@ func (s *Store) SwitchDeployment(ctx context.Context, id string, u *workflows.Up
 		}
 		return nil
 	})
-	s.mu.Lock()
-	delete(s.targets, id)
-	delete(s.broken, id)
-	s.mu.Unlock()
 	return err
 }
 

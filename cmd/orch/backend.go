@@ -23,7 +23,7 @@ func (g *globals) backend(ctx context.Context) (backend, error) {
 		Registry: reg,
 		Log:      g.logger(),
 	}
-	return api.Connect(ctx, g.state, local, g.printEvent)
+	return api.Connect(ctx, g.storeName(), local, g.printEvent)
 }
 
 // withBackend runs fn on the backend and closes it.

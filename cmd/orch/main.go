@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 type globals struct {
 	state       string
+	store       string // --store: a bbolt path or an etcd URL ("": the state file)
 	lockTimeout time.Duration
 	output      string
 	verbose     bool
@@ -87,7 +89,8 @@ func newRoot(g *globals) *cobra.Command {
 		Short: "Event-driven workflows for Kubernetes, declared in HCL",
 		Long: `orch deploys HCL blueprints (nodes, workflows, policy types and policies),
 runs their workflows (install, uninstall, kube_scale, burst, ...) and keeps
-every execution and its events in a bbolt state file.`,
+every execution and its events in a bbolt state file (or, for replicas of
+orch serve, in etcd: --store etcd://HOST:2379/PREFIX).`,
 		Example: `  orch validate examples/files/blueprint.hcl
   orch deploy examples/files/blueprint.hcl -d files -i greeting=hi
   orch executions list -d files
@@ -96,6 +99,16 @@ every execution and its events in a bbolt state file.`,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&g.state, "state", defaultStatePath(), "state file (env ORCH_STATE)")
+	root.PersistentFlags().StringVar(&g.store, "store", os.Getenv("ORCH_STORE"), "where state lives: a bbolt file (as --state), or etcd://HOST:2379[,HOST:2379]/PREFIX (env ORCH_STORE)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.store != "" && !orchestrator.IsEtcdURL(g.store) {
+			if strings.Contains(g.store, "://") {
+				return fmt.Errorf("--store %q: give a bbolt file path or etcd://HOST:PORT/PREFIX", g.store)
+			}
+			g.state = g.store
+		}
+		return nil
+	}
 	root.PersistentFlags().DurationVar(&g.lockTimeout, "lock-timeout", 2*time.Second, "how long to wait for a state file held by another orch process")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "debug logs on stderr")
@@ -131,7 +144,7 @@ func (g *globals) service(progress bool, opts ...workflows.Option) (*orchestrato
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout})
+	store, err := g.openStore(false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -154,13 +167,29 @@ func (g *globals) service(progress bool, opts ...workflows.Option) (*orchestrato
 	return svc, closeFn, nil
 }
 
+// storeName names the store commands act on: the etcd URL, or the state
+// file.
+func (g *globals) storeName() string {
+	if orchestrator.IsEtcdURL(g.store) {
+		return g.store
+	}
+	return g.state
+}
+
 // readStore opens the state file for reading.
-func (g *globals) readStore() (*orchestrator.Store, error) {
-	return orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout, ReadOnly: true})
+func (g *globals) readStore() (orchestrator.StateStore, error) { return g.openStore(true) }
+
+// openStore opens the store --store names: etcd (etcd://HOST:PORT[,HOST:PORT]/PREFIX),
+// or a bbolt file (the default: --state).
+func (g *globals) openStore(readOnly bool) (orchestrator.StateStore, error) {
+	if orchestrator.IsEtcdURL(g.store) {
+		return orchestrator.OpenEtcd(g.store, orchestrator.EtcdOptions{})
+	}
+	return orchestrator.Open(g.state, orchestrator.OpenOptions{LockTimeout: g.lockTimeout, ReadOnly: readOnly})
 }
 
 // withReadStore runs fn with the state file open for reading.
-func (g *globals) withReadStore(fn func(*orchestrator.Store) error) error {
+func (g *globals) withReadStore(fn func(orchestrator.StateStore) error) error {
 	store, err := g.readStore()
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ start.`,
 					time.Unix(int64(t.Time), 0).Format("15:04:05"), dep, policy, t.Condition, t.Workflow, what)
 			}
 			return api.Serve(cmd.Context(), orchestrator.NewManager(svc, cfg, stats), api.ServeConfig{
-				Addr: apiAddr, TokenFile: tokenFile, State: g.state, Drain: drain, Out: g.stdout, Log: log})
+				Addr: apiAddr, TokenFile: tokenFile, State: g.storeName(), Drain: drain, Out: g.stdout, Log: log})
 		},
 	}
 	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", "", amqpURLHelp)

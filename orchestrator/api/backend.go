@@ -101,7 +101,7 @@ type Local struct {
 	// Open opens the service over the state file, holding it.
 	Open func() (*orchestrator.Service, func(), error)
 	// OpenRead opens the state file read-only.
-	OpenRead func() (*orchestrator.Store, error)
+	OpenRead func() (orchestrator.StateStore, error)
 	// Registry is the plugins a read-only service resolves with.
 	Registry *plugins.Registry
 	Log      *slog.Logger
@@ -136,7 +136,7 @@ func (l *Local) Close() {
 
 // read runs fn on the open service's store, or on the file opened
 // read-only for it.
-func (l *Local) read(fn func(*orchestrator.Store) error) error {
+func (l *Local) read(fn func(orchestrator.StateStore) error) error {
 	if l.svc != nil {
 		return fn(l.svc.Store)
 	}
@@ -164,24 +164,24 @@ func (l *Local) readService(fn func(*orchestrator.Service) error) error {
 	if l.svc != nil {
 		return fn(l.svc)
 	}
-	return l.read(func(s *orchestrator.Store) error {
+	return l.read(func(s orchestrator.StateStore) error {
 		return fn(orchestrator.NewService(s, l.Registry, l.log()))
 	})
 }
 
 func (l *Local) Executions(ctx context.Context, dep string) (out []*workflows.Execution, err error) {
-	err = l.read(func(s *orchestrator.Store) error { out, err = s.Executions(ctx, dep); return err })
+	err = l.read(func(s orchestrator.StateStore) error { out, err = s.Executions(ctx, dep); return err })
 	return out, err
 }
 
 func (l *Local) Execution(ctx context.Context, id string) (out *workflows.Execution, err error) {
-	err = l.read(func(s *orchestrator.Store) error { out, err = s.Execution(ctx, id); return err })
+	err = l.read(func(s orchestrator.StateStore) error { out, err = s.Execution(ctx, id); return err })
 	return out, err
 }
 
 func (l *Local) Events(ctx context.Context, id string, after uint64, _ time.Duration) (*EventsResponse, error) {
 	out := &EventsResponse{}
-	err := l.read(func(s *orchestrator.Store) error {
+	err := l.read(func(s orchestrator.StateStore) error {
 		x, err := s.Execution(ctx, id)
 		if err != nil {
 			return err

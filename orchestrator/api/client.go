@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -29,8 +30,22 @@ type Endpoint struct {
 	PID   int    `json:"pid"`
 }
 
-// EndpointPath is the endpoint file of a state file.
-func EndpointPath(statePath string) string { return statePath + ".api" }
+// EndpointPath is the endpoint file of a store: beside a state file, or
+// for etcd one per store URL in the user's state directory (where serve
+// writes it and the CLI looks).
+func EndpointPath(store string) string {
+	if !orchestrator.IsEtcdURL(store) {
+		return store + ".api"
+	}
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(home, ".local", "state")
+		}
+	}
+	sum := sha256.Sum256([]byte(store))
+	return filepath.Join(dir, "orch", "etcd-"+hex.EncodeToString(sum[:6])+".api")
+}
 
 // NewToken returns a random API token.
 func NewToken() (string, error) {
@@ -47,6 +62,9 @@ func WriteEndpoint(path string, e Endpoint) error {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("endpoint file: %w", err)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".orch-api-*")
 	if err != nil {
