@@ -64,7 +64,6 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	db   *bolt.DB
 	path string
-
 }
 
 // OpenOptions configure Open.
