@@ -1,0 +1,404 @@
+package orchestrator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/orchhq/orch/workflows"
+)
+
+// Replicas of orch serve share one etcd store. Each registers under
+// replicas/ID with a lease it keeps alive; a replica that dies (or is cut
+// off, or paused past the lease's TTL) drops out when its lease expires.
+// Every deployment has at most one owner, owners/DEPLOYMENT, a key written
+// with the owner's lease: deployments are spread over the live replicas by
+// rendezvous hashing (each goes to the replica whose hash with it is
+// highest, so a replica joining or leaving moves only its share), an owner
+// gives up a deployment that hashes elsewhere now, and a replica claims one
+// only when nobody owns it. Writes about a deployment made through Fenced
+// are transactions conditioned on owning it, so a replica that lost a
+// deployment cannot write for it afterwards.
+
+// ErrFenced is returned for a write about a deployment the writer does not
+// own (any more).
+var ErrFenced = errors.New("fenced: this replica does not own the deployment")
+
+// ReplicaInfo is what a replica registers.
+type ReplicaInfo struct {
+	ID      string    `json:"id"`
+	API     string    `json:"api,omitempty"`
+	Started time.Time `json:"started"`
+}
+
+// Replica is this process's membership of the store's replicas.
+type Replica struct {
+	Info  ReplicaInfo
+	store *EtcdStore
+	sess  *concurrency.Session
+
+	mu    sync.Mutex
+	live  []string        // replica ids, sorted
+	owned map[string]bool // deployments owned
+	// changes receives the owned deployments each time they change.
+	changes chan []string
+
+	// Claims and Releases count ownership changes; RenewLatency is the
+	// last lease renewal's round trip.
+	Claims, Releases atomic.Int64
+	renewNanos       atomic.Int64
+}
+
+// JoinReplicas registers this replica with a lease of ttl and returns its
+// membership; Run keeps its ownership up to date.
+func JoinReplicas(ctx context.Context, s *EtcdStore, info ReplicaInfo, ttl time.Duration) (*Replica, error) {
+	secs := int(ttl.Round(time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("replica %s: lease: %w", info.ID, err)
+	}
+	if info.Started.IsZero() {
+		info.Started = time.Now().UTC()
+	}
+	v, err := encode(info)
+	if err != nil {
+		return nil, err
+	}
+	key := s.key("replicas", info.ID)
+	ok, err := s.txn(ctx, []clientv3.Cmp{absent(key)}, clientv3.OpPut(key, v, clientv3.WithLease(sess.Lease())))
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	if !ok {
+		sess.Close()
+		return nil, fmt.Errorf("replica %s is registered already (another process with its id, or one that died less than its TTL ago)", info.ID)
+	}
+	return &Replica{Info: info, store: s, sess: sess, owned: map[string]bool{}, changes: make(chan []string, 1)}, nil
+}
+
+// Lost is closed when the replica's lease is lost: it owns nothing from
+// then on.
+func (r *Replica) Lost() <-chan struct{} { return r.sess.Done() }
+
+// Changes delivers the deployments owned, each time they change (only the
+// newest waits).
+func (r *Replica) Changes() <-chan []string { return r.changes }
+
+// Owned lists the deployments this replica owns.
+func (r *Replica) Owned() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(func(yield func(string) bool) {
+		for d := range r.owned {
+			if !yield(d) {
+				return
+			}
+		}
+	})
+}
+
+// Leave gives up every deployment and the registration, at once (not
+// waiting for the lease to expire).
+func (r *Replica) Leave() error { return r.sess.Close() }
+
+// Rendezvous is the replica a deployment goes to among live (highest
+// hash of the pair; "" when none).
+func Rendezvous(deployment string, live []string) string {
+	best, bestHash := "", uint64(0)
+	for _, id := range live {
+		sum := sha256.Sum256([]byte(deployment + "\x00" + id))
+		if h := binary.BigEndian.Uint64(sum[:8]); best == "" || h > bestHash || h == bestHash && id < best {
+			best, bestHash = id, h
+		}
+	}
+	return best
+}
+
+// Run keeps ownership up to date until ctx ends or the lease is lost:
+// after every change of the replicas or deployments, and every interval
+// (a claim may wait for a departing owner's key to go).
+func (r *Replica) Run(ctx context.Context, interval time.Duration) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watch := r.store.c.Watch(wctx, r.store.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithKeysOnly())
+	puts := r.store.c.Watch(wctx, r.store.key("replicas")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	deps := r.store.c.Watch(wctx, r.store.key("deployments")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := r.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			select {
+			case <-r.sess.Done():
+				return errors.New("replica lease lost")
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.sess.Done():
+			r.setOwned(nil)
+			return errors.New("replica lease lost")
+		case <-watch:
+		case <-puts:
+		case <-deps:
+		case <-tick.C:
+		}
+	}
+}
+
+// Reconcile claims the deployments that hash here and nobody owns, gives
+// up those that hash elsewhere, and records what this replica owns.
+func (r *Replica) Reconcile(ctx context.Context) error {
+	s := r.store
+	start := time.Now()
+	if _, err := s.c.KeepAliveOnce(ctx, r.sess.Lease()); err != nil {
+		return fmt.Errorf("renew lease: %w", err)
+	}
+	r.renewNanos.Store(int64(time.Since(start)))
+	reps, err := s.c.Get(ctx, s.key("replicas")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return err
+	}
+	var live []string
+	for _, kv := range reps.Kvs {
+		live = append(live, string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:]))
+	}
+	sort.Strings(live)
+	deps, err := s.c.Get(ctx, s.key("deployments")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return err
+	}
+	owners, err := s.c.Get(ctx, s.key("owners")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return err
+	}
+	ownerOf := map[string]string{}
+	for _, kv := range owners.Kvs {
+		ownerOf[string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:])] = string(kv.Value)
+	}
+	owned := map[string]bool{}
+	var errs []error
+	for _, kv := range deps.Kvs {
+		dep := string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:])
+		want := Rendezvous(dep, live)
+		key := s.key("owners", dep)
+		switch cur := ownerOf[dep]; {
+		case want == r.Info.ID && cur == "":
+			ok, err := s.txn(ctx, []clientv3.Cmp{absent(key)}, clientv3.OpPut(key, r.Info.ID, clientv3.WithLease(r.sess.Lease())))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if ok {
+				r.Claims.Add(1)
+				owned[dep] = true
+			}
+		case cur == r.Info.ID && want != r.Info.ID:
+			if _, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", r.Info.ID)}, clientv3.OpDelete(key)); err != nil {
+				errs = append(errs, err)
+				owned[dep] = true
+				continue
+			}
+			r.Releases.Add(1)
+		case cur == r.Info.ID:
+			owned[dep] = true
+		}
+	}
+	r.mu.Lock()
+	r.live = live
+	r.mu.Unlock()
+	r.setOwned(owned)
+	return errors.Join(errs...)
+}
+
+// setOwned records the deployments owned, telling Changes when they
+// changed.
+func (r *Replica) setOwned(owned map[string]bool) {
+	r.mu.Lock()
+	same := len(owned) == len(r.owned)
+	for d := range owned {
+		same = same && r.owned[d]
+	}
+	if owned == nil {
+		owned = map[string]bool{}
+	}
+	r.owned = owned
+	r.mu.Unlock()
+	if same {
+		return
+	}
+	list := r.Owned()
+	select {
+	case <-r.changes:
+	default:
+	}
+	r.changes <- list
+}
+
+// Live lists the replicas registered at the last reconcile.
+func (r *Replica) Live() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.live)
+}
+
+// RenewLatency is the last lease renewal's round trip.
+func (r *Replica) RenewLatency() time.Duration { return time.Duration(r.renewNanos.Load()) }
+
+// Replicas lists the registered replicas with the deployments each owns
+// (orch replicas).
+func (s *EtcdStore) Replicas(ctx context.Context) ([]ReplicaStatus, error) {
+	reps, err := s.c.Get(ctx, s.key("replicas")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	owners, err := s.c.Get(ctx, s.key("owners")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*ReplicaStatus{}
+	var out []ReplicaStatus
+	for _, kv := range reps.Kvs {
+		var info ReplicaInfo
+		if err := json.Unmarshal(kv.Value, &info); err != nil {
+			continue
+		}
+		ttl, _ := s.c.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
+		st := ReplicaStatus{ReplicaInfo: info}
+		if ttl != nil {
+			st.LeaseTTL = time.Duration(ttl.TTL) * time.Second
+		}
+		out = append(out, st)
+	}
+	for i := range out {
+		byID[out[i].ID] = &out[i]
+	}
+	for _, kv := range owners.Kvs {
+		if st := byID[string(kv.Value)]; st != nil {
+			st.Deployments = append(st.Deployments, string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:]))
+		}
+	}
+	return out, nil
+}
+
+// ReplicaStatus is a registered replica and what it owns.
+type ReplicaStatus struct {
+	ReplicaInfo
+	Deployments []string      `json:"deployments"`
+	LeaseTTL    time.Duration `json:"lease_ttl"` // left of its lease
+}
+
+// FencedStore is an etcd store whose writes about a deployment are
+// conditioned on a replica owning it.
+type FencedStore struct {
+	*EtcdStore
+	replica string
+	// Refused counts the writes refused because the replica did not own
+	// the deployment.
+	Refused *atomic.Int64
+}
+
+// Fenced is the store writing as replica id.
+func (s *EtcdStore) Fenced(id string) *FencedStore {
+	return &FencedStore{EtcdStore: s, replica: id, Refused: new(atomic.Int64)}
+}
+
+func (f *FencedStore) owns(deployment string) clientv3.Cmp {
+	return clientv3.Compare(clientv3.Value(f.key("owners", deployment)), "=", f.replica)
+}
+
+// fencedTxn runs ops for deployment only while the replica owns it.
+func (f *FencedStore) fencedTxn(ctx context.Context, deployment string, ops ...clientv3.Op) error {
+	ok, err := f.txn(ctx, []clientv3.Cmp{f.owns(deployment)}, ops...)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		f.Refused.Add(1)
+		return fmt.Errorf("deployment %s: %w", deployment, ErrFenced)
+	}
+	return nil
+}
+
+func (f *FencedStore) PutInstances(ctx context.Context, deployment string, insts []*workflows.NodeInstance) error {
+	var ops []clientv3.Op
+	for _, inst := range insts {
+		v, err := encode(inst)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(f.key("instances", deployment, inst.ID), v))
+	}
+	return f.fencedTxn(ctx, deployment, ops...)
+}
+
+func (f *FencedStore) PutInstance(ctx context.Context, deployment string, inst *workflows.NodeInstance) error {
+	return f.PutInstances(ctx, deployment, []*workflows.NodeInstance{inst})
+}
+
+func (f *FencedStore) PutExecution(ctx context.Context, x *workflows.Execution) error {
+	ops, err := f.executionOps(x)
+	if err != nil {
+		return err
+	}
+	return f.fencedTxn(ctx, x.Deployment, ops...)
+}
+
+func (f *FencedStore) CreateExecution(ctx context.Context, x *workflows.Execution, with *workflows.Record) error {
+	ops, err := f.executionOps(x)
+	if err != nil {
+		return err
+	}
+	if with != nil {
+		v, err := encode(with.Value)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(f.key("policies", with.Key), v))
+	}
+	ok, err := f.txn(ctx, []clientv3.Cmp{absent(f.key("executions", x.ID)), f.owns(x.Deployment)}, ops...)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if _, err := f.Execution(ctx, x.ID); err == nil {
+			return fmt.Errorf("execution %s exists already", x.ID)
+		}
+		f.Refused.Add(1)
+		return fmt.Errorf("deployment %s: %w", x.Deployment, ErrFenced)
+	}
+	return nil
+}
+
+// PutPolicyState writes a policy's state or decision log, its key naming
+// its deployment as the runner writes them ("policy/DEPLOYMENT/NAME",
+// "decisions/DEPLOYMENT/NAME").
+func (f *FencedStore) PutPolicyState(ctx context.Context, key string, v any) error {
+	parts := strings.SplitN(key, "/", 3)
+	if len(parts) != 3 {
+		return f.EtcdStore.PutPolicyState(ctx, key, v)
+	}
+	dep := parts[1]
+	data, err := encode(v)
+	if err != nil {
+		return err
+	}
+	return f.fencedTxn(ctx, dep, clientv3.OpPut(f.key("policies", key), data))
+}
