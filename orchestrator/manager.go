@@ -49,6 +49,14 @@ type ManagerConfig struct {
 	// OnTrigger observes every trigger.
 	OnTrigger func(deployment, policy string, t policies.Trigger)
 	Log       *slog.Logger
+	// Replica, when set, is this serve's membership of the replicas of an
+	// etcd store: it evaluates and runs only the deployments it owns,
+	// taking them up (their interrupted executions recovered) and
+	// dropping them as ownership moves.
+	Replica *Replica
+	// ReconcileInterval is how often a replica checks ownership besides
+	// on every change (default a third of its lease's TTL).
+	ReconcileInterval time.Duration
 }
 
 // nodeWatch is one node an orch.node_changes policy of a deployment
@@ -139,6 +147,10 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 // no longer compile is marked broken (Broken, the log, /metrics) and the
 // others run: one bad deployment never keeps serve from starting.
 func (m *Manager) Load(ctx context.Context) (deployments, policyCount int, err error) {
+	if m.cfg.Replica != nil {
+		// A replica takes up the deployments it comes to own (Run).
+		return 0, 0, nil
+	}
 	if err := m.Svc.Engine.Resume(ctx); err != nil {
 		return 0, 0, err
 	}
@@ -382,6 +394,20 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.mu.Unlock()
 	}()
 	var wg sync.WaitGroup
+	if r := m.cfg.Replica; r != nil {
+		interval := m.cfg.ReconcileInterval
+		if interval <= 0 {
+			interval = time.Second
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if err := r.Run(ctx, interval); err != nil {
+				m.log.Error("replica stopped: its deployments go to the others", "replica", r.Info.ID, "err", err)
+			}
+		}()
+		go func() { defer wg.Done(); m.follow(ctx, r) }()
+	}
 	if m.Poller != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); m.Poller.Run(ctx) }()
@@ -418,6 +444,58 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.log.Warn("decision log", "err", ferr)
 	}
 	return err
+}
+
+// follow takes up the deployments the replica comes to own (their
+// executions a former owner left recovered, their policies evaluated) and
+// drops those it no longer owns.
+func (m *Manager) follow(ctx context.Context, r *Replica) {
+	loaded := map[string]bool{}
+	for {
+		var owned []string
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.Lost():
+			owned = nil
+		case owned = <-r.Changes():
+		case dep := <-r.Queued():
+			if loaded[dep] {
+				m.Svc.Engine.ResumeDeployment(ctx, dep)
+			}
+			continue
+		}
+		now := map[string]bool{}
+		for _, id := range owned {
+			now[id] = true
+			if loaded[id] {
+				continue
+			}
+			if err := m.Svc.Engine.RecoverDeployment(ctx, id); err != nil {
+				m.log.Warn("recover the executions of a deployment taken up", "deployment", id, "err", err)
+			}
+			m.Svc.forget(id) // resolved afresh: another replica may have changed it
+			if _, err := m.load(ctx, id); err != nil {
+				m.setBroken(id, err)
+			}
+			loaded[id] = true
+			m.log.Info("deployment taken up", "deployment", id, "replica", r.Info.ID)
+		}
+		for id := range loaded {
+			if !now[id] {
+				m.remove(id)
+				delete(loaded, id)
+				m.log.Info("deployment handed over", "deployment", id, "replica", r.Info.ID)
+			}
+		}
+		select {
+		case <-r.Lost():
+			if len(loaded) == 0 {
+				return
+			}
+		default:
+		}
+	}
 }
 
 // prune deletes the executions that ended longer ago than the retention.

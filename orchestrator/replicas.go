@@ -52,8 +52,10 @@ type Replica struct {
 	mu    sync.Mutex
 	live  []string        // replica ids, sorted
 	owned map[string]bool // deployments owned
-	// changes receives the owned deployments each time they change.
+	// changes receives the owned deployments each time they change;
+	// queued the owned deployments an execution was queued for.
 	changes chan []string
+	queued  chan string
 
 	// Claims and Releases count ownership changes; RenewLatency is the
 	// last lease renewal's round trip.
@@ -89,8 +91,20 @@ func JoinReplicas(ctx context.Context, s *EtcdStore, info ReplicaInfo, ttl time.
 		sess.Close()
 		return nil, fmt.Errorf("replica %s is registered already (another process with its id, or one that died less than its TTL ago)", info.ID)
 	}
-	return &Replica{Info: info, store: s, sess: sess, owned: map[string]bool{}, changes: make(chan []string, 1)}, nil
+	return &Replica{Info: info, store: s, sess: sess, owned: map[string]bool{}, changes: make(chan []string, 1), queued: make(chan string, 64)}, nil
 }
+
+// Owns reports whether the replica owns a deployment (at its last
+// reconcile).
+func (r *Replica) Owns(deployment string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.owned[deployment]
+}
+
+// Queued delivers the deployments this replica owns that another process
+// queued an execution of (a request to another replica's API).
+func (r *Replica) Queued() <-chan string { return r.queued }
 
 // Lost is closed when the replica's lease is lost: it owns nothing from
 // then on.
@@ -139,6 +153,7 @@ func (r *Replica) Run(ctx context.Context, interval time.Duration) error {
 	watch := r.store.c.Watch(wctx, r.store.prefix, clientv3.WithPrefix(), clientv3.WithFilterPut(), clientv3.WithKeysOnly())
 	puts := r.store.c.Watch(wctx, r.store.key("replicas")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	deps := r.store.c.Watch(wctx, r.store.key("deployments")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	unended := r.store.c.Watch(wctx, r.store.key("unended")+"/", clientv3.WithPrefix(), clientv3.WithFilterDelete(), clientv3.WithKeysOnly())
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -159,6 +174,19 @@ func (r *Replica) Run(ctx context.Context, interval time.Duration) error {
 		case <-puts:
 		case <-deps:
 		case <-tick.C:
+		case w := <-unended:
+			for _, ev := range w.Events {
+				// unended/DEPLOYMENT/ID
+				rest := strings.TrimPrefix(string(ev.Kv.Key), r.store.key("unended")+"/")
+				dep, _, _ := strings.Cut(rest, "/")
+				if r.Owns(dep) {
+					select {
+					case r.queued <- dep:
+					default:
+					}
+				}
+			}
+			continue
 		}
 	}
 }
@@ -373,7 +401,12 @@ func (f *FencedStore) CreateExecution(ctx context.Context, x *workflows.Executio
 		}
 		ops = append(ops, clientv3.OpPut(f.key("policies", with.Key), v))
 	}
+	// Any replica may queue an execution of a deployment nobody owns yet
+	// (a new one's install): its owner runs it when it takes it up.
 	ok, err := f.txn(ctx, []clientv3.Cmp{absent(f.key("executions", x.ID)), f.owns(x.Deployment)}, ops...)
+	if err == nil && !ok {
+		ok, err = f.txn(ctx, []clientv3.Cmp{absent(f.key("executions", x.ID)), absent(f.key("owners", x.Deployment))}, ops...)
+	}
 	if err != nil {
 		return err
 	}

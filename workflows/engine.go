@@ -67,12 +67,23 @@ type Engine struct {
 	// ended: never stored, so lost (and the execution failed clearly) if
 	// orch stops before it runs.
 	secrets map[string]map[string]cty.Value
+	owner   Owner // nil: every deployment
 	wg      sync.WaitGroup
 	closed  bool
 }
 
 // Option configures an Engine.
 type Option func(*Engine)
+
+// Owner says whether this process runs a deployment's executions (a
+// replica runs only the deployments it owns).
+type Owner interface {
+	Owns(deployment string) bool
+}
+
+// WithOwner makes the engine run only the executions of the deployments
+// o owns; the others stay queued for their owner.
+func WithOwner(o Owner) Option { return func(e *Engine) { e.owner = o } }
 
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
@@ -107,8 +118,24 @@ func New(store Store, registry *plugins.Registry, opts ...Option) *Engine {
 // queued again when their workflow can resume (install, uninstall, and
 // plugin workflows that say so), otherwise failed with the reason;
 // cancelling ones become cancelled. It runs nothing; Resume does.
-func (e *Engine) Recover(ctx context.Context) error {
-	all, err := e.store.Unended(ctx, "")
+func (e *Engine) Recover(ctx context.Context) error { return e.recover(ctx, "") }
+
+// RecoverDeployment is Recover for one deployment's executions (a replica
+// that has just become its owner), then runs what is queued.
+func (e *Engine) RecoverDeployment(ctx context.Context, deployment string) error {
+	if err := e.recover(ctx, deployment); err != nil {
+		return err
+	}
+	e.schedule(ctx, deployment)
+	return nil
+}
+
+// ResumeDeployment runs a deployment's queued executions (one another
+// process submitted).
+func (e *Engine) ResumeDeployment(ctx context.Context, deployment string) { e.schedule(ctx, deployment) }
+
+func (e *Engine) recover(ctx context.Context, deployment string) error {
+	all, err := e.store.Unended(ctx, deployment)
 	if err != nil {
 		return fmt.Errorf("recover executions: %w", err)
 	}
@@ -336,7 +363,7 @@ func (e *Engine) bind(t *Target, workflow string, given map[string]string, value
 func (e *Engine) schedule(ctx context.Context, deployment string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.closed || e.owner != nil && !e.owner.Owns(deployment) {
 		return
 	}
 	running := e.active[deployment]

@@ -123,6 +123,7 @@ orch serve, in etcd: --store etcd://HOST:2379/PREFIX).`,
 		newMetricsCmd(g),
 		newServeCmd(g),
 		newPoliciesCmd(g),
+		newReplicasCmd(g),
 	)
 	return root
 }
@@ -151,10 +152,26 @@ func (g *globals) service(progress bool, opts ...workflows.Option) (*orchestrato
 	if progress {
 		opts = append(opts, workflows.WithEventObserver(g.printEvent))
 	}
+	// On an etcd store that replicas of serve share, this process runs
+	// nothing itself: what it queues, the deployment's owner runs, and
+	// their executions are theirs to recover.
+	shared := false
+	if es, ok := store.(*orchestrator.EtcdStore); ok {
+		reps, err := es.Replicas(context.Background())
+		if err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+		if shared = len(reps) > 0; shared {
+			opts = append(opts, workflows.WithOwner(ownsNothing{}))
+		}
+	}
 	svc := orchestrator.NewService(store, reg, g.logger(), opts...)
-	if err := svc.Engine.Recover(context.Background()); err != nil {
-		store.Close()
-		return nil, nil, err
+	if !shared {
+		if err := svc.Engine.Recover(context.Background()); err != nil {
+			store.Close()
+			return nil, nil, err
+		}
 	}
 	closeFn := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -166,6 +183,12 @@ func (g *globals) service(progress bool, opts ...workflows.Option) (*orchestrato
 	}
 	return svc, closeFn, nil
 }
+
+// ownsNothing is a CLI process's ownership when replicas of serve share the
+// store: it runs no execution.
+type ownsNothing struct{}
+
+func (ownsNothing) Owns(string) bool { return false }
 
 // storeName names the store commands act on: the etcd URL, or the state
 // file.

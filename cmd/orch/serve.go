@@ -32,7 +32,8 @@ func (s meshSource) ServiceMetrics(ctx context.Context, namespace, name string, 
 func newServeCmd(g *globals) *cobra.Command {
 	var cfg orchestrator.ManagerConfig
 	var apiAddr, tokenFile, meshURL string
-	var drain time.Duration
+	var drain, leaseTTL time.Duration
+	var replicaID string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
@@ -52,7 +53,14 @@ serves /metrics in the Prometheus text format (bearer token required).
 SIGTERM or Ctrl-C stops the intake (unacknowledged messages go back to the
 broker), stops the API, and waits --drain-timeout for running executions;
 an execution still running then is resumed or failed clearly by the next
-start.`,
+start.
+
+With --store etcd://HOST:2379/PREFIX, serve is one replica of several sharing
+the store: it registers with a lease (--lease-ttl), owns the deployments that
+rendezvous hashing gives it among the live replicas, and evaluates and runs
+only those; a replica that dies loses them when its lease expires, and the
+others take them up (interrupted executions resumed or failed as after a
+crash). Its writes for a deployment are conditioned on owning it.`,
 		Example: `  orch serve
   orch serve --amqp-url amqp://user:pass@broker:5672/ --queue orch.$(hostname) --dry-run
   orch serve --api-addr 127.0.0.1:8040 --mesh-url https://calisti.example/api/graphql
@@ -66,7 +74,15 @@ start.`,
 			}
 			log := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 			stats := orchestrator.NewServeStats()
-			svc, closeFn, err := g.service(true, workflows.WithEventObserver(stats.ObserveEvent))
+			var svc *orchestrator.Service
+			var closeFn func()
+			var err error
+			if orchestrator.IsEtcdURL(g.store) {
+				svc, cfg.Replica, closeFn, err = g.replicaService(cmd.Context(), replicaID, leaseTTL, log, workflows.WithEventObserver(stats.ObserveEvent))
+				cfg.ReconcileInterval = leaseTTL / 3
+			} else {
+				svc, closeFn, err = g.service(true, workflows.WithEventObserver(stats.ObserveEvent))
+			}
 			if err != nil {
 				return err
 			}
@@ -124,5 +140,44 @@ start.`,
 	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "loopback address of the HTTP API (port 0: any free port)")
 	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long to wait for running executions on shutdown")
+	cmd.Flags().StringVar(&replicaID, "replica-id", "", "this replica's id, with an etcd --store (default HOSTNAME-PID)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 10*time.Second, "with an etcd --store: how long a replica that stops renewing keeps its deployments")
 	return cmd
+}
+
+// replicaService opens the etcd store, registers this serve as a replica
+// and builds the service over the store fenced by its ownership; it runs
+// only the deployments the replica owns, and recovers executions as it
+// takes deployments up (not all at open, as one process does).
+func (g *globals) replicaService(ctx context.Context, id string, ttl time.Duration, log *slog.Logger, opts ...workflows.Option) (*orchestrator.Service, *orchestrator.Replica, func(), error) {
+	reg, err := registry()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err := orchestrator.OpenEtcd(g.store, orchestrator.EtcdOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if id == "" {
+		host, _ := os.Hostname()
+		id = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	r, err := orchestrator.JoinReplicas(ctx, store, orchestrator.ReplicaInfo{ID: id}, ttl)
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	opts = append(opts, workflows.WithEventObserver(g.printEvent), workflows.WithOwner(r))
+	svc := orchestrator.NewService(store.Fenced(id), reg, log, opts...)
+	closeFn := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := svc.Engine.Close(cctx); err != nil {
+			fmt.Fprintln(g.stderr, "Warning:", err)
+		}
+		_ = r.Leave()
+		store.Close()
+	}
+	log.Info("joined the replicas", "replica", id, "store", g.store, "lease_ttl", ttl)
+	return svc, r, closeFn, nil
 }
