@@ -132,7 +132,9 @@ func (e *Engine) RecoverDeployment(ctx context.Context, deployment string) error
 
 // ResumeDeployment runs a deployment's queued executions (one another
 // process submitted).
-func (e *Engine) ResumeDeployment(ctx context.Context, deployment string) { e.schedule(ctx, deployment) }
+func (e *Engine) ResumeDeployment(ctx context.Context, deployment string) {
+	e.schedule(ctx, deployment)
+}
 
 func (e *Engine) recover(ctx context.Context, deployment string) error {
 	all, err := e.store.Unended(ctx, deployment)
