@@ -451,11 +451,24 @@ func (m *Manager) Run(ctx context.Context) error {
 // drops those it no longer owns.
 func (m *Manager) follow(ctx context.Context, r *Replica) {
 	loaded := map[string]bool{}
+	// Executions queued by another process are run when the watch says
+	// so, and at the latest at the next tick.
+	interval := m.cfg.ReconcileInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
 	for {
 		var owned []string
 		select {
 		case <-ctx.Done():
 			return
+		case <-tick.C:
+			for dep := range loaded {
+				m.Svc.Engine.ResumeDeployment(ctx, dep)
+			}
+			continue
 		case <-r.Lost():
 			owned = nil
 		case owned = <-r.Changes():
@@ -515,7 +528,8 @@ func (m *Manager) prune(ctx context.Context) {
 // policies.
 func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
 	d, x, err := m.Svc.Deploy(ctx, req)
-	if err != nil {
+	if err != nil || m.cfg.Replica != nil {
+		// A replica evaluates the deployment once it owns it (follow).
 		return d, x, err
 	}
 	t, err := m.Svc.Target(ctx, d.ID)
@@ -544,6 +558,9 @@ func (m *Manager) Update(ctx context.Context, req UpdateRequest) (*workflows.Upd
 		end, err := m.Svc.Engine.Wait(bg, x.ID)
 		if err == nil && end.Status != workflows.Succeeded {
 			m.log.Warn("update did not succeed; the deployment's policies are loaded from what it runs now", "deployment", req.ID, "execution", x.ID, "status", end.Status)
+		}
+		if r := m.cfg.Replica; r != nil && !r.Owns(req.ID) {
+			return
 		}
 		if _, lerr := m.load(bg, req.ID); lerr != nil {
 			m.setBroken(req.ID, lerr)

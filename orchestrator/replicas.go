@@ -70,7 +70,7 @@ func JoinReplicas(ctx context.Context, s *EtcdStore, info ReplicaInfo, ttl time.
 	if secs < 1 {
 		secs = 1
 	}
-	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
+	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: lease: %w", info.ID, err)
 	}
@@ -401,12 +401,16 @@ func (f *FencedStore) CreateExecution(ctx context.Context, x *workflows.Executio
 		}
 		ops = append(ops, clientv3.OpPut(f.key("policies", with.Key), v))
 	}
-	// Any replica may queue an execution of a deployment nobody owns yet
-	// (a new one's install): its owner runs it when it takes it up.
-	ok, err := f.txn(ctx, []clientv3.Cmp{absent(f.key("executions", x.ID)), f.owns(x.Deployment)}, ops...)
-	if err == nil && !ok {
-		ok, err = f.txn(ctx, []clientv3.Cmp{absent(f.key("executions", x.ID)), absent(f.key("owners", x.Deployment))}, ops...)
+	// A request (no policy state with it: a workflow run through this
+	// replica's API, a new deployment's install) may queue an execution of
+	// any deployment: its owner runs it. A policy's firing, which stores
+	// the policy's state with it, only while this replica owns the
+	// deployment, so a former owner cannot fire twice.
+	cmps := []clientv3.Cmp{absent(f.key("executions", x.ID))}
+	if with != nil {
+		cmps = append(cmps, f.owns(x.Deployment))
 	}
+	ok, err := f.txn(ctx, cmps, ops...)
 	if err != nil {
 		return err
 	}

@@ -210,7 +210,8 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 	x.Status = workflows.Started
 	writes := []error{
 		fa.PutExecution(ctx, x),
-		fa.CreateExecution(ctx, &workflows.Execution{ID: workflows.NewID(), Deployment: dep, Workflow: "scale", Status: workflows.Queued}, nil),
+		fa.CreateExecution(ctx, &workflows.Execution{ID: workflows.NewID(), Deployment: dep, Workflow: "scale", Status: workflows.Queued},
+			&workflows.Record{Key: "policy/" + dep + "/p", Value: map[string]int{"n": 3}}),
 		fa.PutInstance(ctx, dep, &workflows.NodeInstance{ID: "i1", Node: "n", State: "started"}),
 		fa.PutPolicyState(ctx, "policy/"+dep+"/p", map[string]int{"n": 2}),
 	}
