@@ -95,6 +95,18 @@ func (s *ServeStats) register(m *Manager) {
 				Help:        "Policy decisions by outcome: triggered, error, no-trigger (fired, no trigger block), or held back by cooldown, paused, grace, missing-data or execution-queued.",
 				ConstLabels: prometheus.Labels{"outcome": string(outcome)}}, func() float64 { return float64(c.Load()) }))
 		}
+		if rep := m.cfg.Replica; rep != nil {
+			s.reg.MustRegister(
+				counter("orch_replica_ownership_claims_total", "Deployments this replica took up.", func() float64 { return float64(rep.Claims.Load()) }),
+				counter("orch_replica_ownership_releases_total", "Deployments this replica handed over (they hash to another replica now).", func() float64 { return float64(rep.Releases.Load()) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_replica_deployments_owned", Help: "Deployments this replica owns."}, func() float64 { return float64(len(rep.Owned())) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_replicas_live", Help: "Replicas registered in the store, at this replica's last check."}, func() float64 { return float64(len(rep.Live())) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_replica_lease_renewal_seconds", Help: "The last lease renewal's round trip to etcd."}, func() float64 { return rep.RenewLatency().Seconds() }),
+			)
+			if f, ok := m.Svc.Store.(*FencedStore); ok {
+				s.reg.MustRegister(counter("orch_replica_fenced_writes_total", "Writes refused because this replica no longer owned the deployment.", func() float64 { return float64(f.Refused.Load()) }))
+			}
+		}
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(
 				counter("orch_mesh_polls_total", "Service metric queries to the mesh.", func() float64 { return float64(p.Stats().Polls) }),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/orchestrator/api"
 )
 
 // Three replicas of orch serve on the test environment's etcd: deployments
@@ -115,6 +118,24 @@ func TestServeReplicasShareDeploymentsAndFailOver(t *testing.T) {
 	}
 	if r := cli("workflow", "run", "stop", "-d", moved); r.code != 0 || !strings.Contains(r.stdout, "stop succeeded") {
 		t.Errorf("stop on %s after the failover: exit %d\n%s%s", moved, r.code, r.stdout, r.stderr)
+	}
+	// A live replica's /metrics (the one whose endpoint file the CLI found).
+	ep, err := api.ReadEndpoint(api.EndpointPath(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ep.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+ep.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"orch_replicas_live 2", "orch_replica_deployments_owned", "orch_replica_ownership_claims_total", "orch_replica_fenced_writes_total 0", "orch_replica_lease_renewal_seconds"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }
 
