@@ -33,7 +33,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var cfg orchestrator.ManagerConfig
 	var apiAddr, tokenFile, meshURL string
 	var drain, leaseTTL time.Duration
-	var replicaID string
+	var replicaID, tlsCert, tlsKey string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
@@ -45,7 +45,9 @@ file, so a restart neither forgets a cooldown nor fires twice.
 
 While serve runs it holds the state file, and the other orch commands (deploy,
 undeploy, workflow run, executions, events, deployments, policies) go through
-its HTTP API instead: serve listens on a loopback address only, and writes
+its HTTP API instead: serve listens on a loopback address only (any other
+needs --tls-cert and --tls-key; clients elsewhere set ORCH_API_URL,
+ORCH_API_TOKEN and, for a private CA, ORCH_API_CA), and writes
 the address and a random token to <state file>.api (mode 0600), where the CLI
 finds them. Deployments made through it are evaluated at once. The API also
 serves /metrics in the Prometheus text format (bearer token required).
@@ -124,7 +126,7 @@ crash). Its writes for a deployment are conditioned on owning it.`,
 					time.Unix(int64(t.Time), 0).Format("15:04:05"), dep, policy, t.Condition, t.Workflow, what)
 			}
 			return api.Serve(cmd.Context(), orchestrator.NewManager(svc, cfg, stats), api.ServeConfig{
-				Addr: apiAddr, TokenFile: tokenFile, State: g.storeName(), Drain: drain, Out: g.stdout, Log: log})
+				Addr: apiAddr, TLSCert: tlsCert, TLSKey: tlsKey, TokenFile: tokenFile, State: g.storeName(), Drain: drain, Out: g.stdout, Log: log})
 		},
 	}
 	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", "", amqpURLHelp)
@@ -137,7 +139,9 @@ crash). Its writes for a deployment are conditioned on owning it.`,
 	cmd.Flags().DurationVar(&cfg.MaxClockSkew, "max-clock-skew", 2*time.Minute, "refuse (as malformed) a metric whose time is further ahead of this host's clock; 0: no limit")
 	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE)")
 	cmd.Flags().DurationVar(&cfg.MeshInterval, "mesh-interval", 5*time.Second, "how often to poll --mesh-url")
-	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "loopback address of the HTTP API (port 0: any free port)")
+	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "address of the HTTP API (port 0: any free port): loopback, or any other with --tls-cert and --tls-key")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate of the API (with --tls-key): the API is served over TLS, and may listen beyond loopback")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long to wait for running executions on shutdown")
 	cmd.Flags().StringVar(&replicaID, "replica-id", "", "this replica's id, with an etcd --store (default HOSTNAME-PID)")

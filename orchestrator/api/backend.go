@@ -60,13 +60,20 @@ func Connect(ctx context.Context, state string, local *Local, onEvent func(workf
 		if tok == "" {
 			return nil, errors.New("ORCH_API_URL is set but ORCH_API_TOKEN is not")
 		}
-		return &Remote{C: NewClient(u, tok), OnEvent: onEvent}, nil
+		c := NewClient(u, tok)
+		if err := c.WithCA(os.Getenv("ORCH_API_CA")); err != nil {
+			return nil, err
+		}
+		return &Remote{C: c, OnEvent: onEvent}, nil
 	}
 	ep, err := ReadEndpoint(EndpointPath(state))
 	if err != nil {
 		return local, nil
 	}
 	c := NewClient(ep.URL, ep.Token)
+	if err := c.WithCA(ep.CA); err != nil {
+		return nil, err
+	}
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	h, err := c.Health(hctx)

@@ -3,12 +3,15 @@ package api
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,8 +22,10 @@ import (
 // ServeConfig is what orch serve runs with, beside the manager's own
 // configuration.
 type ServeConfig struct {
-	// Addr is the API's loopback address (port 0: any free port).
-	Addr string
+	// Addr is the API's address (port 0: any free port): loopback, or any
+	// with TLSCert and TLSKey (PEM files), then served over TLS only.
+	Addr            string
+	TLSCert, TLSKey string
 	// TokenFile holds the API token; "" makes a new random one each start.
 	TokenFile string
 	// State is the state file: the endpoint file goes beside it.
@@ -51,7 +56,15 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if err != nil {
 		return err
 	}
-	listener, err := Listen(cfg.Addr)
+	var tc *tls.Config
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("api TLS: %w", err)
+		}
+		tc = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	listener, err := ListenTLS(cfg.Addr, tc)
 	if err != nil {
 		return err
 	}
@@ -63,9 +76,22 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	srv := newHTTPServer((&Server{Manager: m, Token: token, Log: cfg.Log}).Handler(), serveTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
-	url := "http://" + listener.Addr().String()
+	// The endpoint file is for this machine: an API bound to every
+	// address is reached on loopback.
+	addr := listener.Addr().String()
+	if tcp, ok := listener.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
+	}
+	url := "http://" + addr
+	if tc != nil {
+		url = "https://" + addr
+	}
 	endpoint := EndpointPath(cfg.State)
-	if err := WriteEndpoint(endpoint, Endpoint{URL: url, Token: token, PID: os.Getpid()}); err != nil {
+	ca := ""
+	if tc != nil {
+		ca = cfg.TLSCert
+	}
+	if err := WriteEndpoint(endpoint, Endpoint{URL: url, Token: token, PID: os.Getpid(), CA: ca}); err != nil {
 		_ = srv.Close()
 		return err
 	}

@@ -8,6 +8,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -303,20 +304,27 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // Listen listens on addr, which must be a loopback address: the API is for
 // this machine only.
-func Listen(addr string) (net.Listener, error) {
+func Listen(addr string) (net.Listener, error) { return ListenTLS(addr, nil) }
+
+// ListenTLS listens on addr: a loopback address, or with tc (TLS) any
+// address; the API is never served in clear text beyond this machine.
+func ListenTLS(addr string, tc *tls.Config) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("api address %q: %w", addr, err)
 	}
-	if host != "localhost" {
+	if host != "localhost" && tc == nil {
 		ip := net.ParseIP(host)
 		if ip == nil || !ip.IsLoopback() {
-			return nil, fmt.Errorf("api address %q: the API listens on a loopback address only (127.0.0.1, ::1 or localhost)", addr)
+			return nil, fmt.Errorf("api address %q: without TLS the API listens on a loopback address only (127.0.0.1, ::1 or localhost); give --tls-cert and --tls-key to listen on another", addr)
 		}
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
+	}
+	if tc != nil {
+		return tls.NewListener(l, tc), nil
 	}
 	// "localhost" is trusted for what it turned out to be: the address
 	// actually bound must be a loopback one.
