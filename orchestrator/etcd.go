@@ -301,6 +301,11 @@ func (s *EtcdStore) PutBlueprint(ctx context.Context, bp *BlueprintRecord) error
 }
 
 func (s *EtcdStore) SwitchDeployment(ctx context.Context, id string, u *workflows.Update, instances []*workflows.NodeInstance) error {
+	return s.switchDeployment(ctx, id, u, instances)
+}
+
+// switchDeployment is SwitchDeployment, also conditioned on cmps.
+func (s *EtcdStore) switchDeployment(ctx context.Context, id string, u *workflows.Update, instances []*workflows.NodeInstance, cmps ...clientv3.Cmp) error {
 	d, err := s.Deployment(ctx, id)
 	if err != nil {
 		return err
@@ -330,7 +335,7 @@ func (s *EtcdStore) SwitchDeployment(ctx context.Context, id string, u *workflow
 			ops = append(ops, clientv3.OpDelete(s.key("blueprints", old)))
 		}
 	}
-	ok, err := s.txn(ctx, []clientv3.Cmp{exists(s.key("deployments", id)), exists(s.key("blueprints", u.Blueprint))}, ops...)
+	ok, err := s.txn(ctx, append([]clientv3.Cmp{exists(s.key("deployments", id)), exists(s.key("blueprints", u.Blueprint))}, cmps...), ops...)
 	if err != nil {
 		return err
 	}

@@ -424,6 +424,55 @@ func (f *FencedStore) CreateExecution(ctx context.Context, x *workflows.Executio
 	return nil
 }
 
+func (f *FencedStore) DeleteInstances(ctx context.Context, deployment string, ids []string) error {
+	var ops []clientv3.Op
+	for _, id := range ids {
+		ops = append(ops, clientv3.OpDelete(f.key("instances", deployment, id)))
+	}
+	return f.fencedTxn(ctx, deployment, ops...)
+}
+
+func (f *FencedStore) PutOutputs(ctx context.Context, deployment string, outputs map[string]any) error {
+	var d Deployment
+	key := f.key("deployments", deployment)
+	r, err := f.c.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if len(r.Kvs) == 0 {
+		return fmt.Errorf("deployment %q: %w", deployment, ErrNotFound)
+	}
+	if err := json.Unmarshal(r.Kvs[0].Value, &d); err != nil {
+		return err
+	}
+	d.Outputs = outputs
+	data, err := encode(&d)
+	if err != nil {
+		return err
+	}
+	ok, err := f.txn(ctx, []clientv3.Cmp{f.owns(deployment), clientv3.Compare(clientv3.ModRevision(key), "=", r.Kvs[0].ModRevision)}, clientv3.OpPut(key, data))
+	if err != nil || ok {
+		return err
+	}
+	if resp, err := f.c.Get(ctx, f.key("owners", deployment)); err == nil && (len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != f.replica) {
+		f.Refused.Add(1)
+		return fmt.Errorf("deployment %s: %w", deployment, ErrFenced)
+	}
+	return f.PutOutputs(ctx, deployment, outputs) // written meanwhile: again
+}
+
+// SwitchDeployment is an update's switch, only while this replica owns the
+// deployment.
+func (f *FencedStore) SwitchDeployment(ctx context.Context, id string, u *workflows.Update, instances []*workflows.NodeInstance) error {
+	if r, err := f.c.Get(ctx, f.key("owners", id)); err != nil {
+		return err
+	} else if len(r.Kvs) == 0 || string(r.Kvs[0].Value) != f.replica {
+		f.Refused.Add(1)
+		return fmt.Errorf("deployment %s: %w", id, ErrFenced)
+	}
+	return f.EtcdStore.switchDeployment(ctx, id, u, instances, f.owns(id))
+}
+
 // PutPolicyState writes a policy's state or decision log, its key naming
 // its deployment as the runner writes them ("policy/DEPLOYMENT/NAME",
 // "decisions/DEPLOYMENT/NAME").

@@ -214,6 +214,9 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 			&workflows.Record{Key: "policy/" + dep + "/p", Value: map[string]int{"n": 3}}),
 		fa.PutInstance(ctx, dep, &workflows.NodeInstance{ID: "i1", Node: "n", State: "started"}),
 		fa.PutPolicyState(ctx, "policy/"+dep+"/p", map[string]int{"n": 2}),
+		fa.DeleteInstances(ctx, dep, []string{"i1"}),
+		fa.PutOutputs(ctx, dep, map[string]any{"url": "stale"}),
+		fa.SwitchDeployment(ctx, dep, &workflows.Update{Blueprint: "bp"}, nil),
 	}
 	for i, err := range writes {
 		if !errors.Is(err, ErrFenced) {
@@ -229,6 +232,9 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 	must(t, admin.PolicyState(ctx, "policy/"+dep+"/p", &ps))
 	if got.Status != workflows.Queued || ps["n"] != 1 {
 		t.Errorf("a fenced write went through: execution %s, policy state %v", got.Status, ps)
+	}
+	if d, err := admin.Deployment(ctx, dep); err != nil || d.Instances["i1"] == nil || d.Instances["i1"].State != "" || d.Outputs["url"] == "stale" {
+		t.Errorf("a fenced write went through: %+v %v", d, err)
 	}
 	must(t, fb.PutExecution(ctx, x))
 	names := []string{}
