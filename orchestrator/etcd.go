@@ -349,14 +349,23 @@ func (s *EtcdStore) PutInstance(ctx context.Context, deployment string, inst *wo
 	return s.PutInstances(ctx, deployment, []*workflows.NodeInstance{inst})
 }
 
-func (s *EtcdStore) PutInstances(ctx context.Context, deployment string, insts []*workflows.NodeInstance) error {
+// instanceOps are the puts of a deployment's instances.
+func (s *EtcdStore) instanceOps(deployment string, insts []*workflows.NodeInstance) ([]clientv3.Op, error) {
 	var ops []clientv3.Op
 	for _, inst := range insts {
 		v, err := encode(inst)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		ops = append(ops, clientv3.OpPut(s.key("instances", deployment, inst.ID), v))
+	}
+	return ops, nil
+}
+
+func (s *EtcdStore) PutInstances(ctx context.Context, deployment string, insts []*workflows.NodeInstance) error {
+	ops, err := s.instanceOps(deployment, insts)
+	if err != nil {
+		return err
 	}
 	ok, err := s.txn(ctx, []clientv3.Cmp{exists(s.key("deployments", deployment))}, ops...)
 	if err != nil {
@@ -377,9 +386,13 @@ func (s *EtcdStore) DeleteInstances(ctx context.Context, deployment string, ids 
 	return err
 }
 
+// errConditions says a write's extra conditions did not hold.
+var errConditions = errors.New("conditions do not hold")
+
 // update reads a record, changes it and writes it back if no one wrote it
-// meanwhile (retrying otherwise).
-func (s *EtcdStore) update(ctx context.Context, key string, v any, change func() error) error {
+// meanwhile (retrying otherwise) and the extra conditions hold
+// (errConditions when they do not).
+func (s *EtcdStore) update(ctx context.Context, key string, v any, change func() error, extra ...clientv3.Cmp) error {
 	for {
 		r, err := s.c.Get(ctx, key)
 		if err != nil {
@@ -398,9 +411,19 @@ func (s *EtcdStore) update(ctx context.Context, key string, v any, change func()
 		if err != nil {
 			return err
 		}
-		ok, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", r.Kvs[0].ModRevision)}, clientv3.OpPut(key, data))
+		rev := r.Kvs[0].ModRevision
+		ok, err := s.txn(ctx, append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, extra...), clientv3.OpPut(key, data))
 		if err != nil || ok {
 			return err
+		}
+		if len(extra) > 0 {
+			again, err := s.c.Get(ctx, key)
+			if err != nil {
+				return err
+			}
+			if len(again.Kvs) > 0 && again.Kvs[0].ModRevision == rev {
+				return errConditions // not written meanwhile: an extra condition failed
+			}
 		}
 	}
 }
@@ -439,17 +462,24 @@ func (s *EtcdStore) PutExecution(ctx context.Context, x *workflows.Execution) er
 	return err
 }
 
-func (s *EtcdStore) CreateExecution(ctx context.Context, x *workflows.Execution, with *workflows.Record) error {
+// createOps are the writes of a new execution and the record stored with
+// it.
+func (s *EtcdStore) createOps(x *workflows.Execution, with *workflows.Record) ([]clientv3.Op, error) {
 	ops, err := s.executionOps(x)
+	if err != nil || with == nil {
+		return ops, err
+	}
+	v, err := encode(with.Value)
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, clientv3.OpPut(s.key("policies", with.Key), v)), nil
+}
+
+func (s *EtcdStore) CreateExecution(ctx context.Context, x *workflows.Execution, with *workflows.Record) error {
+	ops, err := s.createOps(x, with)
 	if err != nil {
 		return err
-	}
-	if with != nil {
-		v, err := encode(with.Value)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, clientv3.OpPut(s.key("policies", with.Key), v))
 	}
 	ok, err := s.txn(ctx, []clientv3.Cmp{absent(s.key("executions", x.ID))}, ops...)
 	if err != nil {

@@ -366,13 +366,9 @@ func (f *FencedStore) fencedTxn(ctx context.Context, deployment string, ops ...c
 }
 
 func (f *FencedStore) PutInstances(ctx context.Context, deployment string, insts []*workflows.NodeInstance) error {
-	var ops []clientv3.Op
-	for _, inst := range insts {
-		v, err := encode(inst)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, clientv3.OpPut(f.key("instances", deployment, inst.ID), v))
+	ops, err := f.instanceOps(deployment, insts)
+	if err != nil {
+		return err
 	}
 	return f.fencedTxn(ctx, deployment, ops...)
 }
@@ -390,16 +386,9 @@ func (f *FencedStore) PutExecution(ctx context.Context, x *workflows.Execution) 
 }
 
 func (f *FencedStore) CreateExecution(ctx context.Context, x *workflows.Execution, with *workflows.Record) error {
-	ops, err := f.executionOps(x)
+	ops, err := f.createOps(x, with)
 	if err != nil {
 		return err
-	}
-	if with != nil {
-		v, err := encode(with.Value)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, clientv3.OpPut(f.key("policies", with.Key), v))
 	}
 	// A request (no policy state with it: a workflow run through this
 	// replica's API, a new deployment's install) may queue an execution of
@@ -434,31 +423,15 @@ func (f *FencedStore) DeleteInstances(ctx context.Context, deployment string, id
 
 func (f *FencedStore) PutOutputs(ctx context.Context, deployment string, outputs map[string]any) error {
 	var d Deployment
-	key := f.key("deployments", deployment)
-	r, err := f.c.Get(ctx, key)
-	if err != nil {
-		return err
-	}
-	if len(r.Kvs) == 0 {
+	err := f.update(ctx, f.key("deployments", deployment), &d, func() error { d.Outputs = outputs; return nil }, f.owns(deployment))
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return fmt.Errorf("deployment %q: %w", deployment, ErrNotFound)
-	}
-	if err := json.Unmarshal(r.Kvs[0].Value, &d); err != nil {
-		return err
-	}
-	d.Outputs = outputs
-	data, err := encode(&d)
-	if err != nil {
-		return err
-	}
-	ok, err := f.txn(ctx, []clientv3.Cmp{f.owns(deployment), clientv3.Compare(clientv3.ModRevision(key), "=", r.Kvs[0].ModRevision)}, clientv3.OpPut(key, data))
-	if err != nil || ok {
-		return err
-	}
-	if resp, err := f.c.Get(ctx, f.key("owners", deployment)); err == nil && (len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != f.replica) {
+	case errors.Is(err, errConditions):
 		f.Refused.Add(1)
 		return fmt.Errorf("deployment %s: %w", deployment, ErrFenced)
 	}
-	return f.PutOutputs(ctx, deployment, outputs) // written meanwhile: again
+	return err
 }
 
 // SwitchDeployment is an update's switch, only while this replica owns the
