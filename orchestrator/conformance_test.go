@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/util/rand"
-
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/workflows"
 )
@@ -33,14 +30,9 @@ var stores = []struct {
 		return s
 	}},
 	{"etcd", func(t *testing.T) StateStore {
-		e := testenv.Get(t)
-		u := "etcd://" + strings.TrimPrefix(strings.Split(e.EtcdEndpoints, ",")[0], "http://") + "/orch-test-" + rand.String(8)
-		s, err := OpenEtcd(u, EtcdOptions{})
+		s, err := OpenEtcd(testenv.Get(t).EtcdStore(t, "orch-test"), EtcdOptions{})
 		must(t, err)
-		t.Cleanup(func() {
-			_, _ = s.Client().Delete(context.Background(), s.Prefix(), clientv3.WithPrefix())
-			_ = s.Close()
-		})
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}},
 }

@@ -406,7 +406,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				m.log.Error("replica stopped: its deployments go to the others", "replica", r.Info.ID, "err", err)
 			}
 		}()
-		go func() { defer wg.Done(); m.follow(ctx, r) }()
+		go func() { defer wg.Done(); m.follow(ctx, r, interval) }()
 	}
 	if m.Poller != nil {
 		wg.Add(1)
@@ -448,15 +448,12 @@ func (m *Manager) Run(ctx context.Context) error {
 
 // follow takes up the deployments the replica comes to own (their
 // executions a former owner left recovered, their policies evaluated) and
-// drops those it no longer owns.
-func (m *Manager) follow(ctx context.Context, r *Replica) {
+// drops those it no longer owns; every interval it runs what others queued
+// for them.
+func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration) {
 	loaded := map[string]bool{}
 	// Executions queued by another process are run when the watch says
 	// so, and at the latest at the next tick.
-	interval := m.cfg.ReconcileInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/workflows"
@@ -36,20 +35,6 @@ func TestRendezvousMovesOnlyTheShareOfAReplicaThatJoins(t *testing.T) {
 	if Rendezvous("x", nil) != "" {
 		t.Errorf("an owner among no replicas")
 	}
-}
-
-// etcdURL is a store URL of its own on the test environment's etcd,
-// deleted when the test ends.
-func etcdURL(t *testing.T) string {
-	e := testenv.Get(t)
-	u := "etcd://" + strings.TrimPrefix(strings.Split(e.EtcdEndpoints, ",")[0], "http://") + "/orch-replicas-" + rand.String(8)
-	t.Cleanup(func() {
-		if s, err := OpenEtcd(u, EtcdOptions{}); err == nil {
-			_, _ = s.Client().Delete(context.Background(), s.Prefix(), clientv3.WithPrefix())
-			_ = s.Close()
-		}
-	})
-	return u
 }
 
 // replica is a replica in this process, with a client of its own (as a
@@ -94,7 +79,7 @@ func owners(t *testing.T, s *EtcdStore) map[string]string {
 }
 
 func TestReplicasShareDeploymentsOutAndTakeOverWhenOneDies(t *testing.T) {
-	url := etcdURL(t)
+	url := testenv.Get(t).EtcdStore(t, "orch-replicas")
 	admin, err := OpenEtcd(url, EtcdOptions{})
 	must(t, err)
 	defer admin.Close()
@@ -176,7 +161,7 @@ func TestReplicasShareDeploymentsOutAndTakeOverWhenOneDies(t *testing.T) {
 // would) loses its deployments to another; every write it then makes for
 // them is refused, and counted.
 func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
-	url := etcdURL(t)
+	url := testenv.Get(t).EtcdStore(t, "orch-replicas")
 	admin, err := OpenEtcd(url, EtcdOptions{})
 	must(t, err)
 	defer admin.Close()

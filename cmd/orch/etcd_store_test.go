@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/util/rand"
-
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/orchestrator/api"
@@ -20,15 +17,12 @@ import (
 // file), undeploy; nothing written to a state file.
 func TestTheFilesExampleOnEtcd(t *testing.T) {
 	e := testenv.Get(t)
-	store := "etcd://" + strings.TrimPrefix(strings.Split(e.EtcdEndpoints, ",")[0], "http://") + "/orch-cli-" + rand.String(8)
+	store := e.EtcdStore(t, "orch-cli")
 	s, err := orchestrator.OpenEtcd(store, orchestrator.EtcdOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_, _ = s.Client().Delete(context.Background(), s.Prefix(), clientv3.WithPrefix())
-		_ = s.Close()
-	})
+	t.Cleanup(func() { _ = s.Close() })
 	tmp := t.TempDir()
 	state, dir := filepath.Join(tmp, "unused.db"), filepath.Join(tmp, "files")
 	run := func(args ...string) result {

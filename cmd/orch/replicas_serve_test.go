@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,9 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator"
@@ -27,15 +23,7 @@ import (
 // new owner.
 func TestServeReplicasShareDeploymentsAndFailOver(t *testing.T) {
 	e := testenv.Get(t)
-	store := "etcd://" + strings.TrimPrefix(strings.Split(e.EtcdEndpoints, ",")[0], "http://") + "/orch-serve-" + rand.String(8)
-	s, err := orchestrator.OpenEtcd(store, orchestrator.EtcdOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = s.Client().Delete(context.Background(), s.Prefix(), clientv3.WithPrefix())
-		_ = s.Close()
-	})
+	store := e.EtcdStore(t, "orch-serve")
 	tmp := t.TempDir()
 	state := filepath.Join(tmp, "unused.db")
 	cli := func(args ...string) result {

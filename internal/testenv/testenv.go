@@ -7,6 +7,7 @@ package testenv
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/rand"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -156,4 +162,24 @@ func (e *Env) Dynamic(t testing.TB, context string) dynamic.Interface {
 		t.Fatal(err)
 	}
 	return dc
+}
+
+// EtcdStore is an orch store URL of the test's own on the environment's
+// etcd (etcd://HOST:PORT/NAME-RANDOM); its keys are deleted when the test
+// ends.
+func (e *Env) EtcdStore(t testing.TB, name string) string {
+	t.Helper()
+	endpoint := strings.Split(e.EtcdEndpoints, ",")[0]
+	prefix := name + "-" + rand.String(8)
+	t.Cleanup(func() {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = c.Delete(ctx, "/"+prefix+"/", clientv3.WithPrefix())
+	})
+	return "etcd://" + strings.TrimPrefix(endpoint, "http://") + "/" + prefix
 }
