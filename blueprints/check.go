@@ -350,46 +350,73 @@ func (c *checker) checkNodes() {
 }
 
 func (c *checker) checkRelationshipCycles() {
+	var roots []string
+	for _, n := range c.bp.Nodes {
+		roots = append(roots, n.Name)
+	}
+	reported := map[string]bool{}
+	findCycles(roots, func(name string) []graphEdge {
+		var out []graphEdge
+		if n := c.nodes[name]; n != nil {
+			for _, r := range n.Relationships {
+				if c.nodes[r.Target] != nil {
+					out = append(out, graphEdge{r.Target, r.Range})
+				}
+			}
+		}
+		return out
+	}, func(cycle []string, closing graphEdge) bool {
+		if key := strings.Join(cycle, ">"); !reported[key] {
+			reported[key] = true
+			c.errorf(closing.rng, "Relationship cycle",
+				"Nodes depend on each other in a cycle: %s. Install needs an order; remove one of these relationships.", strings.Join(cycle, " -> "))
+		}
+		return true
+	})
+}
+
+// graphEdge is an edge of a graph the checker looks for cycles in: to a
+// node, written at rng.
+type graphEdge struct {
+	to  string
+	rng hcl.Range
+}
+
+// findCycles walks the graph depth first from each root in order and calls
+// found with every cycle an edge closes (its nodes, the first again at the
+// end) and that edge; found returns false to stop looking.
+func findCycles(roots []string, edges func(string) []graphEdge, found func(cycle []string, closing graphEdge) bool) {
 	const (
 		white = iota
 		grey
 		black
 	)
-	color := make(map[string]int, len(c.bp.Nodes))
+	color := map[string]int{}
 	var stack []string
-	reported := map[string]bool{}
-	var visit func(n *Node)
-	visit = func(n *Node) {
-		color[n.Name] = grey
-		stack = append(stack, n.Name)
-		for _, r := range n.Relationships {
-			t := c.nodes[r.Target]
-			if t == nil {
-				continue
-			}
-			switch color[t.Name] {
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, e := range edges(n) {
+			switch color[e.to] {
 			case white:
-				visit(t)
-			case grey:
-				start := len(stack) - 1
-				for stack[start] != t.Name {
-					start--
+				if !visit(e.to) {
+					return false
 				}
-				cycle := append(append([]string{}, stack[start:]...), t.Name)
-				key := strings.Join(cycle, ">")
-				if !reported[key] {
-					reported[key] = true
-					c.errorf(r.Range, "Relationship cycle",
-						"Nodes depend on each other in a cycle: %s. Install needs an order; remove one of these relationships.", strings.Join(cycle, " -> "))
+			case grey:
+				start := slices.Index(stack, e.to)
+				if !found(append(slices.Clone(stack[start:]), e.to), e) {
+					return false
 				}
 			}
 		}
 		stack = stack[:len(stack)-1]
-		color[n.Name] = black
+		color[n] = black
+		return true
 	}
-	for _, n := range c.bp.Nodes {
-		if color[n.Name] == white {
-			visit(n)
+	for _, r := range roots {
+		if color[r] == white && !visit(r) {
+			return
 		}
 	}
 }

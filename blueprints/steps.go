@@ -213,93 +213,46 @@ func orNone(list []string) string {
 	return strings.Join(list, ", ")
 }
 
-// checkStepCycles refuses a cycle through on_success and on_failure.
+// checkStepCycles refuses a cycle through on_success and on_failure (the
+// first one, at the step it comes back to).
 func (c *checker) checkStepCycles(w *Workflow, steps []*PlanStep) {
 	byName := map[string]*PlanStep{}
+	var roots []string
 	for _, s := range steps {
 		byName[s.Name] = s
+		roots = append(roots, s.Name)
 	}
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var path []string
-	var visit func(s *PlanStep) bool
-	visit = func(s *PlanStep) bool {
-		color[s.Name] = grey
-		path = append(path, s.Name)
-		for _, next := range slices.Concat(s.OnSuccess, s.OnFailure) {
-			n := byName[next]
-			if n == nil {
-				continue
-			}
-			switch color[next] {
-			case grey:
-				i := slices.Index(path, next)
-				cycle := append(slices.Clone(path[i:]), next)
-				c.errorf(n.DeclRange, "Cycle in workflow steps", "The steps of workflow %q run in a circle: %s. A step runs once per execution; break the cycle.", w.Name, strings.Join(cycle, " -> "))
-				return true
-			case white:
-				if visit(n) {
-					return true
-				}
+	findCycles(roots, func(name string) []graphEdge {
+		var out []graphEdge
+		for _, next := range slices.Concat(byName[name].OnSuccess, byName[name].OnFailure) {
+			if n := byName[next]; n != nil {
+				out = append(out, graphEdge{next, n.DeclRange})
 			}
 		}
-		path = path[:len(path)-1]
-		color[s.Name] = black
+		return out
+	}, func(cycle []string, closing graphEdge) bool {
+		c.errorf(closing.rng, "Cycle in workflow steps", "The steps of workflow %q run in a circle: %s. A step runs once per execution; break the cycle.", w.Name, strings.Join(cycle, " -> "))
 		return false
-	}
-	for _, s := range steps {
-		if color[s.Name] == white && visit(s) {
-			return
-		}
-	}
+	})
 }
 
-// checkInlineCycles refuses workflows that inline each other.
+// checkInlineCycles refuses workflows that inline each other (the first
+// cycle, at the inline that closes it).
 func (c *checker) checkInlineCycles() {
-	type inl struct {
-		to  string
-		rng hcl.Range
-	}
-	edges := map[string][]inl{}
+	edges := map[string][]graphEdge{}
+	var roots []string
 	for _, w := range c.bp.Workflows {
+		roots = append(roots, w.Name)
 		for _, st := range w.Steps {
 			if st.Activity == Inline && c.workflows[st.Value] != nil {
-				edges[w.Name] = append(edges[w.Name], inl{st.Value, st.ActivityRange})
+				edges[w.Name] = append(edges[w.Name], graphEdge{st.Value, st.ActivityRange})
 			}
 		}
 	}
-	color := map[string]int{}
-	var path []string
-	var visit func(name string) bool
-	visit = func(name string) bool {
-		color[name] = 1
-		path = append(path, name)
-		for _, e := range edges[name] {
-			switch color[e.to] {
-			case 1:
-				i := slices.Index(path, e.to)
-				cycle := append(slices.Clone(path[i:]), e.to)
-				c.errorf(e.rng, "Workflows inline each other", "Inlining runs in a circle: %s; it would never end.", strings.Join(cycle, " -> "))
-				return true
-			case 0:
-				if visit(e.to) {
-					return true
-				}
-			}
-		}
-		path = path[:len(path)-1]
-		color[name] = 2
+	findCycles(roots, func(name string) []graphEdge { return edges[name] }, func(cycle []string, closing graphEdge) bool {
+		c.errorf(closing.rng, "Workflows inline each other", "Inlining runs in a circle: %s; it would never end.", strings.Join(cycle, " -> "))
 		return false
-	}
-	for _, w := range c.bp.Workflows {
-		if color[w.Name] == 0 && visit(w.Name) {
-			return
-		}
-	}
+	})
 }
 
 // StepParameters are an inline step's parameters for its workflow,
