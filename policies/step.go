@@ -402,10 +402,14 @@ func (in *Instance) reads(s *series) bool {
 		return false
 	}
 	r, ok := in.Eval.(reader)
-	if !ok || r.Reads() == nil {
+	if !ok {
 		return true
 	}
-	for _, spec := range r.Reads() {
+	specs := r.Reads()
+	if specs == nil {
+		return true
+	}
+	for _, spec := range specs {
 		if spec.Pattern == "" {
 			if slices.Contains(s.aliases, spec.Metric) {
 				return true

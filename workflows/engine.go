@@ -237,14 +237,15 @@ func (e *Engine) Submit(ctx context.Context, req Request) (*Execution, error) {
 	if err != nil {
 		return nil, err
 	}
-	if pw := t.Plan.Workflows[req.Workflow]; pw != nil && pw.StepWorkflow() {
+	pw := t.Plan.Workflows[req.Workflow]
+	if pw != nil && pw.StepWorkflow() {
 		// Refused, with nothing stored, when a precondition does not
 		// hold now (checked again when it starts).
 		if err := CheckPreconditions(t, pw, params); err != nil {
 			return nil, err
 		}
 	}
-	if pw := t.Plan.Workflows[req.Workflow]; pw != nil && pw.Uses == blueprints.BuiltinWorkflowPrefix+Scale {
+	if pw != nil && pw.Uses == blueprints.BuiltinWorkflowPrefix+Scale {
 		// A scale past min or max is refused now, with nothing stored
 		// (it is checked again when it runs: others may run before it).
 		if _, err := planScale(t, params); err != nil {
