@@ -56,6 +56,41 @@ func count(j []journalLine, op, inst string) int {
 	return n
 }
 
+// killDuringCreate runs orch with args while op.sh holds every create back
+// (journal.slow), kills it with SIGKILL once the create of an instance
+// whose id starts with prefix has begun, and waits until the creates held
+// back have given up unrecorded (journal.abandon), as if the machine had
+// gone down with orch.
+func killDuringCreate(t *testing.T, state, journal, prefix string, args ...string) {
+	t.Helper()
+	slow, abandon := journal+".slow", journal+".abandon"
+	if err := os.WriteFile(slow, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(orchBin, append([]string{"--state", state}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(journal)
+		if strings.Contains(string(b), "begin-create "+prefix) {
+			break
+		}
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("orch %s did not reach a create of %s*:\n%s", strings.Join(args, " "), prefix, b)
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if err := os.WriteFile(abandon, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.Remove(slow)
+	waitAbandoned(t, journal)
+	_ = os.Remove(abandon)
+}
+
 // waitAbandoned waits until every create op.sh held back (journal.slow)
 // has given up (journal.abandon): on a loaded machine a waiting script may
 // take its time to notice.
@@ -266,38 +301,8 @@ func TestNodecellarExample(t *testing.T) {
 
 	// A scale killed with SIGKILL in the middle, then resumed.
 	reset()
-	slow := journal + ".slow"
-	if err := os.WriteFile(slow, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	before = showDeployment(t, state, "nc")
-	cmd := exec.Command(orchBin, "--state", state, "workflow", "run", "scale", "-d", "nc", "-p", "scalable_entity_name=host", "-p", "delta=2")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, _ := os.ReadFile(journal)
-		if strings.Contains(string(b), "begin-create host_") {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("the scale did not reach a create:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
-	// The operation orch was killed in gives up (as if the machine went
-	// down with it), unrecorded.
-	abandon := journal + ".abandon"
-	if err := os.WriteFile(abandon, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Remove(slow)
-	waitAbandoned(t, journal)
-	_ = os.Remove(abandon)
+	killDuringCreate(t, state, journal, "host_", "workflow", "run", "scale", "-d", "nc", "-p", "scalable_entity_name=host", "-p", "delta=2")
 	r = run("executions", "list", "-d", "nc", "-o", "json")
 	var xs []*workflows.Execution
 	if err := json.Unmarshal([]byte(r.stdout), &xs); err != nil {

@@ -3,12 +3,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/orchhq/orch/workflows"
 )
@@ -89,33 +86,7 @@ func TestDeploymentUpdate(t *testing.T) {
 			if !kill {
 				run("deployments", "update", "nc", filepath.Join(dir, "v2.hcl"))
 			} else {
-				slow := journal + ".slow"
-				if err := os.WriteFile(slow, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				cmd := exec.Command(orchBin, "--state", state, "deployments", "update", "nc", filepath.Join(dir, "v2.hcl"))
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					if b, _ := os.ReadFile(journal); strings.Contains(string(b), "begin-create cache_") {
-						break
-					}
-					if time.Now().After(deadline) {
-						_ = cmd.Process.Kill()
-						b, _ := os.ReadFile(journal)
-						t.Fatalf("the update did not reach the cache's create:\n%s", b)
-					}
-				}
-				_ = cmd.Process.Signal(syscall.SIGKILL)
-				_ = cmd.Wait()
-				abandon := journal + ".abandon"
-				if err := os.WriteFile(abandon, nil, 0o600); err != nil {
-					t.Fatal(err)
-				}
-				_ = os.Remove(slow)
-				waitAbandoned(t, journal)
-				_ = os.Remove(abandon)
+				killDuringCreate(t, state, journal, "cache_", "deployments", "update", "nc", filepath.Join(dir, "v2.hcl"))
 				r := run("-o", "json", "executions", "list", "-d", "nc")
 				var xs []*workflows.Execution
 				if err := json.Unmarshal([]byte(r.stdout), &xs); err != nil {
