@@ -57,6 +57,10 @@ type ManagerConfig struct {
 	// ReconcileInterval is how often a replica checks ownership besides
 	// on every change (default a third of its lease's TTL).
 	ReconcileInterval time.Duration
+	// Heartbeat is the AMQP heartbeat (default 10s). A replica's is
+	// shorter than its lease, so that the broker gives a paused replica's
+	// queues to their new owner soon after its lease expires.
+	Heartbeat time.Duration
 }
 
 // nodeWatch is one node an orch.node_changes policy of a deployment
@@ -133,7 +137,12 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
-		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner}
+		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner, Heartbeat: cfg.Heartbeat}
+	if cfg.Replica != nil {
+		// Each deployment's metrics come from a queue of its own, consumed
+		// by its owner (policies/intake_owned.go).
+		m.Intake.Owner = cfg.Replica
+	}
 	if cfg.Mesh != nil {
 		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log}
 	}
@@ -478,6 +487,33 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 		now := map[string]bool{}
 		for _, id := range owned {
 			now[id] = true
+		}
+		// Hand-overs first: their consumers stop (the intake applies
+		// nothing of a deployment not owned meanwhile), then their policies.
+		var dropped []string
+		for id := range loaded {
+			if !now[id] {
+				dropped = append(dropped, id)
+				delete(loaded, id)
+			}
+		}
+		if len(dropped) > 0 {
+			m.Intake.Consume(slices.Collect(maps.Keys(loaded)))
+		}
+		for _, id := range dropped {
+			m.remove(id)
+			if _, err := m.Svc.Store.Deployment(ctx, id); errors.Is(err, ErrNotFound) {
+				// Undeployed: its queue goes too.
+				dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := m.Intake.DeleteQueue(dctx, id); err != nil {
+					m.log.Warn("delete an undeployed deployment's metric queue", "deployment", id, "err", err)
+				}
+				cancel()
+			}
+			m.log.Info("deployment handed over", "deployment", id, "replica", r.Info.ID)
+		}
+		took := false
+		for _, id := range owned {
 			if loaded[id] {
 				continue
 			}
@@ -489,14 +525,12 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 				m.setBroken(id, err)
 			}
 			loaded[id] = true
+			took = true
 			m.log.Info("deployment taken up", "deployment", id, "replica", r.Info.ID)
 		}
-		for id := range loaded {
-			if !now[id] {
-				m.remove(id)
-				delete(loaded, id)
-				m.log.Info("deployment handed over", "deployment", id, "replica", r.Info.ID)
-			}
+		if took {
+			// Its metrics are consumed once its policies are loaded.
+			m.Intake.Consume(slices.Collect(maps.Keys(loaded)))
 		}
 		select {
 		case <-r.Lost():
@@ -525,8 +559,16 @@ func (m *Manager) prune(ctx context.Context) {
 // policies.
 func (m *Manager) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *workflows.Execution, error) {
 	d, x, err := m.Svc.Deploy(ctx, req)
+	if err == nil && m.cfg.Replica != nil {
+		// A replica evaluates the deployment once it owns it (follow); its
+		// metrics wait in its queue until then, from the first.
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if qerr := m.Intake.Declare(dctx, d.ID); qerr != nil {
+			m.log.Warn("declare the deployment's metric queue (its owner declares it when it takes it up)", "deployment", d.ID, "err", qerr)
+		}
+		cancel()
+	}
 	if err != nil || m.cfg.Replica != nil {
-		// A replica evaluates the deployment once it owns it (follow).
 		return d, x, err
 	}
 	t, err := m.Svc.Target(ctx, d.ID)

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -52,6 +53,11 @@ type Replica struct {
 	mu    sync.Mutex
 	live  []string        // replica ids, sorted
 	owned map[string]bool // deployments owned
+	// validUntil is when the lease ends unless renewed again: the time a
+	// renewal was sent plus the TTL it was granted. Past it this replica
+	// owns nothing, whatever owned says (a process paused past its TTL
+	// wakes up owning nothing, before it hears that the lease is gone).
+	validUntil time.Time
 	// changes receives the owned deployments each time they change;
 	// queued the owned deployments an execution was queued for.
 	changes chan []string
@@ -70,6 +76,7 @@ func JoinReplicas(ctx context.Context, s *EtcdStore, info ReplicaInfo, ttl time.
 	if secs < 1 {
 		secs = 1
 	}
+	start := time.Now()
 	sess, err := concurrency.NewSession(s.c, concurrency.WithTTL(secs), concurrency.WithContext(context.WithoutCancel(ctx)))
 	if err != nil {
 		return nil, fmt.Errorf("replica %s: lease: %w", info.ID, err)
@@ -91,15 +98,16 @@ func JoinReplicas(ctx context.Context, s *EtcdStore, info ReplicaInfo, ttl time.
 		sess.Close()
 		return nil, fmt.Errorf("replica %s is registered already (another process with its id, or one that died less than its TTL ago)", info.ID)
 	}
-	return &Replica{Info: info, store: s, sess: sess, owned: map[string]bool{}, changes: make(chan []string, 1), queued: make(chan string, 64)}, nil
+	return &Replica{Info: info, store: s, sess: sess, owned: map[string]bool{}, validUntil: start.Add(time.Duration(secs) * time.Second),
+		changes: make(chan []string, 1), queued: make(chan string, 64)}, nil
 }
 
 // Owns reports whether the replica owns a deployment (at its last
-// reconcile).
+// reconcile, and its lease renewed within its TTL).
 func (r *Replica) Owns(deployment string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.owned[deployment]
+	return r.owned[deployment] && time.Now().Before(r.validUntil)
 }
 
 // Queued delivers the deployments this replica owns that another process
@@ -126,6 +134,9 @@ func (r *Replica) Owned() []string {
 		}
 	})
 }
+
+// Lease is the replica's lease in etcd.
+func (r *Replica) Lease() clientv3.LeaseID { return r.sess.Lease() }
 
 // Leave gives up every deployment and the registration, at once (not
 // waiting for the lease to expire).
@@ -196,10 +207,24 @@ func (r *Replica) Run(ctx context.Context, interval time.Duration) error {
 func (r *Replica) Reconcile(ctx context.Context) error {
 	s := r.store
 	start := time.Now()
-	if _, err := s.c.KeepAliveOnce(ctx, r.sess.Lease()); err != nil {
+	ka, err := s.c.KeepAliveOnce(ctx, r.sess.Lease())
+	if err != nil {
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			// Expired (or revoked) while this process did not look: it owns
+			// nothing from now, before its session hears of it.
+			r.mu.Lock()
+			r.validUntil = time.Time{}
+			r.mu.Unlock()
+			r.setOwned(nil)
+		}
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	r.renewNanos.Store(int64(time.Since(start)))
+	r.mu.Lock()
+	if until := start.Add(time.Duration(ka.TTL) * time.Second); until.After(r.validUntil) {
+		r.validUntil = until
+	}
+	r.mu.Unlock()
 	reps, err := s.c.Get(ctx, s.key("replicas")+"/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
 		return err

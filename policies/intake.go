@@ -45,7 +45,16 @@ type Intake struct {
 	Sink       MessageSink
 	MinBackoff time.Duration // default 100ms
 	MaxBackoff time.Duration // default 10s
-	Log        *slog.Logger
+	// Heartbeat is the AMQP heartbeat (default 10s): the broker drops a
+	// connection silent for about twice as long, and sends its
+	// unacknowledged messages to other consumers.
+	Heartbeat time.Duration
+	// Owner, when set, makes the intake consume the queues of the
+	// deployments Consume names, one each (DeploymentQueue), instead of
+	// Queue, and apply a delivery only while Owner owns its deployment:
+	// replicas of orch serve (intake_owned.go).
+	Owner Owner
+	Log   *slog.Logger
 
 	reconnects atomic.Int64
 	received   atomic.Int64
@@ -53,6 +62,15 @@ type Intake struct {
 	loggedMu   sync.Mutex
 	logged     map[string]bool
 	connected  chan struct{}
+
+	initOnce sync.Once
+	subsMu   sync.Mutex
+	wanted   map[string]bool // deployments to consume (Owner set)
+	refused  map[string]bool // consumed but found not owned: stopped until Consume
+	acked    map[string]*atomic.Int64
+	wake     chan struct{}
+	ctl      chan ctlRequest
+	crashed  atomic.Bool // tests: end as a crash would, acknowledging nothing
 }
 
 // MessageSink is what the intake feeds: the policy runner.
@@ -95,6 +113,9 @@ func (in *Intake) defaults() {
 	}
 	if in.MaxBackoff == 0 {
 		in.MaxBackoff = 10 * time.Second
+	}
+	if in.Heartbeat <= 0 {
+		in.Heartbeat = 10 * time.Second
 	}
 	if in.Log == nil {
 		in.Log = slog.Default()
@@ -139,7 +160,7 @@ func (in *Intake) Run(ctx context.Context) error {
 
 // session is one connection's life: declare, consume, until it closes.
 func (in *Intake) session(ctx context.Context) error {
-	conn, err := amqp.DialConfig(in.URL, amqp.Config{Heartbeat: 10 * time.Second, Properties: amqp.Table{"connection_name": "orch intake " + in.Queue}})
+	conn, err := amqp.DialConfig(in.URL, amqp.Config{Heartbeat: in.Heartbeat, Properties: amqp.Table{"connection_name": "orch intake " + in.Queue}})
 	if err != nil {
 		return fmt.Errorf("dial broker: %w", err)
 	}
@@ -154,6 +175,10 @@ func (in *Intake) session(ctx context.Context) error {
 	chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
 	if err := ch.ExchangeDeclare(in.Exchange, "topic", true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", in.Exchange, err)
+	}
+	if in.Owner != nil {
+		in.connectedNow()
+		return in.consumeOwned(ctx, conn, ch, closed)
 	}
 	args := amqp.Table{}
 	if in.DeadLetter != "" {
@@ -174,14 +199,7 @@ func (in *Intake) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", in.Queue, err)
 	}
-	in.Log.Info("metric intake connected", "exchange", in.Exchange, "queue", in.Queue)
-	in.Sink.SetSource("", BrokerSource, "")
-	if in.connected != nil {
-		select {
-		case in.connected <- struct{}{}:
-		default:
-		}
-	}
+	in.connectedNow()
 	// Applied messages are acknowledged in batches: last is the newest
 	// applied delivery not yet acknowledged.
 	var last uint64
@@ -245,10 +263,29 @@ func (in *Intake) session(ctx context.Context) error {
 	}
 }
 
+// connectedNow tells the log, the sink and a waiting test that the
+// session is connected.
+func (in *Intake) connectedNow() {
+	in.Log.Info("metric intake connected", "exchange", in.Exchange, "queue", in.Queue, "per_deployment", in.Owner != nil)
+	in.Sink.SetSource("", BrokerSource, "")
+	if in.connected != nil {
+		select {
+		case in.connected <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // deliver applies one delivery and reports whether it is to be
-// acknowledged; a malformed one is rejected, a failed one requeued.
+// acknowledged.
 func (in *Intake) deliver(ctx context.Context, d amqp.Delivery) bool {
 	in.received.Add(1)
+	return in.apply(ctx, d)
+}
+
+// apply applies one delivery and reports whether it is to be
+// acknowledged; a malformed one is rejected, a failed one requeued.
+func (in *Intake) apply(ctx context.Context, d amqp.Delivery) bool {
 	err := in.Sink.Ingest(ctx, d.Body, d.RoutingKey)
 	if err == nil {
 		return true

@@ -62,7 +62,10 @@ the store: it registers with a lease (--lease-ttl), owns the deployments that
 rendezvous hashing gives it among the live replicas, and evaluates and runs
 only those; a replica that dies loses them when its lease expires, and the
 others take them up (interrupted executions resumed or failed as after a
-crash). Its writes for a deployment are conditioned on owning it.`,
+crash). Its writes for a deployment are conditioned on owning it. Each
+deployment's metrics go to a durable queue of its own (--queue BASE:
+BASE.DEPLOYMENT, bound with the deployment's id), consumed by its owner
+only, so none published while it moves is lost.`,
 		Example: `  orch serve
   orch serve --amqp-url amqp://user:pass@broker:5672/ --queue orch.$(hostname) --dry-run
   orch serve --api-addr 127.0.0.1:8040 --mesh-url https://calisti.example/api/graphql
@@ -82,6 +85,7 @@ crash). Its writes for a deployment are conditioned on owning it.`,
 			if orchestrator.IsEtcdURL(g.store) {
 				svc, cfg.Replica, closeFn, err = g.replicaService(cmd.Context(), replicaID, leaseTTL, log, workflows.WithEventObserver(stats.ObserveEvent))
 				cfg.ReconcileInterval = leaseTTL / 3
+				cfg.Heartbeat = max(leaseTTL/2, time.Second)
 			} else {
 				svc, closeFn, err = g.service(true, workflows.WithEventObserver(stats.ObserveEvent))
 			}
@@ -90,7 +94,11 @@ crash). Its writes for a deployment are conditioned on owning it.`,
 			}
 			defer closeFn()
 			cfg.AMQPURL = amqpURL(cfg.AMQPURL)
-			if cfg.Queue == "" {
+			switch {
+			case cfg.Queue != "":
+			case cfg.Replica != nil:
+				cfg.Queue = "orch" // the base of the deployments' queues, the same on every replica
+			default:
 				host, _ := os.Hostname()
 				cfg.Queue = "orch." + host
 			}
@@ -131,7 +139,7 @@ crash). Its writes for a deployment are conditioned on owning it.`,
 	}
 	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", "", amqpURLHelp)
 	cmd.Flags().StringVar(&cfg.Exchange, "exchange", policies.DefaultExchange, "topic exchange of the metrics")
-	cmd.Flags().StringVar(&cfg.Queue, "queue", "", "durable queue of this orch instance (default orch.<hostname>)")
+	cmd.Flags().StringVar(&cfg.Queue, "queue", "", "durable queue of this orch instance (default orch.<hostname>); with an etcd --store, the base of one queue per deployment, BASE.DEPLOYMENT, the same on every replica (default orch)")
 	cmd.Flags().IntVar(&cfg.Prefetch, "prefetch", 256, "unacknowledged messages the broker may send ahead")
 	cmd.Flags().StringVar(&cfg.DeadLetter, "dead-letter-exchange", "", "exchange malformed messages are rejected to (default: dropped, counted and logged)")
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "evaluate and record decisions, queue no workflow")
