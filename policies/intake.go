@@ -277,15 +277,9 @@ func (in *Intake) connectedNow() {
 }
 
 // deliver applies one delivery and reports whether it is to be
-// acknowledged.
+// acknowledged; a malformed one is rejected, a failed one requeued.
 func (in *Intake) deliver(ctx context.Context, d amqp.Delivery) bool {
 	in.received.Add(1)
-	return in.apply(ctx, d)
-}
-
-// apply applies one delivery and reports whether it is to be
-// acknowledged; a malformed one is rejected, a failed one requeued.
-func (in *Intake) apply(ctx context.Context, d amqp.Delivery) bool {
 	err := in.Sink.Ingest(ctx, d.Body, d.RoutingKey)
 	if err == nil {
 		return true

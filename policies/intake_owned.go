@@ -265,9 +265,12 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 		}
 	}
 	rec()
+	// idle runs while applied messages wait for their ack: armed by the
+	// first of them, not pushed back by the ones after (of any deployment).
 	idle := time.NewTimer(in.AckDelay)
 	idle.Stop()
 	defer idle.Stop()
+	armed := false
 	msgCtx := context.WithoutCancel(ctx)
 	for {
 		select {
@@ -283,8 +286,7 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 			// The broker cancelled it (its queue deleted) or its channel
 			// closed: consumed again if still wanted.
 			if subs[s.dep] == s {
-				delete(subs, s.dep)
-				close(s.done)
+				stop(s)
 				retry.Reset(in.MinBackoff * 10)
 			}
 		case req := <-in.ctl:
@@ -296,6 +298,7 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 			}
 			req.reply <- req.fn(ctl)
 		case <-idle.C:
+			armed = false
 			for _, s := range subs {
 				flush(s)
 			}
@@ -304,7 +307,6 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 			if s.closed {
 				continue // its channel is closing: the broker sends it again
 			}
-			in.received.Add(1)
 			if !in.Owner.Owns(s.dep) {
 				// Not ours (any more): back to the queue; its consumer stops
 				// until Consume says again.
@@ -315,10 +317,11 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 				stop(s)
 				continue
 			}
-			if in.apply(msgCtx, sd.d) {
+			if in.deliver(msgCtx, sd.d) {
 				s.last = sd.d.DeliveryTag
-				if s.unacked++; s.unacked == 1 {
+				if s.unacked++; !armed {
 					idle.Reset(in.AckDelay)
+					armed = true
 				}
 				if s.unacked >= in.AckBatch {
 					flush(s)
