@@ -85,6 +85,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	broken   map[string]error                    // deployments whose policies do not run, and why
+	served   map[string]bool                     // a replica's deployments taken up (follow)
 	polled   map[string][]policies.PolledService // by deployment
 	watches  map[string]context.CancelFunc       // by deployment
 	pending  map[string][]nodeWatch              // watches waiting for Run
@@ -134,7 +135,7 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner := policies.NewRunner(pipeline, engineQueue{svc.Engine}, svc.Store)
 	runner.DryRun, runner.Log = cfg.DryRun, cfg.Log
 	runner.OnTrigger = cfg.OnTrigger
-	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{},
+	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{}, served: map[string]bool{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner, Heartbeat: cfg.Heartbeat}
@@ -231,6 +232,34 @@ func (m *Manager) Deployment(ctx context.Context, id string) (*Deployment, error
 
 func (m *Manager) annotate(ctx context.Context, d *Deployment) {
 	m.Svc.annotate(ctx, d, m.Broken(d.ID))
+}
+
+// Replica is this serve's membership of the replicas (nil for one process
+// on its own store).
+func (m *Manager) Replica() *Replica { return m.cfg.Replica }
+
+// Serves reports whether this serve answers for a deployment: always for
+// one process; for a replica, once it owns the deployment and has taken it
+// up (its executions recovered, its policies loaded).
+func (m *Manager) Serves(deployment string) bool {
+	r := m.cfg.Replica
+	if r == nil {
+		return true
+	}
+	m.mu.Lock()
+	taken := m.served[deployment]
+	m.mu.Unlock()
+	return taken && r.Owns(deployment)
+}
+
+func (m *Manager) setServed(deployment string, on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if on {
+		m.served[deployment] = true
+	} else {
+		delete(m.served, deployment)
+	}
 }
 
 // BrokenCount is the number of deployments whose policies do not run.
@@ -495,6 +524,7 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 			if !now[id] {
 				dropped = append(dropped, id)
 				delete(loaded, id)
+				m.setServed(id, false)
 			}
 		}
 		if len(dropped) > 0 {
@@ -525,6 +555,7 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 				m.setBroken(id, err)
 			}
 			loaded[id] = true
+			m.setServed(id, true)
 			took = true
 			m.log.Info("deployment taken up", "deployment", id, "replica", r.Info.ID)
 		}

@@ -135,6 +135,65 @@ func (r *Replica) Owned() []string {
 	})
 }
 
+// Advertise records the URL of this replica's API in its registration:
+// the other replicas forward requests about the deployments it owns there.
+func (r *Replica) Advertise(ctx context.Context, api string) error {
+	r.mu.Lock()
+	r.Info.API = api
+	info := r.Info
+	r.mu.Unlock()
+	v, err := encode(info)
+	if err != nil {
+		return err
+	}
+	key := r.store.key("replicas", info.ID)
+	ok, err := r.store.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.LeaseValue(key), "=", r.sess.Lease())},
+		clientv3.OpPut(key, v, clientv3.WithLease(r.sess.Lease())))
+	if err != nil {
+		return fmt.Errorf("replica %s: advertise its API: %w", info.ID, err)
+	}
+	if !ok {
+		return fmt.Errorf("replica %s: advertise its API: its registration is gone (lease lost)", info.ID)
+	}
+	return nil
+}
+
+// ID is the replica's id.
+func (r *Replica) ID() string { return r.Info.ID }
+
+// Owner is the replica that owns a deployment in the store now; ok is
+// false while nobody does (the deployment is moving, or it does not
+// exist).
+func (r *Replica) Owner(ctx context.Context, deployment string) (info ReplicaInfo, ok bool, err error) {
+	s := r.store
+	resp, err := s.c.Get(ctx, s.key("owners", deployment))
+	if err != nil {
+		return ReplicaInfo{}, false, fmt.Errorf("owner of %s: %w", deployment, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return ReplicaInfo{}, false, nil
+	}
+	id := string(resp.Kvs[0].Value)
+	rep, err := s.c.Get(ctx, s.key("replicas", id))
+	if err != nil {
+		return ReplicaInfo{}, false, fmt.Errorf("owner of %s: replica %s: %w", deployment, id, err)
+	}
+	if len(rep.Kvs) == 0 {
+		// Its lease ended between the two reads: its keys go together.
+		return ReplicaInfo{}, false, nil
+	}
+	if err := json.Unmarshal(rep.Kvs[0].Value, &info); err != nil {
+		return ReplicaInfo{}, false, fmt.Errorf("owner of %s: replica %s: %w", deployment, id, err)
+	}
+	return info, true, nil
+}
+
+// Peers are the registered replicas (this one included) and the
+// deployments each owns.
+func (r *Replica) Peers(ctx context.Context) ([]ReplicaStatus, error) {
+	return r.store.replicas(ctx, false)
+}
+
 // Lease is the replica's lease in etcd.
 func (r *Replica) Lease() clientv3.LeaseID { return r.sess.Lease() }
 
@@ -318,6 +377,11 @@ func (r *Replica) RenewLatency() time.Duration { return time.Duration(r.renewNan
 // Replicas lists the registered replicas with the deployments each owns
 // (orch replicas).
 func (s *EtcdStore) Replicas(ctx context.Context) ([]ReplicaStatus, error) {
+	return s.replicas(ctx, true)
+}
+
+// replicas lists the replicas, their leases' time left with ttl.
+func (s *EtcdStore) replicas(ctx context.Context, ttl bool) ([]ReplicaStatus, error) {
 	reps, err := s.c.Get(ctx, s.key("replicas")+"/", clientv3.WithPrefix())
 	if err != nil {
 		return nil, err
@@ -333,10 +397,11 @@ func (s *EtcdStore) Replicas(ctx context.Context) ([]ReplicaStatus, error) {
 		if err := json.Unmarshal(kv.Value, &info); err != nil {
 			continue
 		}
-		ttl, _ := s.c.TimeToLive(ctx, clientv3.LeaseID(kv.Lease))
 		st := ReplicaStatus{ReplicaInfo: info}
-		if ttl != nil {
-			st.LeaseTTL = time.Duration(ttl.TTL) * time.Second
+		if ttl {
+			if left, _ := s.c.TimeToLive(ctx, clientv3.LeaseID(kv.Lease)); left != nil {
+				st.LeaseTTL = time.Duration(left.TTL) * time.Second
+			}
 		}
 		out = append(out, st)
 	}

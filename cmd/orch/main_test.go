@@ -39,7 +39,16 @@ type result struct {
 
 func orch(t *testing.T, state string, args ...string) result {
 	t.Helper()
+	return orchWith(t, nil, state, args...)
+}
+
+// orchWith runs orch with env added to this process's environment.
+func orchWith(t *testing.T, env []string, state string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(orchBin, append([]string{"--state", state}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

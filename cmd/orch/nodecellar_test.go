@@ -59,13 +59,16 @@ func count(j []journalLine, op, inst string) int {
 // killDuringCreate runs orch with args while op.sh holds every create back
 // (journal.slow), kills it with SIGKILL once the create of an instance
 // whose id starts with prefix has begun, and waits until the creates held
-// back have given up unrecorded (journal.abandon), as if the machine had
-// gone down with orch.
+// back have given up unrecorded, as if the machine had gone down with orch:
+// with journal.orphans, op.sh gives up a create whose orch is gone, also
+// one the killed orch started that only begins after the kill.
 func killDuringCreate(t *testing.T, state, journal, prefix string, args ...string) {
 	t.Helper()
-	slow, abandon := journal+".slow", journal+".abandon"
-	if err := os.WriteFile(slow, nil, 0o600); err != nil {
-		t.Fatal(err)
+	slow, orphans := journal+".slow", journal+".orphans"
+	for _, f := range []string{slow, orphans} {
+		if err := os.WriteFile(f, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cmd := exec.Command(orchBin, append([]string{"--state", state}, args...)...)
 	if err := cmd.Start(); err != nil {
@@ -83,17 +86,12 @@ func killDuringCreate(t *testing.T, state, journal, prefix string, args ...strin
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
-	if err := os.WriteFile(abandon, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Remove(slow)
 	waitAbandoned(t, journal)
-	_ = os.Remove(abandon)
+	_ = os.Remove(slow)
 }
 
-// waitAbandoned waits until every create op.sh held back (journal.slow)
-// has given up (journal.abandon): on a loaded machine a waiting script may
-// take its time to notice.
+// waitAbandoned waits until every create op.sh held back has given up: on
+// a loaded machine a waiting script may take its time to notice.
 func waitAbandoned(t *testing.T, journal string) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {

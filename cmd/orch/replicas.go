@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,8 +19,9 @@ func newReplicasCmd(g *globals) *cobra.Command {
 		Short: "List the replicas of orch serve sharing an etcd store, and the deployments each owns",
 		Long: `List the replicas of orch serve registered in the etcd store (--store
 etcd://HOST:2379/PREFIX): each one's id, when it started, what is left of its
-lease, and the deployments it owns. A deployment no replica owns is listed
-as unowned (a replica that died, until its lease expires).`,
+lease, the API it advertises (where the others forward requests about its
+deployments), and the deployments it owns. A deployment no replica owns is
+listed as unowned (a replica that died, until its lease expires).`,
 		Example: `  orch --store etcd://127.0.0.1:2379/orch replicas
   orch --store etcd://127.0.0.1:2379/orch replicas -o json`,
 		Args: cobra.NoArgs,
@@ -59,12 +61,12 @@ as unowned (a replica that died, until its lease expires).`,
 				return g.printJSON(map[string]any{"replicas": reps, "unowned": unowned})
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REPLICA\tSTARTED\tLEASE LEFT\tDEPLOYMENTS")
+			fmt.Fprintln(tw, "REPLICA\tSTARTED\tLEASE LEFT\tAPI\tDEPLOYMENTS")
 			for _, r := range reps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d: %s\n", r.ID, r.Started.Local().Format(time.DateTime), r.LeaseTTL, len(r.Deployments), strings.Join(r.Deployments, ", "))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d: %s\n", r.ID, r.Started.Local().Format(time.DateTime), r.LeaseTTL, cmp.Or(r.API, "-"), len(r.Deployments), strings.Join(r.Deployments, ", "))
 			}
 			if len(unowned) > 0 {
-				fmt.Fprintf(tw, "(unowned)\t\t\t%d: %s\n", len(unowned), strings.Join(unowned, ", "))
+				fmt.Fprintf(tw, "(unowned)\t\t\t\t%d: %s\n", len(unowned), strings.Join(unowned, ", "))
 			}
 			return tw.Flush()
 		},

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -14,6 +17,8 @@ import (
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/orchestrator/api"
+	"github.com/orchhq/orch/policies"
+	"github.com/orchhq/orch/workflows"
 )
 
 // Three replicas of orch serve on the test environment's etcd: deployments
@@ -30,11 +35,12 @@ func TestServeReplicasShareDeploymentsAndFailOver(t *testing.T) {
 		t.Helper()
 		return orch(t, state, append([]string{"--store", store}, args...)...)
 	}
+	tokenFile := sharedToken(t, tmp)
 	var serves []*serveProc
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "replicas")
 	for i := range 3 {
-		exchange, queue := testenv.AMQPNames(t, e.AMQPURL, fmt.Sprintf("replica%d", i))
 		serves = append(serves, startServe(t, state, "--store", store, "--replica-id", fmt.Sprintf("r%d", i), "--lease-ttl", "2s",
-			"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue))
+			"--api-token-file", tokenFile, "--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue))
 	}
 	defer func() {
 		for _, sv := range serves[1:] {
@@ -144,4 +150,174 @@ func lastExecutionOf(t *testing.T, cli func(args ...string) result, dep string) 
 		return status == "succeeded" || status == "failed" || status == "cancelled"
 	})
 	return status
+}
+
+// Every replica answers for every deployment: through a replica that does
+// not own a deployment, its policies are listed, paused and resumed on
+// its owner (the pause shows there), a workflow running on the owner is
+// cancelled, and the lists hold every deployment once. While a
+// deployment's owner is dead and its lease not yet expired, a request
+// about it waits for the next owner instead of failing.
+func TestServeReplicasAnswerForDeploymentsOthersOwn(t *testing.T) {
+	e := testenv.Get(t)
+	store := e.EtcdStore(t, "orch-forward")
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "unused.db")
+	tokenFile := sharedToken(t, tmp)
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := string(b)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "forward")
+	serves := map[string]*serveProc{}
+	for _, id := range []string{"r0", "r1"} {
+		serves[id] = startServe(t, state, "--store", store, "--replica-id", id, "--lease-ttl", "2s", "--api-token-file", tokenFile,
+			"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue)
+	}
+	defer func() {
+		for id, sv := range serves {
+			if id != "r0" {
+				sv.stop(t)
+			}
+		}
+	}()
+	const n = 4
+	for i := range n {
+		if r := orch(t, state, "--store", store, "deploy", "testdata/replicas.hcl", "-d", fmt.Sprintf("d%d", i)); r.code != 0 {
+			t.Fatalf("deploy d%d: exit %d\n%s%s", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	// The replicas, their APIs and who owns what.
+	type listed struct {
+		Replicas []orchestrator.ReplicaStatus `json:"replicas"`
+		Unowned  []string                     `json:"unowned"`
+	}
+	owner, apiOf := map[string]string{}, map[string]string{}
+	testenv.WaitFor(t, "every deployment owned, both replicas advertised", 20*time.Second, func() bool {
+		var l listed
+		r := orch(t, state, "--store", store, "-o", "json", "replicas")
+		if json.Unmarshal([]byte(r.stdout), &l) != nil {
+			return false
+		}
+		clear(owner)
+		for _, rep := range l.Replicas {
+			apiOf[rep.ID] = rep.API
+			for _, d := range rep.Deployments {
+				owner[d] = rep.ID
+			}
+		}
+		return len(owner) == n && len(l.Unowned) == 0 && apiOf["r0"] != "" && apiOf["r1"] != ""
+	})
+	other := map[string]string{"r0": "r1", "r1": "r0"}
+	via := func(replica string, args ...string) result {
+		t.Helper()
+		return orchWith(t, []string{"ORCH_API_URL=" + apiOf[replica], "ORCH_API_TOKEN=" + token}, state, args...)
+	}
+	client := func(replica string) *api.Client { return api.NewClient(apiOf[replica], token) }
+	paused := func(replica, dep string) bool {
+		t.Helper()
+		ps, err := client(replica).Policies(context.Background(), dep)
+		if err != nil || len(ps) != 1 || ps[0].Name != "load" {
+			t.Fatalf("policies of %s through %s: %v %+v", dep, replica, err, ps)
+		}
+		return ps[0].Paused != nil
+	}
+	for i := range n {
+		dep := fmt.Sprintf("d%d", i)
+		o := owner[dep]
+		x := other[o]
+		if r := via(x, "policies", "pause", "load", "-d", dep, "--reason", "through "+x); r.code != 0 {
+			t.Fatalf("pause %s/load through %s (owner %s): exit %d\n%s%s", dep, x, o, r.code, r.stdout, r.stderr)
+		}
+		if !paused(o, dep) {
+			t.Errorf("%s/load paused through %s is not paused on its owner %s", dep, x, o)
+		}
+		if r := via(x, "policies", "show", "load", "-d", dep); !strings.Contains(r.stdout, "through "+x) {
+			t.Errorf("policies show %s/load through %s lacks the pause's reason:\n%s%s", dep, x, r.stdout, r.stderr)
+		}
+		if r := via(x, "policies", "resume", "load", "-d", dep); r.code != 0 {
+			t.Fatalf("resume %s/load through %s: exit %d\n%s%s", dep, x, r.code, r.stdout, r.stderr)
+		}
+		if paused(o, dep) {
+			t.Errorf("%s/load resumed through %s is still paused on its owner %s", dep, x, o)
+		}
+	}
+	for _, rep := range []string{"r0", "r1"} {
+		ps, err := client(rep).Policies(context.Background(), "")
+		if err != nil {
+			t.Fatalf("all policies through %s: %v", rep, err)
+		}
+		var got []string
+		for _, p := range ps {
+			got = append(got, p.Deployment+"/"+p.Name)
+		}
+		if want := "d0/load d1/load d2/load d3/load"; strings.Join(got, " ") != want {
+			t.Errorf("all policies through %s: %v, want %s", rep, got, want)
+		}
+		deps, err := client(rep).Deployments(context.Background())
+		if err != nil || len(deps) != n {
+			t.Errorf("deployments through %s: %d, %v", rep, len(deps), err)
+		}
+	}
+	// No such deployment: answered at once, not waited for.
+	if _, err := client("r0").SetPause(context.Background(), "nope", "load", &policies.Pause{}); err == nil || !strings.Contains(err.Error(), "nope has no policies") {
+		t.Errorf("pausing a policy of no deployment: %v", err)
+	}
+	if _, err := client("r0").Deployment(context.Background(), "nope"); !errors.Is(err, orchestrator.ErrNotFound) {
+		t.Errorf("a deployment that does not exist: %v, want not found", err)
+	}
+
+	// A workflow running on d0's owner, cancelled through the other.
+	o := owner["d0"]
+	x, err := client(o).Submit(context.Background(), workflows.Request{Deployment: "d0", Workflow: "hold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the hold workflow started", 20*time.Second, func() bool {
+		got, err := client(o).Execution(context.Background(), x.ID)
+		return err == nil && got.Status == workflows.Started
+	})
+	if r := via(other[o], "executions", "cancel", x.ID); r.code != 0 {
+		t.Fatalf("cancel %s (running on %s) through %s: exit %d\n%s%s", x.ID, o, other[o], r.code, r.stdout, r.stderr)
+	}
+	testenv.WaitFor(t, "the cancelled workflow ended", 20*time.Second, func() bool {
+		got, err := client(other[o]).Execution(context.Background(), x.ID)
+		return err == nil && got.Status == workflows.Cancelled
+	})
+
+	// r0 dies: a pause of one of its deployments through r1 waits for r1
+	// to take it up.
+	var ofR0 string
+	for d, rep := range owner {
+		if rep == "r0" {
+			ofR0 = d
+		}
+	}
+	if ofR0 == "" {
+		t.Fatalf("r0 owns none of %v", owner)
+	}
+	_ = serves["r0"].cmd.Process.Signal(syscall.SIGKILL)
+	_ = serves["r0"].cmd.Wait()
+	if r := via("r1", "policies", "pause", "load", "-d", ofR0); r.code != 0 {
+		t.Fatalf("pause %s/load through r1 while its owner r0 is dead: exit %d\n%s%s", ofR0, r.code, r.stdout, r.stderr)
+	}
+	if !paused("r1", ofR0) {
+		t.Errorf("%s/load paused during the failover is not paused on r1", ofR0)
+	}
+}
+
+// sharedToken writes a new API token to a file in dir, for every replica's
+// --api-token-file.
+func sharedToken(t *testing.T, dir string) string {
+	t.Helper()
+	token, err := api.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "token")
+	if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
 }

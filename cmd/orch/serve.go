@@ -33,7 +33,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	var cfg orchestrator.ManagerConfig
 	var apiAddr, tokenFile, meshURL string
 	var drain, leaseTTL time.Duration
-	var replicaID, tlsCert, tlsKey string
+	var replicaID, tlsCert, tlsKey, advertise string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
@@ -65,7 +65,11 @@ others take them up (interrupted executions resumed or failed as after a
 crash). Its writes for a deployment are conditioned on owning it. Each
 deployment's metrics go to a durable queue of its own (--queue BASE:
 BASE.DEPLOYMENT, bound with the deployment's id), consumed by its owner
-only, so none published while it moves is lost.`,
+only, so none published while it moves is lost. Every replica answers the
+whole API: a request about a deployment another replica owns is forwarded to
+the owner's API (--advertise-url) with the caller's token, so give every
+replica the same --api-token-file; while a deployment has no owner (its
+owner died and its lease has not expired) the request waits for the next.`,
 		Example: `  orch serve
   orch serve --amqp-url amqp://user:pass@broker:5672/ --queue orch.$(hostname) --dry-run
   orch serve --api-addr 127.0.0.1:8040 --mesh-url https://calisti.example/api/graphql
@@ -134,7 +138,7 @@ only, so none published while it moves is lost.`,
 					time.Unix(int64(t.Time), 0).Format("15:04:05"), dep, policy, t.Condition, t.Workflow, what)
 			}
 			return api.Serve(cmd.Context(), orchestrator.NewManager(svc, cfg, stats), api.ServeConfig{
-				Addr: apiAddr, TLSCert: tlsCert, TLSKey: tlsKey, TokenFile: tokenFile, State: g.storeName(), Drain: drain, Out: g.stdout, Log: log})
+				Addr: apiAddr, TLSCert: tlsCert, TLSKey: tlsKey, TokenFile: tokenFile, State: g.storeName(), Advertise: advertise, Drain: drain, Out: g.stdout, Log: log})
 		},
 	}
 	cmd.Flags().StringVar(&cfg.AMQPURL, "amqp-url", "", amqpURLHelp)
@@ -153,6 +157,7 @@ only, so none published while it moves is lost.`,
 	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long to wait for running executions on shutdown")
 	cmd.Flags().StringVar(&replicaID, "replica-id", "", "this replica's id, with an etcd --store (default HOSTNAME-PID)")
+	cmd.Flags().StringVar(&advertise, "advertise-url", "", "with an etcd --store: the URL the other replicas forward requests about this replica's deployments to (default the API's address; the host name for 0.0.0.0)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 10*time.Second, "with an etcd --store: how long a replica that stops renewing keeps its deployments")
 	return cmd
 }

@@ -4,19 +4,26 @@
 # order can be read back. orch's script plugin gives the operation's inputs as
 # environment variables and the instance as ORCH_INSTANCE; a create may publish
 # runtime attributes (PUBLISH="key=value ...") to $ORCH_RUNTIME_FILE.
-# While the file $JOURNAL.slow exists, a create waits (tests kill orch then);
-# if $JOURNAL.abandon exists when it stops waiting, it gives up without
-# recording the create ("abandoned INSTANCE" instead): the operation orch was
-# killed in, as if its machine went down too.
+#
+# For the kill tests: while the file $JOURNAL.slow exists, a create waits
+# ("begin-create INSTANCE"). While $JOURNAL.orphans exists, a create whose
+# orch is gone (killed: the parent is no longer a live orch process, checked
+# on start and while waiting) gives up without recording the create
+# ("abandoned INSTANCE"), as if its machine had gone down with orch. A
+# create orch started just before it was killed may only get here after
+# the test stopped holding creates back; it gives up too.
 set -eu
 op="$1"
 mkdir -p "$(dirname "$JOURNAL")"
-if [ "$op" = create ] && [ -e "$JOURNAL.slow" ]; then
-  echo "begin-create $ORCH_INSTANCE" >> "$JOURNAL"
-  while [ -e "$JOURNAL.slow" ]; do sleep 0.1; done
-  if [ -e "$JOURNAL.abandon" ]; then
-    echo "abandoned $ORCH_INSTANCE" >> "$JOURNAL"
-    exit 1
+orch_alive() { [ "$(cat "/proc/$PPID/comm" 2>/dev/null)" = orch ]; }
+if [ "$op" = create ]; then
+  if [ -e "$JOURNAL.slow" ] || { [ -e "$JOURNAL.orphans" ] && ! orch_alive; }; then
+    echo "begin-create $ORCH_INSTANCE" >> "$JOURNAL"
+    while [ -e "$JOURNAL.slow" ] && { [ ! -e "$JOURNAL.orphans" ] || orch_alive; }; do sleep 0.1; done
+    if [ -e "$JOURNAL.orphans" ] && ! orch_alive; then
+      echo "abandoned $ORCH_INSTANCE" >> "$JOURNAL"
+      exit 1
+    fi
   fi
 fi
 echo "$op $ORCH_INSTANCE ${DETAIL:-}" >> "$JOURNAL"

@@ -4,12 +4,14 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -30,6 +32,10 @@ type ServeConfig struct {
 	TokenFile string
 	// State is the state file: the endpoint file goes beside it.
 	State string
+	// Advertise is the URL the other replicas reach this one's API at
+	// (default the address listened on; the host name for an unspecified
+	// address).
+	Advertise string
 	// Drain is how long to wait for running executions on shutdown.
 	Drain time.Duration
 	// Out hears the start and stop lines (nil: none).
@@ -73,7 +79,22 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if err != nil {
 		return err
 	}
-	srv := newHTTPServer((&Server{Manager: m, Token: token, Log: cfg.Log}).Handler(), serveTimeouts)
+	server := &Server{Manager: m, Token: token, Log: cfg.Log}
+	if r := m.Replica(); r != nil {
+		advertise, err := advertiseURL(cfg.Advertise, listener.Addr(), tc != nil)
+		if err != nil {
+			return err
+		}
+		if err := r.Advertise(ctx, advertise); err != nil {
+			return err
+		}
+		server.Replicas = serving{r, m}
+		server.Forward, err = forwardClient(tc, cfg.TLSCert)
+		if err != nil {
+			return err
+		}
+	}
+	srv := newHTTPServer(server.Handler(), serveTimeouts)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(listener) }()
 	// The endpoint file is for this machine: an API bound to every
@@ -82,16 +103,16 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if tcp, ok := listener.Addr().(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
 		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 	}
-	url := "http://" + addr
+	apiURL := "http://" + addr
 	if tc != nil {
-		url = "https://" + addr
+		apiURL = "https://" + addr
 	}
 	endpoint := EndpointPath(cfg.State)
 	ca := ""
 	if tc != nil {
 		ca = cfg.TLSCert
 	}
-	if err := WriteEndpoint(endpoint, Endpoint{URL: url, Token: token, PID: os.Getpid(), CA: ca}); err != nil {
+	if err := WriteEndpoint(endpoint, Endpoint{URL: apiURL, Token: token, PID: os.Getpid(), CA: ca}); err != nil {
 		_ = srv.Close()
 		return err
 	}
@@ -101,7 +122,7 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 		broken = fmt.Sprintf(" (%d broken: orch deployments list says why)", n)
 	}
 	fmt.Fprintf(out, "orch serve: %d deployment(s)%s, %d policies, consuming %s on %s; API on %s (token in %s)\n",
-		deps, broken, pols, cmp.Or(m.Intake.Exchange, policies.DefaultExchange), m.Intake.Queue, url, endpoint)
+		deps, broken, pols, cmp.Or(m.Intake.Exchange, policies.DefaultExchange), m.Intake.Queue, apiURL, endpoint)
 
 	runErr := m.Run(ctx)
 	fmt.Fprintln(out, "orch serve: stopping; waiting for running executions")
@@ -118,6 +139,62 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 		cfg.Log.Warn("shutdown", "err", err)
 	}
 	return runErr
+}
+
+// serving is a replica that serves a deployment once its manager has
+// taken it up.
+type serving struct {
+	*orchestrator.Replica
+	m *orchestrator.Manager
+}
+
+func (s serving) Serves(deployment string) bool { return s.m.Serves(deployment) }
+
+// advertiseURL is the URL given, or the listener's.
+func advertiseURL(given string, addr net.Addr, tls bool) (string, error) {
+	if given != "" {
+		u, err := url.Parse(given)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return "", fmt.Errorf("advertise URL %q: want http(s)://HOST:PORT", given)
+		}
+		if tls && u.Scheme != "https" {
+			return "", fmt.Errorf("advertise URL %q: the API is served over TLS: want https://", given)
+		}
+		return strings.TrimSuffix(given, "/"), nil
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	host := addr.String()
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		name, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("advertise URL: %w (give --advertise-url)", err)
+		}
+		host = net.JoinHostPort(name, strconv.Itoa(tcp.Port))
+	}
+	return scheme + "://" + host, nil
+}
+
+// forwardClient is what a replica forwards requests to another with: over
+// TLS it trusts the system's roots and the replica's own certificate
+// (replicas sharing one certificate, or one self-signed CA's).
+func forwardClient(tc *tls.Config, certFile string) (*http.Client, error) {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if tc != nil {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(certFile)
+		if err != nil {
+			return nil, fmt.Errorf("api TLS: %w", err)
+		}
+		pool.AppendCertsFromPEM(pem)
+		t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: t, Timeout: maxWait + 30*time.Second}, nil
 }
 
 // timeouts bound the API's connections.

@@ -37,6 +37,13 @@ type Server struct {
 	Manager *orchestrator.Manager
 	Token   string
 	Log     *slog.Logger
+	// Replicas, when this serve is one of several on an etcd store: a
+	// request about a deployment another owns is forwarded to it with
+	// Forward (default http.DefaultClient), waiting up to OwnerWait
+	// (default DefaultOwnerWait) while nobody owns it.
+	Replicas  Replicas
+	Forward   *http.Client
+	OwnerWait time.Duration
 }
 
 // Error is the API's error body.
@@ -90,8 +97,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	m := s.Manager
 	mux := http.NewServeMux()
-	handle := func(pattern string, fn func(r *http.Request) (any, error)) {
-		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	answer := func(fn func(r *http.Request) (any, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
 			v, err := fn(r)
 			if err != nil {
 				s.writeError(w, r, err)
@@ -101,19 +108,29 @@ func (s *Server) Handler() http.Handler {
 			if err := json.NewEncoder(w).Encode(v); err != nil {
 				s.Log.Debug("api: write response", "err", err)
 			}
-		})
+		}
+	}
+	handle := func(pattern string, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, answer(fn))
+	}
+	// owned routes are about one deployment: its owner answers them.
+	owned := func(pattern string, route routeFunc, fn func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, s.routed(route, answer(fn)))
 	}
 	handle("GET /v1/health", func(r *http.Request) (any, error) {
 		return Health{PID: os.Getpid(), State: m.Svc.Store.Path()}, nil
 	})
 	handle("GET /v1/deployments", func(r *http.Request) (any, error) {
 		deps, err := m.Deployments(r.Context())
+		if err == nil {
+			deps, err = gather(s, r, deps, func(d *orchestrator.Deployment) string { return d.ID })
+		}
 		if deps == nil {
 			deps = []*orchestrator.Deployment{}
 		}
 		return deps, err
 	})
-	handle("GET /v1/deployments/{id}", func(r *http.Request) (any, error) {
+	owned("GET /v1/deployments/{id}", pathDeployment("id"), func(r *http.Request) (any, error) {
 		return m.Deployment(r.Context(), r.PathValue("id"))
 	})
 	handle("POST /v1/deployments", func(r *http.Request) (any, error) {
@@ -132,7 +149,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		return DeployResponse{Deployment: d, Execution: x}, nil
 	})
-	handle("POST /v1/deployments/{id}/update", func(r *http.Request) (any, error) {
+	owned("POST /v1/deployments/{id}/update", pathDeployment("id"), func(r *http.Request) (any, error) {
 		var req orchestrator.UpdateRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
@@ -148,7 +165,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		return UpdateResponse{Update: u, Execution: x}, nil
 	})
-	handle("DELETE /v1/deployments/{id}", func(r *http.Request) (any, error) {
+	owned("DELETE /v1/deployments/{id}", pathDeployment("id"), func(r *http.Request) (any, error) {
 		return m.StartUndeploy(r.Context(), r.PathValue("id"))
 	})
 	handle("GET /v1/deployments/{id}/workflows", func(r *http.Request) (any, error) {
@@ -171,21 +188,26 @@ func (s *Server) Handler() http.Handler {
 	handle("GET /v1/executions/{id}", func(r *http.Request) (any, error) {
 		return m.Svc.Store.Execution(r.Context(), r.PathValue("id"))
 	})
-	handle("POST /v1/executions/{id}/cancel", func(r *http.Request) (any, error) {
+	owned("POST /v1/executions/{id}/cancel", s.executionDeployment, func(r *http.Request) (any, error) {
 		return m.Svc.Engine.Cancel(r.Context(), r.PathValue("id"))
 	})
-	handle("POST /v1/executions/{id}/resume", func(r *http.Request) (any, error) {
+	owned("POST /v1/executions/{id}/resume", s.executionDeployment, func(r *http.Request) (any, error) {
 		return m.Svc.Engine.ResumeExecution(r.Context(), r.PathValue("id"))
 	})
 	handle("GET /v1/executions/{id}/events", s.events)
-	handle("GET /v1/policies", func(r *http.Request) (any, error) {
-		ps := m.Policies(r.URL.Query().Get("deployment"))
+	owned("GET /v1/policies", queryDeployment, func(r *http.Request) (any, error) {
+		dep := r.URL.Query().Get("deployment")
+		ps := m.Policies(dep)
+		var err error
+		if dep == "" {
+			ps, err = gather(s, r, ps, func(p policies.PolicyStatus) string { return p.Deployment })
+		}
 		if ps == nil {
 			ps = []policies.PolicyStatus{}
 		}
-		return ps, nil
+		return ps, err
 	})
-	handle("POST /v1/policies/{deployment}/pause", func(r *http.Request) (any, error) {
+	owned("POST /v1/policies/{deployment}/pause", pathDeployment("deployment"), func(r *http.Request) (any, error) {
 		var req PauseRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
@@ -195,7 +217,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		return m.SetPause(r.Context(), r.PathValue("deployment"), req.Policy, req.Pause)
 	})
-	handle("POST /v1/policies/{deployment}/resume", func(r *http.Request) (any, error) {
+	owned("POST /v1/policies/{deployment}/resume", pathDeployment("deployment"), func(r *http.Request) (any, error) {
 		var req PauseRequest
 		if err := decode(r, &req); err != nil {
 			return nil, err
