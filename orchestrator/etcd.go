@@ -587,9 +587,15 @@ func (s *EtcdStore) seqKey(execution string, seq uint64) string {
 }
 
 func (s *EtcdStore) AppendEvents(ctx context.Context, evs []workflows.Event) error {
-	// Per execution, its events after its last sequence, in one
-	// transaction conditioned on that sequence (retried if another
-	// writer appended meanwhile).
+	return s.appendEvents(ctx, evs, nil)
+}
+
+// appendEvents writes, per execution, its events after its last sequence,
+// in one transaction conditioned on that sequence (retried if another
+// writer appended meanwhile), and on fence's condition for the execution
+// when fence is given: the events of an execution whose condition fails
+// are left out, and fence's refused is called for it.
+func (s *EtcdStore) appendEvents(ctx context.Context, evs []workflows.Event, fence *eventFence) error {
 	var order []string
 	byExec := map[string][]int{}
 	for i := range evs {
@@ -601,6 +607,17 @@ func (s *EtcdStore) AppendEvents(ctx context.Context, evs []workflows.Event) err
 	}
 	for _, x := range order {
 		seqK := s.key("eventseq", x)
+		var guard []clientv3.Cmp
+		if fence != nil {
+			c, err := fence.cond(ctx, x)
+			if errors.Is(err, ErrNotFound) {
+				continue // pruned: nothing to add to
+			}
+			if err != nil {
+				return err
+			}
+			guard = []clientv3.Cmp{c}
+		}
 		for {
 			r, err := s.c.Get(ctx, seqK)
 			if err != nil {
@@ -626,16 +643,35 @@ func (s *EtcdStore) AppendEvents(ctx context.Context, evs []workflows.Event) err
 				ops = append(ops, clientv3.OpPut(s.seqKey(x, seq), v))
 			}
 			ops = append(ops, clientv3.OpPut(seqK, fmt.Sprint(seq)))
-			ok, err := s.txn(ctx, []clientv3.Cmp{cmp}, ops...)
+			ok, err := s.txn(ctx, append([]clientv3.Cmp{cmp}, guard...), ops...)
 			if err != nil {
 				return err
 			}
 			if ok {
 				break
 			}
+			if guard != nil {
+				// Fenced, or another writer appended: which?
+				held, err := s.txn(ctx, guard)
+				if err != nil {
+					return err
+				}
+				if !held {
+					fence.refused(x)
+					break
+				}
+			}
 		}
 	}
 	return nil
+}
+
+// eventFence conditions the events of an execution (cond; ErrNotFound
+// for an execution no longer stored, whose events are left out) and hears
+// of those refused.
+type eventFence struct {
+	cond    func(ctx context.Context, execution string) (clientv3.Cmp, error)
+	refused func(execution string)
 }
 
 func (s *EtcdStore) Events(ctx context.Context, execution string, after uint64) ([]workflows.Event, error) {

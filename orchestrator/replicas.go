@@ -431,11 +431,53 @@ type FencedStore struct {
 	// Refused counts the writes refused because the replica did not own
 	// the deployment.
 	Refused *atomic.Int64
+
+	mu         sync.Mutex
+	deployment map[string]string // of executions, for their events
 }
 
 // Fenced is the store writing as replica id.
 func (s *EtcdStore) Fenced(id string) *FencedStore {
-	return &FencedStore{EtcdStore: s, replica: id, Refused: new(atomic.Int64)}
+	return &FencedStore{EtcdStore: s, replica: id, Refused: new(atomic.Int64), deployment: map[string]string{}}
+}
+
+// AppendEvents writes the events of the executions of the deployments the
+// replica owns. Those of a deployment it lost are refused and counted, and
+// not kept for a retry (which would be refused as well): the new owner
+// records what became of the execution (resumed, or failed as
+// interrupted).
+func (f *FencedStore) AppendEvents(ctx context.Context, evs []workflows.Event) error {
+	return f.appendEvents(ctx, evs, &eventFence{
+		cond: func(ctx context.Context, execution string) (clientv3.Cmp, error) {
+			dep, err := f.deploymentOf(ctx, execution)
+			if err != nil {
+				return clientv3.Cmp{}, err
+			}
+			return f.owns(dep), nil
+		},
+		refused: func(string) { f.Refused.Add(1) },
+	})
+}
+
+// deploymentOf is the deployment of an execution (which never changes).
+func (f *FencedStore) deploymentOf(ctx context.Context, execution string) (string, error) {
+	f.mu.Lock()
+	dep, ok := f.deployment[execution]
+	f.mu.Unlock()
+	if ok {
+		return dep, nil
+	}
+	x, err := f.Execution(ctx, execution)
+	if err != nil {
+		return "", fmt.Errorf("events of execution %s: %w", execution, err)
+	}
+	f.mu.Lock()
+	if len(f.deployment) >= 4096 {
+		clear(f.deployment)
+	}
+	f.deployment[execution] = x.Deployment
+	f.mu.Unlock()
+	return x.Deployment, nil
 }
 
 func (f *FencedStore) owns(deployment string) clientv3.Cmp {

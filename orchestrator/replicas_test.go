@@ -180,6 +180,7 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 	x := &workflows.Execution{ID: workflows.NewID(), Deployment: dep, Workflow: "scale", Status: workflows.Queued}
 	must(t, fa.CreateExecution(ctx, x, &workflows.Record{Key: "policy/" + dep + "/p", Value: map[string]int{"n": 1}}))
 	must(t, fa.PutInstance(ctx, dep, &workflows.NodeInstance{ID: "i1", Node: "n"}))
+	must(t, fa.AppendEvents(ctx, []workflows.Event{{Execution: x.ID, Type: workflows.EventLog, Message: "by a, the owner"}}))
 	if err := fb.PutInstance(ctx, dep, &workflows.NodeInstance{ID: "i2", Node: "n"}); !errors.Is(err, ErrFenced) {
 		t.Errorf("b wrote for a's deployment: %v", err)
 	}
@@ -208,8 +209,21 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 			t.Errorf("write %d of the replica that lost ownership: %v", i, err)
 		}
 	}
-	if n := fa.Refused.Load() - before; n != int64(len(writes)) {
-		t.Errorf("%d refused writes counted, want %d", n, len(writes))
+	// Its events are refused too (counted, not kept), while b's of the
+	// same execution are written, sequenced after a's.
+	must(t, fa.AppendEvents(ctx, []workflows.Event{{Execution: x.ID, Type: workflows.EventLog, Message: "by a, no longer the owner"}}))
+	must(t, fb.AppendEvents(ctx, []workflows.Event{{Execution: x.ID, Type: workflows.EventLog, Message: "by b, the new owner"}}))
+	if n := fa.Refused.Load() - before; n != int64(len(writes))+1 {
+		t.Errorf("%d refused writes counted, want %d", n, len(writes)+1)
+	}
+	evs, err := admin.Events(ctx, x.ID, 0)
+	must(t, err)
+	var msgs []string
+	for _, ev := range evs {
+		msgs = append(msgs, fmt.Sprintf("%d %s", ev.Seq, ev.Message))
+	}
+	if want := []string{"1 by a, the owner", "2 by b, the new owner"}; !slices.Equal(msgs, want) {
+		t.Errorf("events %q, want %q", msgs, want)
 	}
 	got, err := admin.Execution(ctx, x.ID)
 	must(t, err)
