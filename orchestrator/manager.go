@@ -238,6 +238,15 @@ func (m *Manager) annotate(ctx context.Context, d *Deployment) {
 // on its own store).
 func (m *Manager) Replica() *Replica { return m.cfg.Replica }
 
+// FencedWrites counts a replica's writes refused because it did not own
+// the deployment (any more).
+func (m *Manager) FencedWrites() int64 {
+	if f, ok := m.Svc.Store.(*FencedStore); ok {
+		return f.Refused.Load()
+	}
+	return 0
+}
+
 // Serves reports whether this serve answers for a deployment: always for
 // one process; for a replica, once it owns the deployment and has taken it
 // up (its executions recovered, its policies loaded).
@@ -420,8 +429,14 @@ func (m *Manager) instanceOf(ctx context.Context, deployment, node string) strin
 }
 
 // Run consumes metrics (and polls the mesh) until ctx is done. It returns
-// nil then, or early for a configuration error.
+// nil then, or early for a configuration error. A replica that loses its
+// lease (paused or cut off from etcd past its TTL) stops at once: its
+// running executions are cancelled (what they would still write is
+// refused), and Run returns ErrLeaseLost, for its supervisor to start it
+// again as a new member with nothing stale in memory.
 func (m *Manager) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	m.mu.Lock()
 	m.runCtx = ctx
 	m.startWatchesLocked(ctx)
@@ -441,7 +456,8 @@ func (m *Manager) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := r.Run(ctx, interval); err != nil {
-				m.log.Error("replica stopped: its deployments go to the others", "replica", r.Info.ID, "err", err)
+				m.log.Error("replica lost its lease: its deployments went to the others; stopping", "replica", r.Info.ID, "err", err)
+				stop(ErrLeaseLost)
 			}
 		}()
 		go func() { defer wg.Done(); m.follow(ctx, r, interval) }()
@@ -477,9 +493,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 	}()
 	err := m.Intake.Run(ctx)
+	if errors.Is(context.Cause(ctx), ErrLeaseLost) {
+		m.Svc.Engine.CancelAll(context.WithoutCancel(ctx))
+	}
 	wg.Wait()
 	if ferr := m.Runner.FlushDecisions(context.WithoutCancel(ctx)); ferr != nil {
 		m.log.Warn("decision log", "err", ferr)
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		return fmt.Errorf("replica %s: %w", m.cfg.Replica.Info.ID, cause)
 	}
 	return err
 }

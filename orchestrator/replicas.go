@@ -37,6 +37,10 @@ import (
 // own (any more).
 var ErrFenced = errors.New("fenced: this replica does not own the deployment")
 
+// ErrLeaseLost ends a replica whose lease expired or was revoked: it owns
+// nothing any more, and starts again as a new member.
+var ErrLeaseLost = errors.New("lease lost: its deployments went to the other replicas; start it again to rejoin")
+
 // ReplicaInfo is what a replica registers.
 type ReplicaInfo struct {
 	ID      string    `json:"id"`

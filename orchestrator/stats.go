@@ -103,9 +103,7 @@ func (s *ServeStats) register(m *Manager) {
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_replicas_live", Help: "Replicas registered in the store, at this replica's last check."}, func() float64 { return float64(len(rep.Live())) }),
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "orch_replica_lease_renewal_seconds", Help: "The last lease renewal's round trip to etcd."}, func() float64 { return rep.RenewLatency().Seconds() }),
 			)
-			if f, ok := m.Svc.Store.(*FencedStore); ok {
-				s.reg.MustRegister(counter("orch_replica_fenced_writes_total", "Writes refused because this replica no longer owned the deployment.", func() float64 { return float64(f.Refused.Load()) }))
-			}
+			s.reg.MustRegister(counter("orch_replica_fenced_writes_total", "Writes refused because this replica no longer owned the deployment.", func() float64 { return float64(m.FencedWrites()) }))
 		}
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(

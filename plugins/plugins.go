@@ -28,11 +28,13 @@ func (f OperationFunc) Run(ctx context.Context, op *OperationContext) error { re
 // OperationContext is what an operation sees of its node.
 type OperationContext struct {
 	Deployment string
-	Node       string
-	Instance   string
-	Types      []string // the node's type chain, most derived first
-	Operation  string
-	Attempt    int
+	// Execution is the id of the execution the operation runs in.
+	Execution string
+	Node      string
+	Instance  string
+	Types     []string // the node's type chain, most derived first
+	Operation string
+	Attempt   int
 	// Dir is the blueprint's directory; relative paths resolve against it.
 	Dir        string
 	Properties map[string]any

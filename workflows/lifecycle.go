@@ -388,6 +388,7 @@ func (e *Engine) runOperation(ctx context.Context, x *Execution, t *Target, n *b
 		t.mu.Unlock()
 		oc := &plugins.OperationContext{
 			Deployment:   t.Deployment,
+			Execution:    x.ID,
 			Node:         n.Name,
 			Instance:     inst.ID,
 			Types:        n.Types,

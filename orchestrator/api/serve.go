@@ -138,6 +138,9 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 	if err := m.Close(dctx); err != nil {
 		cfg.Log.Warn("shutdown", "err", err)
 	}
+	if r := m.Replica(); r != nil {
+		fmt.Fprintf(out, "orch serve: replica %s stopped; %d writes refused (fenced)\n", r.ID(), m.FencedWrites())
+	}
 	return runErr
 }
 

@@ -185,6 +185,7 @@ func environment(op *plugins.OperationContext, runtimeFile string) ([]string, er
 	}
 	env = append(env,
 		"ORCH_DEPLOYMENT="+op.Deployment,
+		"ORCH_EXECUTION="+op.Execution,
 		"ORCH_NODE="+op.Node,
 		"ORCH_INSTANCE="+op.Instance,
 		"ORCH_OPERATION="+op.Operation,
