@@ -62,7 +62,9 @@ the store: it registers with a lease (--lease-ttl), owns the deployments that
 rendezvous hashing gives it among the live replicas, and evaluates and runs
 only those; a replica that dies loses them when its lease expires, and the
 others take them up (interrupted executions resumed or failed as after a
-crash). Its writes for a deployment are conditioned on owning it. Each
+crash). Its writes for a deployment are conditioned on owning it; one that
+loses its lease (paused or cut off past its TTL) exits with an error, to be
+started again by its supervisor. Each
 deployment's metrics go to a durable queue of its own (--queue BASE:
 BASE.DEPLOYMENT, bound with the deployment's id), consumed by its owner
 only, so none published while it moves is lost. Every replica answers the
