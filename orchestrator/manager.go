@@ -143,6 +143,9 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 		// Each deployment's metrics come from a queue of its own, consumed
 		// by its owner (policies/intake_owned.go).
 		m.Intake.Owner = cfg.Replica
+		// A deployment moving to another replica waits for its running
+		// execution, so the next owner never recovers one still running.
+		cfg.Replica.HoldHandOvers(func(dep string) bool { return svc.Engine.Running(dep) != "" })
 	}
 	if cfg.Mesh != nil {
 		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -66,6 +67,14 @@ type Replica struct {
 	// queued the owned deployments an execution was queued for.
 	changes chan []string
 	queued  chan string
+	// releasing are the deployments that hash elsewhere now, kept (since
+	// when) until their running execution ends: busy says whether one
+	// runs. Nothing new starts for them meanwhile.
+	releasing map[string]time.Time
+	busy      func(deployment string) bool
+	// HandOverWait bounds how long a hand-over waits for a running
+	// execution (default DefaultHandOverWait).
+	HandOverWait time.Duration
 
 	// Claims and Releases count ownership changes; RenewLatency is the
 	// last lease renewal's round trip.
@@ -112,6 +121,53 @@ func (r *Replica) Owns(deployment string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.owned[deployment] && time.Now().Before(r.validUntil)
+}
+
+// DefaultHandOverWait is how long a replica keeps a deployment that now
+// hashes to another replica while an execution of it runs here.
+const DefaultHandOverWait = 5 * time.Minute
+
+// HoldHandOvers makes a deployment that hashes elsewhere now stay here
+// while busy says an execution of it runs (up to HandOverWait), so the
+// next owner never recovers an execution that is still running: a
+// graceful hand-over moves a deployment between executions.
+func (r *Replica) HoldHandOvers(busy func(deployment string) bool) {
+	r.mu.Lock()
+	r.busy = busy
+	r.mu.Unlock()
+}
+
+// Starter is the replica as the engine's owner: it starts executions of
+// the deployments it owns and is not handing over.
+func (r *Replica) Starter() workflows.Owner { return starter{r} }
+
+type starter struct{ r *Replica }
+
+func (s starter) Owns(deployment string) bool {
+	s.r.mu.Lock()
+	_, releasing := s.r.releasing[deployment]
+	s.r.mu.Unlock()
+	return !releasing && s.r.Owns(deployment)
+}
+
+// holdHandOver says whether to keep a deployment that hashes elsewhere
+// for now, recording it in holding.
+func (r *Replica) holdHandOver(dep string, holding map[string]time.Time) bool {
+	r.mu.Lock()
+	busy := r.busy
+	since, ok := r.releasing[dep]
+	r.mu.Unlock()
+	if busy == nil {
+		return false
+	}
+	if !ok {
+		since = time.Now()
+	}
+	if time.Since(since) >= cmp.Or(r.HandOverWait, DefaultHandOverWait) || !busy(dep) {
+		return false
+	}
+	holding[dep] = since
+	return true
 }
 
 // Queued delivers the deployments this replica owns that another process
@@ -310,6 +366,7 @@ func (r *Replica) Reconcile(ctx context.Context) error {
 		ownerOf[string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:])] = string(kv.Value)
 	}
 	owned := map[string]bool{}
+	holding := map[string]time.Time{}
 	var errs []error
 	for _, kv := range deps.Kvs {
 		dep := string(kv.Key[strings.LastIndexByte(string(kv.Key), '/')+1:])
@@ -327,6 +384,10 @@ func (r *Replica) Reconcile(ctx context.Context) error {
 				owned[dep] = true
 			}
 		case cur == r.Info.ID && want != r.Info.ID:
+			if r.holdHandOver(dep, holding) {
+				owned[dep] = true
+				continue
+			}
 			if _, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", r.Info.ID)}, clientv3.OpDelete(key)); err != nil {
 				errs = append(errs, err)
 				owned[dep] = true
@@ -339,6 +400,7 @@ func (r *Replica) Reconcile(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.live = live
+	r.releasing = holding
 	r.mu.Unlock()
 	r.setOwned(owned)
 	return errors.Join(errs...)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,4 +245,51 @@ func TestAReplicaThatLostOwnershipCannotWrite(t *testing.T) {
 	if !slices.Equal(names, []string{dep}) {
 		t.Errorf("owners %v", names)
 	}
+}
+
+// A deployment that hashes to a replica joining stays with its owner
+// while an execution of it runs there (nothing new starts for it
+// meanwhile), and moves once that one has ended; past HandOverWait it
+// moves anyway.
+func TestAHandOverWaitsForTheRunningExecution(t *testing.T) {
+	url := testenv.Get(t).EtcdStore(t, "orch-handover")
+	admin, err := OpenEtcd(url, EtcdOptions{})
+	must(t, err)
+	defer admin.Close()
+	ctx := context.Background()
+	var deps []string
+	for i := 0; len(deps) < 2; i++ {
+		if d := fmt.Sprintf("d%d", i); Rendezvous(d, []string{"a", "b"}) == "b" {
+			deps = append(deps, d)
+			must(t, admin.CreateDeployment(ctx, record("bp"), &Deployment{ID: d, Blueprint: "bp"}))
+		}
+	}
+	running, stuck := deps[0], deps[1]
+	a := startReplica(t, url, "a", 2*time.Second)
+	testenv.WaitFor(t, "a owns both", 20*time.Second, func() bool { return slices.Equal(a.Owned(), deps) })
+	var busy sync.Map
+	busy.Store(running, true)
+	busy.Store(stuck, true)
+	a.HandOverWait = 2 * time.Second
+	a.HoldHandOvers(func(d string) bool { v, _ := busy.Load(d); return v == true })
+	started := time.Now()
+
+	b := startReplica(t, url, "b", 2*time.Second)
+	time.Sleep(time.Second)
+	if got := owners(t, admin); got[running] != "a" || got[stuck] != "a" {
+		t.Fatalf("moved while executions ran: %v", got)
+	}
+	if a.Starter().Owns(running) || !a.Owns(running) {
+		t.Errorf("a handing %s over: starts new executions %v, owns %v; want false, true", running, a.Starter().Owns(running), a.Owns(running))
+	}
+	busy.Store(running, false)
+	testenv.WaitFor(t, "b owns "+running+" once its execution ended", 20*time.Second, func() bool { return owners(t, admin)[running] == "b" })
+	if owners(t, admin)[stuck] != "a" && time.Since(started) < 2*time.Second {
+		t.Errorf("%s moved before HandOverWait while busy", stuck)
+	}
+	testenv.WaitFor(t, "b owns "+stuck+" after HandOverWait", 20*time.Second, func() bool { return owners(t, admin)[stuck] == "b" })
+	if d := time.Since(started); d < 2*time.Second {
+		t.Errorf("%s moved after %s, before HandOverWait (2s)", stuck, d)
+	}
+	testenv.WaitFor(t, "b knows", 20*time.Second, func() bool { return slices.Equal(b.Owned(), deps) })
 }

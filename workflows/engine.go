@@ -362,6 +362,13 @@ func (e *Engine) bind(t *Target, workflow string, given map[string]string, value
 	return pw.BindValues(given, values)
 }
 
+// Running is the execution of a deployment running in this engine, or "".
+func (e *Engine) Running(deployment string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.active[deployment]
+}
+
 // schedule starts the oldest queued execution of a deployment if none runs.
 func (e *Engine) schedule(ctx context.Context, deployment string) {
 	e.mu.Lock()

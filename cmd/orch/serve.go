@@ -186,7 +186,7 @@ func (g *globals) replicaService(ctx context.Context, id string, ttl time.Durati
 		store.Close()
 		return nil, nil, nil, err
 	}
-	opts = append(opts, workflows.WithEventObserver(g.printEvent), workflows.WithOwner(r))
+	opts = append(opts, workflows.WithEventObserver(g.printEvent), workflows.WithOwner(r.Starter()))
 	svc := orchestrator.NewService(store.Fenced(id), reg, log, opts...)
 	closeFn := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
