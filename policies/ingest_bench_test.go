@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,16 @@ const ingestMessages = 20000
 // fill declares a queue bound to a new exchange and publishes n Diamond
 // messages for deployment "shop" into it, with publisher confirms.
 func fill(b *testing.B, url string, n int) (exchange, queue string) {
+	return fillQueue(b, url, n, false)
+}
+
+// fillOwned fills deployment shop's queue of a replica's intake whose
+// queue base is the queue returned (BASE.shop).
+func fillOwned(b *testing.B, url string, n int) (exchange, base string) {
+	return fillQueue(b, url, n, true)
+}
+
+func fillQueue(b *testing.B, url string, n int, owned bool) (exchange, queue string) {
 	b.Helper()
 	id := rand.String(6)
 	exchange, queue = "bench-monitoring-"+id, "bench-"+id
@@ -34,11 +45,17 @@ func fill(b *testing.B, url string, n int) (exchange, queue string) {
 	if err := ch.ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
 		b.Fatal(err)
 	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		b.Fatal(err)
-	}
-	if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
-		b.Fatal(err)
+	if owned {
+		if err := (&Intake{Queue: queue, Exchange: exchange}).declareDeployment(ch, "shop"); err != nil {
+			b.Fatal(err)
+		}
+	} else {
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+			b.Fatal(err)
+		}
+		if err := ch.QueueBind(queue, "#", exchange, false, nil); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := ch.Confirm(false); err != nil {
 		b.Fatal(err)
@@ -99,6 +116,30 @@ func bareConsume(b *testing.B, url, queue string, n int) time.Duration {
 // orchConsume consumes n messages through the intake and a runner with a
 // scale.clj policy of the messages' deployment (decode, window, evaluate).
 func orchConsume(b *testing.B, url, exchange, queue string, n int) time.Duration {
+	return intakeConsume(b, url, exchange, queue, n, nil)
+}
+
+// leaseOwner owns every deployment while its lease is valid, checked as a
+// replica checks (a lock, a map, the clock) at every delivery.
+type leaseOwner struct {
+	mu    sync.Mutex
+	owned map[string]bool
+	until time.Time
+}
+
+func (o *leaseOwner) Owns(dep string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.owned[dep] && time.Now().Before(o.until)
+}
+
+// ownedConsume is orchConsume through a replica's intake: deployment
+// shop's own queue, applied and acknowledged only while owned.
+func ownedConsume(b *testing.B, url, exchange, base string, n int) time.Duration {
+	return intakeConsume(b, url, exchange, base, n, &leaseOwner{owned: map[string]bool{"shop": true}, until: time.Now().Add(time.Hour)})
+}
+
+func intakeConsume(b *testing.B, url, exchange, queue string, n int, owner Owner) time.Duration {
 	b.Helper()
 	plan := resolvePlan(&testing.T{}, runnerBlueprint)
 	r := NewRunner(NewPipeline(600), &recordingQueue{}, &memState{m: map[string][]byte{}})
@@ -119,6 +160,10 @@ func orchConsume(b *testing.B, url, exchange, queue string, n int) time.Duration
 				close(done)
 			}
 		}}}
+	if owner != nil {
+		in.Owner = owner
+		in.Consume([]string{"shop"})
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { _ = in.Run(ctx); close(stopped) }()
@@ -164,6 +209,43 @@ func BenchmarkIngestThroughBroker(b *testing.B) {
 	b.ReportMetric(total/bare.Seconds(), "bare-msg/s")
 	b.ReportMetric(total/orch.Seconds(), "orch-msg/s")
 	b.ReportMetric(bare.Seconds()/orch.Seconds(), "ratio")
+}
+
+// BenchmarkIngestOwnedThroughBroker: as BenchmarkIngestThroughBroker,
+// orch's intake as a replica on an etcd store runs it (the deployment's
+// own single-active-consumer queue, ownership checked at each delivery
+// and acknowledgement) against the bare consumer, and against the intake
+// of one process (bbolt), in the same run.
+func BenchmarkIngestOwnedThroughBroker(b *testing.B) {
+	e := testenv.Get(b)
+	var bare, orch, owned time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		ex1, q1 := fill(b, e.AMQPURL, ingestMessages)
+		ex2, q2 := fill(b, e.AMQPURL, ingestMessages)
+		ex3, base := fillOwned(b, e.AMQPURL, ingestMessages)
+		b.StartTimer()
+		// A different order each time, so none always gets a warmer broker.
+		runs := []func(){
+			func() { bare += bareConsume(b, e.AMQPURL, q1, ingestMessages) },
+			func() { orch += orchConsume(b, e.AMQPURL, ex2, q2, ingestMessages) },
+			func() { owned += ownedConsume(b, e.AMQPURL, ex3, base, ingestMessages) },
+		}
+		for j := range runs {
+			runs[(i+j)%len(runs)]()
+		}
+		b.StopTimer()
+		testenv.DeleteAMQP(e.AMQPURL, ex1, q1)
+		testenv.DeleteAMQP(e.AMQPURL, ex2, q2)
+		testenv.DeleteAMQP(e.AMQPURL, ex3, DeploymentQueue(base, "shop"))
+		b.StartTimer()
+	}
+	total := float64(b.N * ingestMessages)
+	b.ReportMetric(total/bare.Seconds(), "bare-msg/s")
+	b.ReportMetric(total/orch.Seconds(), "bbolt-msg/s")
+	b.ReportMetric(total/owned.Seconds(), "etcd-msg/s")
+	b.ReportMetric(bare.Seconds()/owned.Seconds(), "etcd/bare")
+	b.ReportMetric(orch.Seconds()/owned.Seconds(), "etcd/bbolt")
 }
 
 // countingSink passes messages on and counts them.
