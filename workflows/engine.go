@@ -362,6 +362,10 @@ func (e *Engine) bind(t *Target, workflow string, given map[string]string, value
 	return pw.BindValues(given, values)
 }
 
+// Runs reports whether this engine runs a deployment's executions (it is
+// not left to another process that owns the deployment).
+func (e *Engine) Runs(deployment string) bool { return e.owner == nil || e.owner.Owns(deployment) }
+
 // Running is the execution of a deployment running in this engine, or "".
 func (e *Engine) Running(deployment string) string {
 	e.mu.Lock()

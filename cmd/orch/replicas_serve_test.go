@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,4 +321,45 @@ func sharedToken(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return file
+}
+
+// A CLI on a store that replicas share queues what it runs for them; when
+// the last replica dies meanwhile, it stops waiting and says so (the
+// execution stays queued for the next owner) instead of waiting forever.
+func TestTheCLIStopsWaitingWhenNoReplicaIsLeft(t *testing.T) {
+	e := testenv.Get(t)
+	store := e.EtcdStore(t, "orch-noreplica")
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "unused.db")
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "noreplica")
+	sv := startServe(t, state, "--store", store, "--replica-id", "only", "--lease-ttl", "2s",
+		"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue)
+	if r := orch(t, state, "--store", store, "deploy", "testdata/replicas.hcl", "-d", "lone"); r.code != 0 {
+		sv.stop(t)
+		t.Fatalf("deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	_ = sv.cmd.Process.Signal(syscall.SIGKILL)
+	_ = sv.cmd.Wait()
+	// Its registration lingers until its lease expires: the CLI queues the
+	// workflow for it, then finds nobody left.
+	r := orch(t, state, "--store", store, "workflow", "run", "hold", "-d", "lone")
+	if r.code == 0 || !strings.Contains(r.stderr, "no replica of orch serve is left to run it") || !strings.Contains(r.stderr, "waits, pending") {
+		t.Fatalf("workflow run with no replica left: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	admin, err := orchestrator.OpenEtcd(store, orchestrator.EtcdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	xs, err := admin.Executions(context.Background(), "lone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range xs {
+		got = append(got, x.Workflow+" "+string(x.Status))
+	}
+	if !slices.Contains(got, "hold pending") {
+		t.Errorf("the workflow is not left pending: %v", got)
+	}
 }

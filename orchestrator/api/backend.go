@@ -263,7 +263,16 @@ func (l *Local) Wait(ctx context.Context, x *workflows.Execution) (*workflows.Ex
 	if err != nil {
 		return nil, err
 	}
-	end, err := svc.Engine.Wait(ctx, x.ID)
+	wctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if es, ok := svc.Store.(*orchestrator.EtcdStore); ok && !svc.Engine.Runs(x.Deployment) {
+		// Replicas of serve run it: waiting ends if none is left.
+		go watchReplicas(wctx, es, x, stop)
+	}
+	end, err := svc.Engine.Wait(wctx, x.ID)
+	if cause := context.Cause(wctx); err != nil && errors.Is(cause, errNoReplica) {
+		return nil, cause
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -271,6 +280,36 @@ func (l *Local) Wait(ctx context.Context, x *workflows.Execution) (*workflows.Ex
 		return nil, err
 	}
 	return end, svc.Ended(context.WithoutCancel(ctx), end)
+}
+
+var errNoReplica = errors.New("no replica of orch serve is left to run it")
+
+// replicaCheck is how often a wait on a shared store checks that a
+// replica is registered; two checks in a row finding none end it.
+var replicaCheck = 2 * time.Second
+
+// watchReplicas stops a wait (stop, with errNoReplica) when no replica of
+// serve has been registered in the store for two checks in a row.
+func watchReplicas(ctx context.Context, es *orchestrator.EtcdStore, x *workflows.Execution, stop context.CancelCauseFunc) {
+	tick := time.NewTicker(replicaCheck)
+	defer tick.Stop()
+	missed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		reps, err := es.Replicas(ctx)
+		if err != nil || len(reps) > 0 {
+			missed = 0
+			continue
+		}
+		if missed++; missed >= 2 {
+			stop(fmt.Errorf("execution %s of %s: %w (it waits, pending, for the deployment's next owner to run it: start orch serve, and follow it with orch events -e %s --follow)", x.ID, x.Deployment, errNoReplica, x.ID))
+			return
+		}
+	}
 }
 
 func (l *Local) Policies(ctx context.Context, dep string) ([]policies.PolicyStatus, bool, error) {
