@@ -550,6 +550,7 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 				dropped = append(dropped, id)
 				delete(loaded, id)
 				m.setServed(id, false)
+				r.TakeUp(id, false)
 			}
 		}
 		if len(dropped) > 0 {
@@ -572,11 +573,16 @@ func (m *Manager) follow(ctx context.Context, r *Replica, interval time.Duration
 			if loaded[id] {
 				continue
 			}
+			m.Svc.forget(id) // resolved afresh: another replica may have changed it
+			r.TakeUp(id, true)
 			if err := m.Svc.Engine.RecoverDeployment(ctx, id); err != nil {
 				m.log.Warn("recover the executions of a deployment taken up", "deployment", id, "err", err)
 			}
-			m.Svc.forget(id) // resolved afresh: another replica may have changed it
-			if _, err := m.load(ctx, id); err != nil {
+			if x := m.unendedUninstall(ctx, id); x != "" {
+				// Being undeployed (its former owner died meanwhile): its
+				// policies stay stopped, and this replica finishes it.
+				m.awaitUndeploy(ctx, id, x)
+			} else if _, err := m.load(ctx, id); err != nil {
 				m.setBroken(id, err)
 			}
 			loaded[id] = true
@@ -677,11 +683,18 @@ func (m *Manager) StartUndeploy(ctx context.Context, id string) (*workflows.Exec
 		return nil, err
 	}
 	m.remove(id)
+	m.awaitUndeploy(ctx, id, x.ID)
+	return x, nil
+}
+
+// awaitUndeploy deletes the deployment once its uninstall (execution)
+// succeeds, and starts its policies again when it fails.
+func (m *Manager) awaitUndeploy(ctx context.Context, id, execution string) {
 	m.undeploy.Add(1)
 	go func() {
 		defer m.undeploy.Done()
 		bg := context.WithoutCancel(ctx)
-		end, err := m.Svc.Engine.Wait(bg, x.ID)
+		end, err := m.Svc.Engine.Wait(bg, execution)
 		if err == nil {
 			err = m.Svc.FinishUndeploy(bg, end)
 		}
@@ -689,11 +702,28 @@ func (m *Manager) StartUndeploy(ctx context.Context, id string) (*workflows.Exec
 			return
 		}
 		m.log.Warn("undeploy", "deployment", id, "err", err)
+		if r := m.cfg.Replica; r != nil && !r.Owns(id) {
+			return
+		}
 		if _, lerr := m.load(bg, id); lerr != nil {
 			m.setBroken(id, lerr)
 		}
 	}()
-	return x, nil
+}
+
+// unendedUninstall is the uninstall of a deployment not ended yet, if any.
+func (m *Manager) unendedUninstall(ctx context.Context, id string) string {
+	xs, err := m.Svc.Store.Unended(ctx, id)
+	if err != nil {
+		m.log.Warn("executions of a deployment taken up", "deployment", id, "err", err)
+		return ""
+	}
+	for _, x := range xs {
+		if x.Workflow == workflows.Uninstall {
+			return x.ID
+		}
+	}
+	return ""
 }
 
 // Policies returns the state of the policies of a deployment ("" for all),

@@ -72,6 +72,10 @@ type Replica struct {
 	// runs. Nothing new starts for them meanwhile.
 	releasing map[string]time.Time
 	busy      func(deployment string) bool
+	// taken are the owned deployments this process has taken up (its
+	// cached view of them dropped, their executions recovered): only
+	// their executions start here.
+	taken map[string]bool
 	// HandOverWait bounds how long a hand-over waits for a running
 	// execution (default DefaultHandOverWait).
 	HandOverWait time.Duration
@@ -146,8 +150,26 @@ type starter struct{ r *Replica }
 func (s starter) Owns(deployment string) bool {
 	s.r.mu.Lock()
 	_, releasing := s.r.releasing[deployment]
+	taken := s.r.taken[deployment]
 	s.r.mu.Unlock()
-	return !releasing && s.r.Owns(deployment)
+	return taken && !releasing && s.r.Owns(deployment)
+}
+
+// TakeUp records that this process has taken up an owned deployment (its
+// executions may start here from now on), or (on false) has dropped it.
+// Without a take-up, an execution of a deployment just claimed would run
+// on what this process knew of it before.
+func (r *Replica) TakeUp(deployment string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.taken == nil {
+		r.taken = map[string]bool{}
+	}
+	if on {
+		r.taken[deployment] = true
+	} else {
+		delete(r.taken, deployment)
+	}
 }
 
 // holdHandOver says whether to keep a deployment that hashes elsewhere

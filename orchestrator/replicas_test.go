@@ -267,6 +267,15 @@ func TestAHandOverWaitsForTheRunningExecution(t *testing.T) {
 	running, stuck := deps[0], deps[1]
 	a := startReplica(t, url, "a", 2*time.Second)
 	testenv.WaitFor(t, "a owns both", 20*time.Second, func() bool { return slices.Equal(a.Owned(), deps) })
+	for _, d := range deps {
+		if a.Starter().Owns(d) {
+			t.Errorf("a starts executions of %s before taking it up", d)
+		}
+		a.TakeUp(d, true)
+		if !a.Starter().Owns(d) {
+			t.Errorf("a does not start executions of %s, taken up", d)
+		}
+	}
 	var busy sync.Map
 	busy.Store(running, true)
 	busy.Store(stuck, true)

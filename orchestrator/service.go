@@ -222,7 +222,11 @@ func (s *Service) Deploy(ctx context.Context, req DeployRequest) (*Deployment, *
 		cp := *inst
 		instances[k] = &cp
 	}
-	s.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: instances}
+	// A replica that owns the new deployment may have taken it up (and
+	// begun its install) since it was stored: its target is the live one.
+	if _, taken := s.targets[id]; !taken {
+		s.targets[id] = &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: instances}
+	}
 	s.mu.Unlock()
 	x, err := s.Engine.Submit(ctx, workflows.Request{Deployment: id, Workflow: workflows.Install})
 	if err != nil {
@@ -467,11 +471,16 @@ func (s *Service) Target(ctx context.Context, id string) (*workflows.Target, err
 	}
 	t := &workflows.Target{Deployment: id, Dir: d.Dir, Plan: plan, Instances: d.Instances}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.targets[id]; ok {
+		// Resolved meanwhile by another caller, whose target an execution
+		// may be changing already: that one is the deployment's.
+		return cur, nil
+	}
 	s.targets[id] = t
 	if policyErr != nil {
 		s.broken[id] = policyErr
 	}
-	s.mu.Unlock()
 	return t, nil
 }
 

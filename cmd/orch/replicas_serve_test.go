@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/orchhq/orch/internal/testenv"
 	"github.com/orchhq/orch/orchestrator"
 	"github.com/orchhq/orch/orchestrator/api"
@@ -362,4 +364,104 @@ func TestTheCLIStopsWaitingWhenNoReplicaIsLeft(t *testing.T) {
 	if !slices.Contains(got, "hold pending") {
 		t.Errorf("the workflow is not left pending: %v", got)
 	}
+}
+
+// The owner of a deployment killed in the middle of its undeploy: the
+// next owner resumes the uninstall, deletes the deployment once it
+// succeeded, and deletes its metric queue.
+func TestAnUndeployWhoseOwnerDiesIsFinishedByTheNext(t *testing.T) {
+	e := testenv.Get(t)
+	store := e.EtcdStore(t, "orch-undeploy")
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "unused.db")
+	journal := filepath.Join(tmp, "journal")
+	tokenFile := sharedToken(t, tmp)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "undeploy")
+	serves := map[string]*serveProc{}
+	for _, id := range []string{"r0", "r1"} {
+		serves[id] = startServe(t, state, "--store", store, "--replica-id", id, "--lease-ttl", "2s", "--api-token-file", tokenFile,
+			"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue)
+	}
+	defer func() {
+		for _, sv := range serves {
+			_ = sv.cmd.Process.Kill()
+			_ = sv.cmd.Wait()
+		}
+	}()
+	if r := orch(t, state, "--store", store, "deploy", "testdata/undeploy.hcl", "-d", "u", "-i", "journal="+journal); r.code != 0 {
+		t.Fatalf("deploy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	admin, err := orchestrator.OpenEtcd(store, orchestrator.EtcdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	owner := func() string {
+		reps, err := admin.Replicas(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reps {
+			if slices.Contains(r.Deployments, "u") {
+				return r.ID
+			}
+		}
+		return ""
+	}
+	testenv.WaitFor(t, "u owned and installed", 20*time.Second, func() bool {
+		xs, err := admin.Executions(context.Background(), "u")
+		return owner() != "" && err == nil && len(xs) == 1 && xs[0].Status == workflows.Succeeded
+	})
+	first := owner()
+	hold := journal + ".hold"
+	if err := os.WriteFile(hold, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := api.ReadEndpoint(api.EndpointPath(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.NewClient(ep.URL, ep.Token).StartUndeploy(context.Background(), "u"); err != nil {
+		t.Fatalf("undeploy: %v", err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(journal); strings.Contains(string(b), "ran ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			xs, _ := admin.Executions(context.Background(), "u")
+			for _, x := range xs {
+				t.Logf("%s %s %s", x.Workflow, x.Status, x.Error)
+				evs, _ := admin.Events(context.Background(), x.ID, 0)
+				for _, ev := range evs {
+					t.Logf("  %s %s %s", ev.Type, ev.Instance, ev.Message)
+				}
+			}
+			t.Fatalf("the delete did not run:\n%s\n%s", serves["r0"].output(), serves["r1"].output())
+		}
+	}
+	_ = serves[first].cmd.Process.Signal(syscall.SIGKILL)
+	_ = serves[first].cmd.Wait()
+	delete(serves, first)
+	testenv.WaitFor(t, "u owned by the other replica", 20*time.Second, func() bool { o := owner(); return o != "" && o != first })
+	if err := os.Remove(hold); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "u deleted by its next owner", 30*time.Second, func() bool {
+		_, err := admin.Deployment(context.Background(), "u")
+		return errors.Is(err, orchestrator.ErrNotFound)
+	})
+	testenv.WaitFor(t, "u's metric queue deleted", 20*time.Second, func() bool {
+		conn, err := amqp.Dial(e.AMQPURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ch.QueueDeclarePassive(policies.DeploymentQueue(queue, "u"), true, false, false, false, nil)
+		return err != nil // NOT_FOUND closes the channel
+	})
 }
