@@ -2,7 +2,7 @@
 # (input.app) on the primary cluster by one when its cpu breaches 70, with
 # a cooldown, and its workflow first records its run in a journal
 # ("ran EXECUTION DEPLOYMENT"), so every run of every firing is counted.
-imports = ["webapp_app.hcl"]
+imports = ["webapp.hcl"]
 
 input "journal" {}
 input "cooldown" { default = "10s" }

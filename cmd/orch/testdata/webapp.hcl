@@ -1,7 +1,9 @@
-# The primary cluster and the web Deployment in the test's namespace: what
-# the serve tests' blueprints (restart, missing, replay) share.
+# The primary cluster and a Deployment of the test's namespace (input.app,
+# "web" by default): what the serve tests' blueprints (restart, missing,
+# replay, failover) share.
 input "kubeconfig" {}
 input "namespace" {}
+input "app" { default = "web" }
 
 node "primary" {
   type       = "kubernetes.cluster"
@@ -11,5 +13,5 @@ node "primary" {
 node "web" {
   type         = "kubernetes.app"
   contained_in = node.primary
-  properties   = { namespace = input.namespace, app = "web" }
+  properties   = { namespace = input.namespace, app = input.app }
 }
