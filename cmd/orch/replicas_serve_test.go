@@ -465,3 +465,79 @@ func TestAnUndeployWhoseOwnerDiesIsFinishedByTheNext(t *testing.T) {
 		return err != nil // NOT_FOUND closes the channel
 	})
 }
+
+// Replicas serving their API over TLS forward to each other over TLS,
+// trusting their certificate; an advertised URL in clear text is refused.
+func TestServeReplicasForwardOverTLS(t *testing.T) {
+	e := testenv.Get(t)
+	store := e.EtcdStore(t, "orch-forward-tls")
+	tmp := t.TempDir()
+	state := filepath.Join(tmp, "unused.db")
+	tokenFile := sharedToken(t, tmp)
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := selfSigned(t, tmp)
+	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "forwardtls")
+	args := []string{"--store", store, "--lease-ttl", "2s", "--api-token-file", tokenFile, "--tls-cert", cert, "--tls-key", key,
+		"--amqp-url", e.AMQPURL, "--exchange", exchange, "--queue", queue}
+	if r := orch(t, state, append([]string{"serve", "--api-addr", "127.0.0.1:0", "--replica-id", "clear", "--advertise-url", "http://127.0.0.1:1"}, args...)...); r.code == 0 ||
+		!strings.Contains(r.stderr, "served over TLS: want https://") {
+		t.Errorf("a replica over TLS advertising http://: exit %d\n%s", r.code, r.stderr)
+	}
+	for _, id := range []string{"r0", "r1"} {
+		sv := startServe(t, state, append([]string{"--replica-id", id}, args...)...)
+		defer sv.stop(t)
+	}
+	const n = 4
+	for i := range n {
+		if r := orch(t, state, "--store", store, "deploy", "testdata/replicas.hcl", "-d", fmt.Sprintf("t%d", i)); r.code != 0 {
+			t.Fatalf("deploy t%d: exit %d\n%s%s", i, r.code, r.stdout, r.stderr)
+		}
+	}
+	admin, err := orchestrator.OpenEtcd(store, orchestrator.EtcdOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	owner, apiOf := map[string]string{}, map[string]string{}
+	testenv.WaitFor(t, "every deployment owned, both replicas advertised", 20*time.Second, func() bool {
+		reps, err := admin.Replicas(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(owner)
+		for _, r := range reps {
+			apiOf[r.ID] = r.API
+			for _, d := range r.Deployments {
+				owner[d] = r.ID
+			}
+		}
+		return len(owner) == n && strings.HasPrefix(apiOf["r0"], "https://") && strings.HasPrefix(apiOf["r1"], "https://")
+	})
+	other := map[string]string{"r0": "r1", "r1": "r0"}
+	for dep, o := range owner {
+		x := other[o]
+		r := orchWith(t, []string{"ORCH_API_URL=" + apiOf[x], "ORCH_API_TOKEN=" + string(b), "ORCH_API_CA=" + cert}, state,
+			"policies", "pause", "load", "-d", dep, "--reason", "over TLS")
+		if r.code != 0 {
+			t.Errorf("pause %s/load through %s (owner %s) over TLS: exit %d\n%s%s", dep, x, o, r.code, r.stdout, r.stderr)
+		}
+	}
+	ps, err := func() ([]policies.PolicyStatus, error) {
+		c := api.NewClient(apiOf["r0"], string(b))
+		if err := c.WithCA(cert); err != nil {
+			return nil, err
+		}
+		return c.Policies(context.Background(), "")
+	}()
+	if err != nil || len(ps) != n {
+		t.Fatalf("all policies through r0 over TLS: %d, %v", len(ps), err)
+	}
+	for _, p := range ps {
+		if p.Paused == nil || p.Paused.Reason != "over TLS" {
+			t.Errorf("%s/%s not paused through the other replica: %+v", p.Deployment, p.Name, p.Paused)
+		}
+	}
+}
