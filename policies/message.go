@@ -59,25 +59,46 @@ type wire struct {
 
 // Decode parses and checks one message. routingKey, when not empty, is the
 // AMQP routing key: the deployment id, used when the body lacks one.
-func Decode(data []byte, routingKey string) (Metric, error) {
+func Decode(data []byte, routingKey string) (Metric, error) { return decode(data, routingKey, nil) }
+
+// decode is Decode, its strings interned by in (nil: none).
+func decode(data []byte, routingKey string, in *interner) (Metric, error) {
 	if len(data) > MaxMessageSize {
 		return Metric{}, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
 	}
+	var f fields
+	if !scanFast(data, &f, in) {
+		var err error
+		if f, err = decodeGoJSON(data); err != nil {
+			return Metric{}, err
+		}
+	}
+	return f.check(routingKey)
+}
+
+// decodeGoJSON decodes any message go-json accepts.
+func decodeGoJSON(data []byte) (fields, error) {
 	var w wire
 	if err := json.Unmarshal(data, &w); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return Metric{}, &MalformedError{Kind: "type", Detail: fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)}
+			return fields{}, &MalformedError{Kind: "type", Detail: fmt.Sprintf("field %s: want %s, got %s", te.Field, te.Type, te.Value)}
 		}
-		return Metric{}, &MalformedError{Kind: "json", Detail: err.Error()}
+		return fields{}, &MalformedError{Kind: "json", Detail: err.Error()}
 	}
+	return w.fields(), nil
+}
+
+// check refuses an incomplete or out-of-range message and makes the
+// metric.
+func (w *fields) check(routingKey string) (Metric, error) {
 	if w.DeploymentID == "" {
 		w.DeploymentID = routingKey
 	}
 	switch {
-	case w.Metric == nil:
+	case !w.hasMetric:
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no metric value"}
-	case w.Time == nil:
+	case !w.hasTime:
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no time"}
 	case w.DeploymentID == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no deployment_id (and no routing key)"}
@@ -85,18 +106,18 @@ func Decode(data []byte, routingKey string) (Metric, error) {
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no host"}
 	case w.Name == "" && w.Path == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no name or path"}
-	case *w.Time <= 0 || *w.Time > MaxTime:
+	case w.time <= 0 || w.time > MaxTime:
 		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
 	}
-	if err := valueProblem(*w.Metric); err != nil {
+	if err := valueProblem(w.metric); err != nil {
 		return Metric{}, err
 	}
 	m := Metric{
 		NodeID: w.NodeID, NodeName: w.NodeName, DeploymentID: w.DeploymentID, Name: w.Name, Path: w.Path,
-		Value: *w.Metric, Unit: w.Unit, Type: w.Type, Host: w.Host, Service: w.Service, Time: *w.Time,
+		Value: w.metric, Unit: w.Unit, Type: w.Type, Host: w.Host, Service: w.Service, Time: w.time,
 	}
-	if w.TTL != nil {
-		m.TTL = *w.TTL
+	if w.hasTTL {
+		m.TTL = w.ttl
 	}
 	if m.Service == "" {
 		m.Service = fmt.Sprintf("%s.%s.%s.%s.%s", m.DeploymentID, m.NodeName, m.NodeID, m.Name, m.Path)

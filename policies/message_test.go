@@ -109,6 +109,86 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeGoJSON: the message through go-json alone (the floor the
+// pipeline's targets are multiples of).
+func BenchmarkDecodeGoJSON(b *testing.B) {
+	data := []byte(diamondMessage)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeGoJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeInterned: the fast path as the pipeline takes it.
+func BenchmarkDecodeInterned(b *testing.B) {
+	data := []byte(diamondMessage)
+	var in interner
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decode(data, "", &in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzDecodeFastMatchesGoJSON: whatever the fast path accepts, go-json
+// decodes to the same fields, and Decode's answer (metric or kind of
+// error) is the one go-json's path gives.
+func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
+	for _, s := range []string{
+		diamondMessage,
+		`{}`, ` { } `, `{"metric":1,"time":2,"host":"h","name":"n","deployment_id":"d"}`,
+		`{"Metric":1,"time":2,"host":"h","name":"n","deployment_id":"d"}`,
+		`{"metric":1,"metric":2,"time":2,"host":"h","name":"n","deployment_id":"d"}`,
+		`{"metric":-0,"time":1.5e9,"host":"h\u0041","name":"n"}`,
+		`{"metric":1E+2,"time":0.1e-5,"host":"hé","name":"n"}`,
+		`{"metric":1e400,"time":1,"host":"h","name":"n"}`,
+		`{"metric":01,"time":1,"host":"h","name":"n"}`,
+		`{"metric":1.,"time":1,"host":"h","name":"n"}`,
+		`{"metric":1,"time":1,"host":"h","name":"n","extra":{"a":1}}`,
+		`{"metric":1,"time":1,"host":"h","name":"n","extra":true,"more":"x","n":-3.5}`,
+		`{"metric":1,"time":1,"host":"h","name":"n",}`,
+		`{"metric":1,"time":1,"host":"h","name":"n"} x`,
+		`{"metric":null,"time":1,"host":"h","name":"n"}`,
+		`{"metric":"1","time":1,"host":"h","name":"n"}`,
+		`{"metric":1,"time":1,"host":1,"name":"n"}`,
+		"{\"metric\":1,\t\"time\":1,\n\"host\":\"h\",\r\"name\":\"n\"}",
+		`{"metric":123456789012345678901234567890,"time":1700000000.123456789,"host":"h","name":"n"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast fields
+		in := &interner{}
+		if scanFast(data, &fast, in) {
+			slow, err := decodeGoJSON(data)
+			if err != nil {
+				t.Fatalf("the fast path accepted what go-json refuses (%v): %q", err, data)
+			}
+			if fast != slow {
+				t.Fatalf("fast %+v, go-json %+v: %q", fast, slow, data)
+			}
+		}
+		got, gerr := decode(data, "rk", in)
+		var want Metric
+		var werr error
+		if len(data) > MaxMessageSize {
+			_, werr = Decode(data, "rk")
+		} else if f, err := decodeGoJSON(data); err != nil {
+			werr = err
+		} else {
+			want, werr = f.check("rk")
+		}
+		gk, _ := IsMalformed(gerr)
+		wk, _ := IsMalformed(werr)
+		if (gerr == nil) != (werr == nil) || gk != wk || got != want {
+			t.Fatalf("decode %+v (%v), go-json %+v (%v): %q", got, gerr, want, werr, data)
+		}
+	})
+}
+
 func BenchmarkDecodeStdlib(b *testing.B) {
 	data := []byte(diamondMessage)
 	b.ReportAllocs()

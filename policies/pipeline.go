@@ -19,6 +19,8 @@ type Pipeline struct {
 	// Evaluations counts policy evaluations; Unrouted the metrics of
 	// deployments with no policies, dropped.
 	Evaluations, Unrouted int64
+	// strings interns the decoded messages' strings.
+	strings interner
 
 	// Now is the wall clock (nil: none; a replay runs on event time alone).
 	// With it, each deployment's clock runs on from its newest metric's
@@ -91,7 +93,7 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 // decisions to out. A malformed message is counted and its error returned;
 // nothing else happens with it.
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
-	m, err := Decode(body, routingKey)
+	m, err := decode(body, routingKey, &p.strings)
 	if err != nil {
 		if kind, ok := IsMalformed(err); ok {
 			p.Malformed[kind]++
