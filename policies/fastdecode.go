@@ -16,8 +16,8 @@ import (
 // fields is a message's fields as the checks read them.
 type fields struct {
 	NodeID, NodeName, DeploymentID, Name, Path, Unit, Type, Host, Service string
-	metric, time, ttl                                                    float64
-	hasMetric, hasTime, hasTTL                                           bool
+	metric, time, ttl                                                     float64
+	hasMetric, hasTime, hasTTL                                            bool
 }
 
 func (w *wire) fields() fields {
