@@ -229,7 +229,8 @@ func gather[T any](s *Server, r *http.Request, local []T, deployment func(T) str
 		}
 		theirs, err := askList[T](s, r, p.ReplicaInfo)
 		if err != nil {
-			return nil, fmt.Errorf("replica %s, owner of %d deployment(s), did not answer (they move to the others when its lease expires): %w", p.ID, len(p.Deployments), err)
+			return nil, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
+				Message: fmt.Sprintf("replica %s, owner of %d deployment(s), did not answer (they move to the others when its lease expires; try again): %v", p.ID, len(p.Deployments), err)}
 		}
 		for _, v := range theirs {
 			if owner[deployment(v)] == p.ID {
