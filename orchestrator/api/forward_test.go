@@ -43,7 +43,9 @@ func (f *fakeReplicas) Owner(context.Context, string) (orchestrator.ReplicaInfo,
 	return o, o.ID != "", nil
 }
 
-func (f *fakeReplicas) Peers(context.Context) ([]orchestrator.ReplicaStatus, error) { return f.peers, nil }
+func (f *fakeReplicas) Peers(context.Context) ([]orchestrator.ReplicaStatus, error) {
+	return f.peers, nil
+}
 
 // peer is another replica's API: it answers with answer and records what
 // it was asked.
