@@ -197,10 +197,11 @@ func (s *Server) ask(ctx context.Context, r *http.Request, method, uri string, b
 	return resp, nil
 }
 
-// gather completes a list this replica made (local, in its order) with
-// what every other replica says of the deployments it owns: an entry of a
-// deployment owned by another replica is taken from that replica's
-// answer; one of a deployment nobody owns now stays as this replica has it.
+// gather completes a list this replica made (local) with what every other
+// replica says of the deployments it owns: an entry of a deployment owned
+// by another replica is taken from that replica's answer; one of a
+// deployment nobody owns now, or that its owner did not list, stays as
+// this replica has it. The list is sorted by deployment.
 func gather[T any](s *Server, r *http.Request, local []T, deployment func(T) string) ([]T, error) {
 	if s.Replicas == nil || r.Header.Get(forwardedBy) != "" {
 		return local, nil
@@ -218,11 +219,7 @@ func gather[T any](s *Server, r *http.Request, local []T, deployment func(T) str
 	}
 	self := s.Replicas.ID()
 	var out []T
-	for _, v := range local {
-		if o := owner[deployment(v)]; o == "" || o == self {
-			out = append(out, v)
-		}
-	}
+	answered := map[string]bool{} // deployments an owner answered for
 	for _, p := range peers {
 		if p.ID == self || len(p.Deployments) == 0 {
 			continue
@@ -233,9 +230,17 @@ func gather[T any](s *Server, r *http.Request, local []T, deployment func(T) str
 				Message: fmt.Sprintf("replica %s, owner of %d deployment(s), did not answer (they move to the others when its lease expires; try again): %v", p.ID, len(p.Deployments), err)}
 		}
 		for _, v := range theirs {
-			if owner[deployment(v)] == p.ID {
+			if d := deployment(v); owner[d] == p.ID {
 				out = append(out, v)
+				answered[d] = true
 			}
+		}
+	}
+	// This replica's own, those nobody owns now, and those whose owner
+	// did not list them (it is handing them over): as this one has them.
+	for _, v := range local {
+		if o := owner[deployment(v)]; o == "" || o == self || !answered[deployment(v)] {
+			out = append(out, v)
 		}
 	}
 	slices.SortStableFunc(out, func(a, b T) int { return cmp.Compare(deployment(a), deployment(b)) })
