@@ -43,14 +43,19 @@ func (in *Intake) queueArgs() amqp.Table {
 	return args
 }
 
-// declareDeployment declares a deployment's queue and binds it.
+// declareDeployment declares a deployment's queue and binds it: with the
+// deployment's id (Diamond's routing key) and DEPLOYMENT.* (collectd's,
+// DEPLOYMENT.NODE).
 func (in *Intake) declareDeployment(ch *amqp.Channel, deployment string) error {
 	q := DeploymentQueue(in.Queue, deployment)
 	if _, err := ch.QueueDeclare(q, true, false, false, false, in.queueArgs()); err != nil {
 		return fmt.Errorf("declare queue %s: %w", q, err)
 	}
-	if err := ch.QueueBind(q, deployment, in.Exchange, false, nil); err != nil {
-		return fmt.Errorf("bind %s to %s with %q: %w", q, in.Exchange, deployment, err)
+	// Diamond's routing key is the deployment; collectd's DEPLOYMENT.NODE.
+	for _, key := range []string{deployment, deployment + ".*"} {
+		if err := ch.QueueBind(q, key, in.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s to %s with %q: %w", q, in.Exchange, key, err)
+		}
 	}
 	return nil
 }
@@ -317,7 +322,10 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 				stop(s)
 				continue
 			}
-			if in.deliver(msgCtx, sd.d) {
+			// Another deployment's message, matched by the DEPLOYMENT.*
+			// binding (a Diamond message of deployment "a.b" in the queue
+			// of "a"), is only acknowledged: its own queue has it too.
+			if RoutedTo(sd.d.Body, sd.d.RoutingKey) != s.dep || in.deliver(msgCtx, sd.d) {
 				s.last = sd.d.DeliveryTag
 				if s.unacked++; !armed {
 					idle.Reset(in.AckDelay)

@@ -19,8 +19,10 @@ type Pipeline struct {
 	// Evaluations counts policy evaluations; Unrouted the metrics of
 	// deployments with no policies, dropped.
 	Evaluations, Unrouted int64
-	// strings interns the decoded messages' strings.
+	// strings interns the decoded messages' strings; metrics is the
+	// buffer a message of several values is decoded into.
 	strings interner
+	metrics []Metric
 
 	// Now is the wall clock (nil: none; a replay runs on event time alone).
 	// With it, each deployment's clock runs on from its newest metric's
@@ -93,14 +95,44 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 // decisions to out. A malformed message is counted and its error returned;
 // nothing else happens with it.
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
-	m, err := decode(body, routingKey, &p.strings)
+	if first(body) == '{' {
+		// Diamond's: one metric (the fast path).
+		m, err := decode(body, routingKey, &p.strings)
+		if err != nil {
+			if kind, ok := IsMalformed(err); ok {
+				p.Malformed[kind]++
+			}
+			return out, err
+		}
+		return p.Apply(&m, out)
+	}
+	// collectd's: several values in one message. Those skipped or refused
+	// are counted; the message is refused only when none applied.
+	ms, skipped, err := decodeAll(body, routingKey, p.metrics[:0], &p.strings)
+	p.metrics = ms[:0]
 	if err != nil {
 		if kind, ok := IsMalformed(err); ok {
 			p.Malformed[kind]++
 		}
 		return out, err
 	}
-	return p.Apply(&m, out)
+	p.Malformed["value"] += skipped
+	var firstErr error
+	applied := 0
+	for i := range ms {
+		var aerr error
+		if out, aerr = p.Apply(&ms[i], out); aerr != nil {
+			if firstErr == nil {
+				firstErr = aerr
+			}
+			continue
+		}
+		applied++
+	}
+	if applied == 0 && firstErr != nil {
+		return out, firstErr
+	}
+	return out, nil
 }
 
 // Apply adds a decoded metric to the windows, evaluates its deployment's

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/orchhq/orch/blueprints"
 )
@@ -37,7 +38,8 @@ func NewRecord(received float64, routingKey string, body []byte) Record {
 	return r
 }
 
-func (r Record) body() []byte {
+// Payload is the message as it was published.
+func (r Record) Payload() []byte {
 	if r.Body != nil {
 		return r.Body
 	}
@@ -95,11 +97,13 @@ func NewReplayer(ctx context.Context, deployment string, plan *blueprints.Plan) 
 
 // Feed replays one recorded message.
 func (p *Replayer) Feed(ctx context.Context, rec Record) error {
-	if rec.RoutingKey != p.Deployment {
+	// Diamond's routing key is the deployment; collectd's DEPLOYMENT.NODE.
+	if rec.RoutingKey != p.Deployment && !strings.HasPrefix(rec.RoutingKey, p.Deployment+".") {
 		p.Skipped++
 		return nil
 	}
-	m, err := Decode(rec.body(), rec.RoutingKey)
+	ms, skipped, err := DecodeAll(rec.Payload(), rec.RoutingKey, nil)
+	p.Malformed += skipped
 	if err != nil {
 		if _, ok := IsMalformed(err); ok {
 			p.Malformed++
@@ -107,13 +111,19 @@ func (p *Replayer) Feed(ctx context.Context, rec Record) error {
 		}
 		return err
 	}
-	if err := p.advance(ctx, m.Time); err != nil {
-		return err
+	for i := range ms {
+		if ms[i].DeploymentID != p.Deployment {
+			p.Skipped++
+			continue
+		}
+		if err := p.advance(ctx, ms[i].Time); err != nil {
+			return err
+		}
+		if err := p.Runner.Apply(ctx, &ms[i]); err != nil {
+			return err
+		}
+		p.Metrics++
 	}
-	if err := p.Runner.Apply(ctx, &m); err != nil {
-		return err
-	}
-	p.Metrics++
 	return nil
 }
 

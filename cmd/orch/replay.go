@@ -62,7 +62,7 @@ other deployments are skipped. Inputs are given as to orch deploy.`,
 			keys := map[string]bool{}
 			if err := policies.ReadRecords(f, func(_ int, r policies.Record) error {
 				recs = append(recs, r)
-				keys[r.RoutingKey] = true
+				keys[policies.RoutedTo(r.Payload(), r.RoutingKey)] = true
 				return nil
 			}); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
@@ -201,7 +201,16 @@ func recordMetrics(ctx context.Context, url, exchange string, keys []string, pat
 	if len(keys) == 0 {
 		keys = []string{"#"}
 	}
+	var bind []string
 	for _, k := range keys {
+		if k != "#" {
+			// collectd's routing key is DEPLOYMENT.NODE.
+			bind = append(bind, k, k+".*")
+		} else {
+			bind = append(bind, k)
+		}
+	}
+	for _, k := range bind {
 		if err := ch.QueueBind(q.Name, k, exchange, false, nil); err != nil {
 			return 0, fmt.Errorf("bind %q: %w", k, err)
 		}

@@ -278,6 +278,18 @@ func aptInstall(pkgs ...string) error {
 	return run("apt-get", append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)...)
 }
 
+// ensureCollectd installs Debian's collectd (its daemon is started by the
+// tests that need it, with their own configuration) and the AMQP client
+// library its amqp plugin loads.
+func ensureCollectd() error {
+	out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}\n", "collectd-core", "librabbitmq4", "libyajl2").Output()
+	if strings.Count(string(out), "install ok installed") == 3 {
+		return nil
+	}
+	logf("installing collectd-core with what its amqp plugin loads (librabbitmq4, libyajl2)")
+	return aptInstall("collectd-core", "librabbitmq4", "libyajl2")
+}
+
 func ensureRabbitMQ() error {
 	// amqp-publish: a real client that is not orch's, for tests and users.
 	if _, err := exec.LookPath("amqp-publish"); err != nil {
@@ -395,6 +407,9 @@ func up() error {
 		}
 	}
 	if err := ensureRabbitMQ(); err != nil {
+		return err
+	}
+	if err := ensureCollectd(); err != nil {
 		return err
 	}
 	bins, err := build()
