@@ -107,7 +107,7 @@ func TestCollectdScalesThroughTheBroker(t *testing.T) {
 	ns := testenv.Namespace(t, cs, "collectd")
 	testenv.CreateDeployment(t, cs, ns, "web", 1)
 	state := filepath.Join(t.TempDir(), "state.db")
-	if r := orch(t, state, "deploy", "testdata/collectd.hcl", "-d", "cd", "-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns); r.code != 0 {
+	if r := orch(t, state, "deploy", "testdata/restart.hcl", "-d", "cd", "-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns); r.code != 0 {
 		t.Fatalf("deploy: %s%s", r.stdout, r.stderr)
 	}
 	exchange, queue := testenv.AMQPNames(t, e.AMQPURL, "collectd")
@@ -133,7 +133,7 @@ func TestCollectdScalesThroughTheBroker(t *testing.T) {
 		if got := replicasOf(t, cs, ns, "web"); got != want {
 			t.Errorf("%s: %d replicas, want %d", format, got, want)
 		}
-		r := orch(t, state, "policies", "show", "cpu", "-d", "cd")
+		r := orch(t, state, "policies", "show", "web_cpu", "-d", "cd")
 		if !strings.Contains(r.stdout, "fired") {
 			t.Errorf("%s: policies show:\n%s%s", format, r.stdout, r.stderr)
 		}
@@ -161,7 +161,7 @@ func TestCollectdScalesThroughTheBroker(t *testing.T) {
 	if err := rec.Wait(); err != nil {
 		t.Fatalf("orch metrics record: %v", err)
 	}
-	r := orch(t, filepath.Join(t.TempDir(), "unused.db"), "policies", "replay", recording, "testdata/collectd.hcl", "-d", "cd", "-o", "json",
+	r := orch(t, filepath.Join(t.TempDir(), "unused.db"), "policies", "replay", recording, "testdata/restart.hcl", "-d", "cd", "-o", "json",
 		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns)
 	var replayed replayOutput
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &replayed) != nil {

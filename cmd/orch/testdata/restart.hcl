@@ -1,6 +1,7 @@
 # A policy whose trigger scales the web Deployment through client-go, with a
 # one-second window and cooldown: the broker-restart test breaches it before
-# and after a restart of the broker.
+# and after a restart of the broker; the collectd test with collectd's cpu
+# values (cpu.percent.user).
 imports = ["webapp.hcl"]
 
 workflow "scale" {
