@@ -106,6 +106,9 @@ func decodeCollectdJSON(data []byte, routingKey string, out []Metric) ([]Metric,
 	if err != nil {
 		return out, 0, err
 	}
+	if len(vls) == 0 {
+		return out, 0, &MalformedError{Kind: "missing", Detail: "collectd JSON without a value list"}
+	}
 	skipped, n := 0, len(out)
 	for i, vl := range vls {
 		if vl.Host == "" || vl.Plugin == "" || vl.Type == "" || len(vl.Values) == 0 {

@@ -128,3 +128,32 @@ func TestPipelineIngestsCollectd(t *testing.T) {
 		t.Errorf("%d fired of %+v (%d evaluations), want the exec value of 95 to fire", fired, ds, p.Evaluations)
 	}
 }
+
+// FuzzDecodeAll: no message makes DecodeAll panic, and every metric it
+// accepts, of any format, is complete and within orch's limits.
+func FuzzDecodeAll(f *testing.F) {
+	f.Add([]byte(collectdJSON), "shop.web")
+	f.Add([]byte(collectdGraphite), "shop.web")
+	f.Add([]byte(diamondMessage), "shop")
+	f.Add([]byte(`[{"values":[1e400],"dsnames":["value"],"time":1,"host":"h","plugin":"p","type":"t"}]`), "a.b")
+	f.Add([]byte("h.p.t 1e19 1\nh.p.t inf 1\n"), "a.b")
+	f.Add([]byte("[]"), "a.b")
+	f.Add([]byte(" \n "), "a.b")
+	f.Fuzz(func(t *testing.T, data []byte, key string) {
+		ms, skipped, err := DecodeAll(data, key, nil)
+		if err != nil {
+			if _, ok := IsMalformed(err); !ok {
+				t.Fatalf("an error that is not a MalformedError: %v", err)
+			}
+			return
+		}
+		if skipped < 0 || len(ms) == 0 && skipped == 0 {
+			t.Fatalf("accepted nothing without saying so: %d metrics, %d skipped", len(ms), skipped)
+		}
+		for _, m := range ms {
+			if m.Host == "" || m.DeploymentID == "" || m.Time <= 0 || m.Time > MaxTime || m.Key() == "" || valueProblem(m.Value) != nil {
+				t.Errorf("accepted an incomplete or out-of-range metric: %+v", m)
+			}
+		}
+	})
+}
