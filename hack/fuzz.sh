@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 time=${FUZZTIME:-10m}
 failed=0
-for t in blueprints:FuzzParse policies:FuzzDecode policies:FuzzWindowReductions policies:FuzzCompiledConditions; do
+for t in blueprints:FuzzParse policies:FuzzDecode policies:FuzzDecodeFastMatchesGoJSON policies:FuzzDecodeAll policies:FuzzWindowReductions policies:FuzzCompiledConditions; do
   pkg=${t%%:*} target=${t##*:}
   dir=$pkg/testdata/fuzz/$target
   before=$(ls "$dir" 2>/dev/null | wc -l)

@@ -282,12 +282,19 @@ func aptInstall(pkgs ...string) error {
 // tests that need it, with their own configuration) and the AMQP client
 // library its amqp plugin loads.
 func ensureCollectd() error {
-	out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}\n", "collectd-core", "librabbitmq4", "libyajl2").Output()
-	if strings.Count(string(out), "install ok installed") == 3 {
+	if collectdInstalled() {
 		return nil
 	}
 	logf("installing collectd-core with what its amqp plugin loads (librabbitmq4, libyajl2)")
-	return aptInstall("collectd-core", "librabbitmq4", "libyajl2")
+	return aptInstall(collectdPackages...)
+}
+
+// collectdPackages are collectd and the libraries its amqp plugin loads.
+var collectdPackages = []string{"collectd-core", "librabbitmq4", "libyajl2"}
+
+func collectdInstalled() bool {
+	out, _ := exec.Command("dpkg-query", append([]string{"-W", "-f=${Status}\n"}, collectdPackages...)...).Output()
+	return strings.Count(string(out), "install ok installed") == len(collectdPackages)
 }
 
 func ensureRabbitMQ() error {
@@ -773,6 +780,10 @@ func status() error {
 	}
 	if _, err := os.Stat(path("env")); err != nil {
 		down = append(down, "env file")
+	}
+	if !collectdInstalled() {
+		// An environment brought up before the tests needed collectd.
+		down = append(down, "collectd (not installed)")
 	}
 	if len(down) > 0 {
 		return fmt.Errorf("not running: %s", strings.Join(down, ", "))
