@@ -66,7 +66,8 @@ crash). Its writes for a deployment are conditioned on owning it; one that
 loses its lease (paused or cut off past its TTL) exits with an error, to be
 started again by its supervisor. Each
 deployment's metrics go to a durable queue of its own (--queue BASE:
-BASE.DEPLOYMENT, bound with the deployment's id), consumed by its owner
+BASE.DEPLOYMENT, bound with the deployment's id and DEPLOYMENT.*, the
+routing keys of Diamond and collectd), consumed by its owner
 only, so none published while it moves is lost. Every replica answers the
 whole API: a request about a deployment another replica owns is forwarded to
 the owner's API (--advertise-url) with the caller's token, so give every
