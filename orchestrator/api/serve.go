@@ -88,6 +88,11 @@ func Serve(ctx context.Context, m *orchestrator.Manager, cfg ServeConfig) error 
 		if err := r.Advertise(ctx, advertise); err != nil {
 			return err
 		}
+		if u, err := url.Parse(advertise); err == nil {
+			if ip := net.ParseIP(u.Hostname()); u.Hostname() == "localhost" || ip != nil && ip.IsLoopback() {
+				cfg.Log.Warn("this replica's API is advertised on loopback: only replicas on this machine can forward to it (give --advertise-url and a routable --api-addr with TLS)", "advertise", advertise)
+			}
+		}
 		server.Replicas = serving{r, m}
 		server.Forward, err = forwardClient(tc, cfg.TLSCert)
 		if err != nil {
