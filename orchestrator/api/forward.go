@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -150,6 +151,14 @@ func (s *Server) routed(route routeFunc, h http.HandlerFunc) http.HandlerFunc {
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte, owner orchestrator.ReplicaInfo) (done bool, err error) {
 	resp, err := s.ask(r.Context(), r, r.Method, r.URL.RequestURI(), body, owner)
 	if err != nil {
+		var op *net.OpError
+		if r.Method != http.MethodGet && !(errors.As(err, &op) && op.Op == "dial") {
+			// The owner may have acted on it before the answer was lost:
+			// a change is not sent twice.
+			s.writeError(w, r, &Error{Status: http.StatusBadGateway, Code: "unavailable",
+				Message: fmt.Sprintf("replica %s, which owns the deployment, did not answer (%v); the request may have been carried out: check before trying again", owner.ID, err)})
+			return true, nil
+		}
 		return false, err
 	}
 	defer resp.Body.Close()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orchhq/orch/orchestrator"
+	"github.com/orchhq/orch/policies"
 )
 
 // fakeReplicas stands for this serve's membership: it serves what serves
@@ -205,5 +206,26 @@ func TestAListNamesTheReplicaThatDidNotAnswer(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusServiceUnavailable || !strings.Contains(e.Message, "replica gone, owner of 2 deployment(s), did not answer") {
 		t.Errorf("all policies with a replica down: %v", err)
+	}
+}
+
+// A change the owner may have carried out before its answer was lost is
+// not sent again: the caller hears that it may have been.
+func TestAChangeIsNotForwardedTwice(t *testing.T) {
+	hangUp := newPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	})
+	reps := &fakeReplicas{serves: map[string]bool{}, owners: []orchestrator.ReplicaInfo{{ID: "A", API: hangUp.srv.URL}}}
+	c, _ := forwardFixture(t, reps)
+	_, err := c.SetPause(context.Background(), "d1", "web_cpu", &policies.Pause{Reason: "x"})
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusBadGateway || !strings.Contains(e.Message, "may have been carried out") {
+		t.Errorf("pause whose answer was lost: %v", err)
+	}
+	if n := len(hangUp.requests()); n != 1 {
+		t.Errorf("the owner was asked %d times, want once", n)
 	}
 }
