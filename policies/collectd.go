@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -167,7 +168,7 @@ func decodeGraphite(data []byte, routingKey string, out []Metric) ([]Metric, int
 			return out[:n], 0, &MalformedError{Kind: "json", Detail: fmt.Sprintf("line %d: want Graphite's PATH VALUE TIME (or a Diamond or collectd JSON message)", no+1)}
 		}
 		path := strings.Split(f[0], ".")
-		if len(path) < 3 || slicesHasEmpty(path) {
+		if len(path) < 3 || slices.Contains(path, "") {
 			return out[:n], 0, &MalformedError{Kind: "missing", Detail: fmt.Sprintf("line %d: path %q: want HOST.PLUGIN.TYPE at least (GraphiteSeparateInstances true, no GraphitePrefix)", no+1, f[0])}
 		}
 		ts, err := strconv.ParseFloat(f[2], 64)
@@ -192,15 +193,6 @@ func decodeGraphite(data []byte, routingKey string, out []Metric) ([]Metric, int
 		return out, 0, &MalformedError{Kind: "missing", Detail: "no Graphite line"}
 	}
 	return out, skipped, nil
-}
-
-func slicesHasEmpty(ss []string) bool {
-	for _, s := range ss {
-		if s == "" {
-			return true
-		}
-	}
-	return false
 }
 
 func collectdMetric(dep, node, host, name, path string, v, t float64, typ string) Metric {

@@ -95,19 +95,8 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 // decisions to out. A malformed message is counted and its error returned;
 // nothing else happens with it.
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
-	if first(body) == '{' {
-		// Diamond's: one metric (the fast path).
-		m, err := decode(body, routingKey, &p.strings)
-		if err != nil {
-			if kind, ok := IsMalformed(err); ok {
-				p.Malformed[kind]++
-			}
-			return out, err
-		}
-		return p.Apply(&m, out)
-	}
-	// collectd's: several values in one message. Those skipped or refused
-	// are counted; the message is refused only when none applied.
+	// One metric (Diamond's), or several (collectd's). Values skipped or
+	// refused are counted; the message is refused only when none applied.
 	ms, skipped, err := decodeAll(body, routingKey, p.metrics[:0], &p.strings)
 	p.metrics = ms[:0]
 	if err != nil {

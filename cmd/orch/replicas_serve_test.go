@@ -327,7 +327,7 @@ func sharedToken(t *testing.T, dir string) string {
 
 // A CLI on a store that replicas share queues what it runs for them; when
 // the last replica dies meanwhile, it stops waiting and says so (the
-// execution stays queued for the next owner) instead of waiting forever.
+// execution waits, pending, for the next owner) instead of waiting forever.
 func TestTheCLIStopsWaitingWhenNoReplicaIsLeft(t *testing.T) {
 	e := testenv.Get(t)
 	store := e.EtcdStore(t, "orch-noreplica")
