@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -101,20 +101,26 @@ func (f *failoverRig) start(id string) {
 
 // owners is who owns each deployment, and the live replicas.
 func (f *failoverRig) owners() (map[string]string, []string) {
-	reps, err := f.admin.Replicas(context.Background())
+	owner, apis := replicaOwners(f.t, f.admin)
+	return owner, slices.Sorted(maps.Keys(apis))
+}
+
+// replicaOwners reads the store's replicas: the owner of each deployment,
+// and each replica's advertised API.
+func replicaOwners(t *testing.T, admin *orchestrator.EtcdStore) (owner, apiOf map[string]string) {
+	t.Helper()
+	reps, err := admin.Replicas(context.Background())
 	if err != nil {
-		f.t.Fatal(err)
+		t.Fatal(err)
 	}
-	owner := map[string]string{}
-	var live []string
+	owner, apiOf = map[string]string{}, map[string]string{}
 	for _, r := range reps {
-		live = append(live, r.ID)
+		apiOf[r.ID] = r.API
 		for _, d := range r.Deployments {
 			owner[d] = r.ID
 		}
 	}
-	sort.Strings(live)
-	return owner, live
+	return owner, apiOf
 }
 
 // waitSpread waits until the three replicas are live and every

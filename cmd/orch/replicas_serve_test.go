@@ -397,16 +397,8 @@ func TestAnUndeployWhoseOwnerDiesIsFinishedByTheNext(t *testing.T) {
 	}
 	defer admin.Close()
 	owner := func() string {
-		reps, err := admin.Replicas(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range reps {
-			if slices.Contains(r.Deployments, "u") {
-				return r.ID
-			}
-		}
-		return ""
+		owners, _ := replicaOwners(t, admin)
+		return owners["u"]
 	}
 	testenv.WaitFor(t, "u owned and installed", 20*time.Second, func() bool {
 		xs, err := admin.Executions(context.Background(), "u")
@@ -501,19 +493,9 @@ func TestServeReplicasForwardOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	owner, apiOf := map[string]string{}, map[string]string{}
+	var owner, apiOf map[string]string
 	testenv.WaitFor(t, "every deployment owned, both replicas advertised", 20*time.Second, func() bool {
-		reps, err := admin.Replicas(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		clear(owner)
-		for _, r := range reps {
-			apiOf[r.ID] = r.API
-			for _, d := range r.Deployments {
-				owner[d] = r.ID
-			}
-		}
+		owner, apiOf = replicaOwners(t, admin)
 		return len(owner) == n && strings.HasPrefix(apiOf["r0"], "https://") && strings.HasPrefix(apiOf["r1"], "https://")
 	})
 	other := map[string]string{"r0": "r1", "r1": "r0"}
