@@ -32,6 +32,16 @@ type Windows struct {
 	gen, memoGen uint64
 	memo         []memoEntry
 	memoMany     map[memoKey]memoized // beyond smallMemo entries
+	// pct keeps, per percentile window, its values in order, moved on
+	// by what entered and left the window since it was last read;
+	// pctSpans and pctValues are their scratch. bySort is the old way
+	// (copy and sort the window at each read), for the benchmarks and
+	// the differential tests.
+	pct        map[pctKey]*pctState
+	pctSpans   []pctSpan
+	pctValues  []float64
+	pctRefills int
+	bySort     bool
 }
 
 // smallMemo is how many reductions the memo scans before it hashes: a
@@ -113,6 +123,12 @@ type series struct {
 	samples []sample
 	cum     []float64
 	head    int
+	// base is the number of samples compacted away before samples[0]
+	// (base+i names a sample for as long as the series lives); edits
+	// counts the late samples inserted before others, which renumber
+	// them.
+	base    int
+	edits   uint32
 	expires float64
 	// big counts the samples in cum of magnitude bigValue or more: while
 	// there is one, a difference of prefix sums would lose the small
@@ -148,6 +164,7 @@ func (s *series) add(t, v float64) {
 		return
 	}
 	i := s.head + sort.Search(n-s.head, func(i int) bool { return s.samples[s.head+i].t > t })
+	s.edits++
 	s.samples = append(s.samples, sample{})
 	copy(s.samples[i+1:], s.samples[i:])
 	s.samples[i] = sample{t, v}
@@ -199,6 +216,7 @@ func (s *series) trim(before float64, max int) {
 		s.samples = s.samples[:n]
 		s.cum = s.cum[:n]
 	}
+	s.base += s.head
 	s.head = 0
 	s.recum(0)
 }
@@ -322,12 +340,28 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 			dropped++
 		}
 	}
+	// A percentile window not read for a horizon goes too.
+	for k, st := range w.pct {
+		now, ok := times[k.deployment]
+		if !ok {
+			now = nowOf(k.deployment)
+			times[k.deployment] = now
+		}
+		if st.now < now-w.Horizon {
+			delete(w.pct, k)
+		}
+	}
 	return dropped
 }
 
 // Drop forgets every series of a deployment (it has no policies left).
 func (w *Windows) Drop(deployment string) {
 	w.gen++
+	for k := range w.pct {
+		if k.deployment == deployment {
+			delete(w.pct, k)
+		}
+	}
 	for _, s := range w.byDeploy[deployment] {
 		delete(w.series, s.key)
 		for _, a := range s.aliases {
@@ -535,7 +569,8 @@ func (w *Windows) meanHosts(q Query) (mean, hosts float64, ok bool) {
 // per second, ewma smooths the samples in time order. ok is false when the
 // window has no samples: no data is never a zero. mean, hosts, sum, rate
 // and count read prefix sums; min, max and last scan no more than the
-// window; ewma and percentile copy it.
+// window; ewma merges its series; percentile keeps each window's values in
+// order, moved on by what entered and left it (percentile).
 func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 	if fn == "mean" || fn == "hosts" {
 		mean, hosts, ok := w.MeanHosts(q)
@@ -605,22 +640,11 @@ func (w *Windows) reduce(fn string, q Query, arg float64) (float64, bool) {
 	if fn == "ewma" {
 		return w.ewma(q, arg)
 	}
-	var all []sample
-	w.each(q, func(s *series, lo, hi int) { all = append(all, s.samples[lo:hi]...) })
-	if len(all) == 0 {
-		return math.NaN(), false
-	}
-	switch fn {
-	case "percentile":
-		vals := make([]float64, len(all))
-		for i, s := range all {
-			vals[i] = s.v
+	if fn == "percentile" {
+		if w.bySort || q.Nodes != nil && q.nodesID == 0 {
+			return w.percentileBySort(q, arg)
 		}
-		sort.Float64s(vals)
-		rank := arg / 100 * float64(len(vals)-1)
-		lo := int(math.Floor(rank))
-		hi := int(math.Ceil(rank))
-		return vals[lo] + (vals[hi]-vals[lo])*(rank-float64(lo)), true
+		return w.percentile(q, arg)
 	}
 	return math.NaN(), false
 }
