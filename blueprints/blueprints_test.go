@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zclconf/go-cty/cty"
 )
@@ -333,5 +334,56 @@ func TestConditionFunctionsTypeCheck(t *testing.T) {
 		if diags.HasErrors() {
 			t.Errorf("%s: %s", expr, diags)
 		}
+	}
+}
+
+func TestSourcesResolveWithInputs(t *testing.T) {
+	src := `
+input "prom" { default = "http://127.0.0.1:9090" }
+input "token" { sensitive = true }
+node "web" {}
+source "rps" {
+  kind         = "prometheus"
+  url          = input.prom
+  query        = "sum by (instance) (rate(http_requests_total[1m]))"
+  metric       = "rps"
+  node         = node.web
+  interval     = "5s"
+  bearer_token = input.token
+}
+source "up" {
+  kind       = "prometheus"
+  url        = "https://prom.example"
+  query      = "count(up == 1)"
+  metric     = "up"
+  node       = node.web
+  host_label = "pod"
+  bearer_token_file = "/run/secrets/prom"
+}
+`
+	plan := resolveSource(t, src, map[string]cty.Value{"token": cty.StringVal("s3cret")})
+	if len(plan.MetricSources) != 2 {
+		t.Fatalf("%d sources", len(plan.MetricSources))
+	}
+	rps, up := plan.MetricSources[0], plan.MetricSources[1]
+	for _, c := range []struct{ what, got, want string }{
+		{"url", rps.URL, "http://127.0.0.1:9090"},
+		{"metric", rps.Metric, "rps"},
+		{"node", rps.Node, "web"},
+		{"default host label", rps.HostLabel, "instance"},
+		{"token", rps.Token(), "s3cret"},
+		{"host label", up.HostLabel, "pod"},
+		{"token file", up.BearerTokenFile, "/run/secrets/prom"},
+		{"no token", up.Token(), ""},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.what, c.got, c.want)
+		}
+	}
+	if !rps.BearerToken.HasMark(SensitiveMark) {
+		t.Error("the token is not marked sensitive")
+	}
+	if rps.Interval != 5*time.Second || rps.Timeout != 5*time.Second || up.Interval != DefaultSourceInterval || up.Timeout != 10*time.Second {
+		t.Errorf("intervals and timeouts %s/%s, %s/%s", rps.Interval, rps.Timeout, up.Interval, up.Timeout)
 	}
 }

@@ -97,6 +97,7 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	c.policyTypes = indexNamed(c, bp.PolicyTypes, func(t *PolicyType) (string, hcl.Range) { return t.Name, t.DeclRange }, "policy type")
 	indexNamed(c, bp.Policies, func(p *Policy) (string, hcl.Range) { return p.Name, p.DeclRange }, "policy")
 	indexNamed(c, bp.Outputs, func(o *Output) (string, hcl.Range) { return o.Name, o.DeclRange }, "output")
+	sources := indexNamed(c, bp.MetricSources, func(s *Source) (string, hcl.Range) { return s.Name, s.DeclRange }, "source")
 	c.relTypes = indexNamed(c, bp.RelationshipTypes, func(t *RelationshipType) (string, hcl.Range) { return t.Name, t.DeclRange }, "relationship type")
 	c.groups = indexNamed(c, bp.Groups, func(g *Group) (string, hcl.Range) { return g.Name, g.DeclRange }, "group")
 	for _, g := range bp.Groups {
@@ -141,6 +142,11 @@ func analyze(bp *Blueprint, cat *Catalog, given map[string]cty.Value) (*Plan, hc
 	for _, p := range bp.Policies {
 		if pp := c.planPolicy(p); pp != nil {
 			plan.Policies = append(plan.Policies, pp)
+		}
+	}
+	for _, s := range bp.MetricSources {
+		if sources[s.Name] == s {
+			plan.MetricSources = append(plan.MetricSources, c.planSource(s))
 		}
 	}
 	for _, o := range bp.Outputs {

@@ -33,6 +33,7 @@ var fileSchema = &hcl.BodySchema{
 		{Type: "workflow", LabelNames: []string{"name"}},
 		{Type: "policy_type", LabelNames: []string{"name"}},
 		{Type: "policy", LabelNames: []string{"name"}},
+		{Type: "source", LabelNames: []string{"name"}},
 	},
 }
 
@@ -330,6 +331,10 @@ func decodeFile(bp *Blueprint, f *hcl.File, builtin bool) hcl.Diagnostics {
 			if p != nil {
 				bp.Policies = append(bp.Policies, p)
 			}
+		case "source":
+			src, d := decodeSourceBlock(block)
+			diags = append(diags, d...)
+			bp.MetricSources = append(bp.MetricSources, src)
 		}
 	}
 	return diags

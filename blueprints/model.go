@@ -35,6 +35,8 @@ type Blueprint struct {
 	Workflows         []*Workflow
 	PolicyTypes       []*PolicyType
 	Policies          []*Policy
+	// MetricSources are `source` blocks: metrics serve polls.
+	MetricSources []*Source
 }
 
 // Input is an `input "name" {}` block.

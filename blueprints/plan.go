@@ -28,6 +28,8 @@ type Plan struct {
 	Workflows  map[string]*PlanWorkflow
 	Policies   []*PlanPolicy
 	Groups     []*PlanGroup
+	// MetricSources are the sources serve polls for the policies.
+	MetricSources []*PlanSource
 	// Outputs are the outputs as the plan evaluates them (runtime
 	// attributes unknown); OutputValues evaluates them as they are now.
 	Outputs map[string]cty.Value

@@ -278,23 +278,25 @@ func aptInstall(pkgs ...string) error {
 	return run("apt-get", append([]string{"install", "-y", "-qq", "--no-install-recommends"}, pkgs...)...)
 }
 
-// ensureCollectd installs Debian's collectd (its daemon is started by the
-// tests that need it, with their own configuration) and the AMQP client
-// library its amqp plugin loads.
-func ensureCollectd() error {
-	if collectdInstalled() {
+// ensureCollectors installs Debian's collectd with the AMQP client library
+// its amqp plugin loads, and Debian's Prometheus server: their daemons are
+// started by the tests that need them, each with its own configuration
+// (the package's own service is not used).
+func ensureCollectors() error {
+	if collectorsInstalled() {
 		return nil
 	}
-	logf("installing collectd-core with what its amqp plugin loads (librabbitmq4, libyajl2)")
-	return aptInstall(collectdPackages...)
+	logf("installing collectd-core with what its amqp plugin loads (librabbitmq4, libyajl2), and prometheus")
+	return aptInstall(collectorPackages...)
 }
 
-// collectdPackages are collectd and the libraries its amqp plugin loads.
-var collectdPackages = []string{"collectd-core", "librabbitmq4", "libyajl2"}
+// collectorPackages are collectd, the libraries its amqp plugin loads, and
+// the Prometheus server.
+var collectorPackages = []string{"collectd-core", "librabbitmq4", "libyajl2", "prometheus"}
 
-func collectdInstalled() bool {
-	out, _ := exec.Command("dpkg-query", append([]string{"-W", "-f=${Status}\n"}, collectdPackages...)...).Output()
-	return strings.Count(string(out), "install ok installed") == len(collectdPackages)
+func collectorsInstalled() bool {
+	out, _ := exec.Command("dpkg-query", append([]string{"-W", "-f=${Status}\n"}, collectorPackages...)...).Output()
+	return strings.Count(string(out), "install ok installed") == len(collectorPackages)
 }
 
 func ensureRabbitMQ() error {
@@ -416,7 +418,7 @@ func up() error {
 	if err := ensureRabbitMQ(); err != nil {
 		return err
 	}
-	if err := ensureCollectd(); err != nil {
+	if err := ensureCollectors(); err != nil {
 		return err
 	}
 	bins, err := build()
@@ -781,9 +783,10 @@ func status() error {
 	if _, err := os.Stat(path("env")); err != nil {
 		down = append(down, "env file")
 	}
-	if !collectdInstalled() {
-		// An environment brought up before the tests needed collectd.
-		down = append(down, "collectd (not installed)")
+	if !collectorsInstalled() {
+		// An environment brought up before the tests needed collectd
+		// or Prometheus.
+		down = append(down, "collectd or prometheus (not installed)")
 	}
 	if len(down) > 0 {
 		return fmt.Errorf("not running: %s", strings.Join(down, ", "))
