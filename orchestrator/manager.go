@@ -83,14 +83,17 @@ type Manager struct {
 	cfg    ManagerConfig
 	log    *slog.Logger
 
-	mu       sync.Mutex
-	broken   map[string]error                    // deployments whose policies do not run, and why
-	served   map[string]bool                     // a replica's deployments taken up (follow)
-	polled   map[string][]policies.PolledService // by deployment
-	watches  map[string]context.CancelFunc       // by deployment
-	pending  map[string][]nodeWatch              // watches waiting for Run
-	runCtx   context.Context                     // set while Run runs
-	undeploy sync.WaitGroup
+	mu      sync.Mutex
+	broken  map[string]error                    // deployments whose policies do not run, and why
+	served  map[string]bool                     // a replica's deployments taken up (follow)
+	polled  map[string][]policies.PolledService // by deployment
+	watches map[string]context.CancelFunc       // by deployment
+	pending map[string][]nodeWatch              // watches waiting for Run
+	// pendingSources are the pollers of a deployment's `source` blocks
+	// waiting for Run (once started, watches cancels them too).
+	pendingSources map[string][]*policies.SourcePoller
+	runCtx         context.Context // set while Run runs
+	undeploy       sync.WaitGroup
 }
 
 // engineQueue queues workflows on the engine for the policy runner.
@@ -136,7 +139,8 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner.DryRun, runner.Log = cfg.DryRun, cfg.Log
 	runner.OnTrigger = cfg.OnTrigger
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{}, served: map[string]bool{},
-		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{}}
+		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{},
+		pendingSources: map[string][]*policies.SourcePoller{}}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner, Heartbeat: cfg.Heartbeat}
 	if cfg.Replica != nil {
@@ -295,9 +299,12 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	m.stopWatchLocked(id)
 	if len(watches) > 0 && m.cfg.Nodes != nil {
 		m.pending[id] = watches
-		if m.runCtx != nil {
-			m.startWatchesLocked(m.runCtx)
-		}
+	}
+	if pollers := m.sourcePollers(id, plan); len(pollers) > 0 {
+		m.pendingSources[id] = pollers
+	}
+	if m.runCtx != nil {
+		m.startWatchesLocked(m.runCtx)
 	}
 	return nil
 }
@@ -317,31 +324,53 @@ func (m *Manager) stopWatchLocked(id string) {
 	}
 	delete(m.watches, id)
 	delete(m.pending, id)
+	delete(m.pendingSources, id)
 }
 
-// startWatchesLocked starts the pending node watches under ctx.
+// startWatchesLocked starts the pending node watches and source pollers
+// under ctx.
 func (m *Manager) startWatchesLocked(ctx context.Context) {
+	for id, ps := range m.pendingSources {
+		wctx, cancel := context.WithCancel(ctx)
+		if prev := m.watches[id]; prev != nil {
+			prev()
+		}
+		m.watches[id] = cancel
+		for _, p := range ps {
+			go p.Run(wctx)
+		}
+		delete(m.pendingSources, id)
+		if ws := m.pending[id]; len(ws) > 0 {
+			m.startNodeWatches(wctx, id, ws)
+			delete(m.pending, id)
+		}
+	}
 	for id, ws := range m.pending {
 		wctx, cancel := context.WithCancel(ctx)
 		m.watches[id] = cancel
-		for _, w := range ws {
-			go func() {
-				changed := func() {
-					now := policies.Seconds(time.Now())
-					node := w.node.Name
-					nodeID := cmp.Or(m.instanceOf(wctx, id, node), node)
-					metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: nodeID, Host: "orch", Name: policies.NodeChangesMetric,
-						Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + nodeID + "." + policies.NodeChangesMetric + "."}
-					if err := m.Runner.Apply(wctx, metric); err != nil {
-						m.log.Warn("node change not applied", "deployment", id, "node", node, "err", err)
-					}
-				}
-				if err := m.cfg.Nodes.Watch(wctx, w.node, w.w, changed); err != nil {
-					m.log.Warn("watch nodes", "deployment", id, "node", w.node.Name, "err", err)
-				}
-			}()
-		}
+		m.startNodeWatches(wctx, id, ws)
 		delete(m.pending, id)
+	}
+}
+
+// startNodeWatches starts a deployment's node watches under wctx.
+func (m *Manager) startNodeWatches(wctx context.Context, id string, ws []nodeWatch) {
+	for _, w := range ws {
+		go func() {
+			changed := func() {
+				now := policies.Seconds(time.Now())
+				node := w.node.Name
+				nodeID := cmp.Or(m.instanceOf(wctx, id, node), node)
+				metric := &policies.Metric{DeploymentID: id, NodeName: node, NodeID: nodeID, Host: "orch", Name: policies.NodeChangesMetric,
+					Value: 1, Time: now, Type: "COUNTER", Service: id + "." + node + "." + nodeID + "." + policies.NodeChangesMetric + "."}
+				if err := m.Runner.Apply(wctx, metric); err != nil {
+					m.log.Warn("node change not applied", "deployment", id, "node", node, "err", err)
+				}
+			}
+			if err := m.cfg.Nodes.Watch(wctx, w.node, w.w, changed); err != nil {
+				m.log.Warn("watch nodes", "deployment", id, "node", w.node.Name, "err", err)
+			}
+		}()
 	}
 }
 

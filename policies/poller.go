@@ -142,3 +142,96 @@ func (p *Poller) setFailing(key string, failing bool) bool {
 	p.failing[key] = failing
 	return changed
 }
+
+// HostValue is a value a polled source answered, of one host.
+type HostValue struct {
+	Host  string
+	Value float64
+}
+
+// SourceQuerier answers a source's values at a time (a Prometheus instant
+// query). An error means they are missing: never zero.
+type SourceQuerier interface {
+	Values(ctx context.Context, at time.Time) ([]HostValue, error)
+}
+
+// SourcePoller polls one `source` of a deployment's blueprint into its
+// node's windows every Interval, each value as metric Metric of its host.
+// A failing poll applies nothing (missing data), names the source as
+// failing in the decisions ("source NAME"), and is logged when it starts
+// and stops failing.
+type SourcePoller struct {
+	Deployment, Name, Node, Metric string
+	Interval, Timeout              time.Duration
+	Querier                        SourceQuerier
+	// NodeID is the node's instance id now ("": the node's name).
+	NodeID func() string
+	Sink   MetricSink
+	Log    *slog.Logger
+	Now    func() time.Time
+
+	polls, errs atomic.Int64
+	failing     bool
+}
+
+// Stats returns the counters.
+func (p *SourcePoller) Stats() PollStats { return PollStats{Polls: p.polls.Load(), Errors: p.errs.Load()} }
+
+// Run polls until ctx is done.
+func (p *SourcePoller) Run(ctx context.Context) {
+	t := time.NewTicker(cmp.Or(p.Interval, 15*time.Second))
+	defer t.Stop()
+	for {
+		p.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll asks once and applies what the source answered.
+func (p *SourcePoller) Poll(ctx context.Context) {
+	log := cmp.Or(p.Log, slog.Default())
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	at := now()
+	p.polls.Add(1)
+	qctx, cancel := context.WithTimeout(ctx, cmp.Or(p.Timeout, p.Interval, 10*time.Second))
+	values, err := p.Querier.Values(qctx, at)
+	cancel()
+	source := "source " + p.Name
+	if err != nil {
+		if ctx.Err() != nil {
+			return // stopping: not the source's fault
+		}
+		p.errs.Add(1)
+		if !p.failing {
+			p.failing = true
+			p.Sink.SetSource(p.Deployment, source, err.Error())
+			log.Warn("metric source failing; its metrics are missing until it answers (nothing scales down on missing data)",
+				"deployment", p.Deployment, "source", p.Name, "err", err)
+		}
+		return
+	}
+	if p.failing {
+		p.failing = false
+		p.Sink.SetSource(p.Deployment, source, "")
+		log.Info("metric source answering again", "deployment", p.Deployment, "source", p.Name)
+	}
+	nodeID := p.Node
+	if p.NodeID != nil {
+		nodeID = cmp.Or(p.NodeID(), p.Node)
+	}
+	t := Seconds(at)
+	for _, v := range values {
+		m := &Metric{DeploymentID: p.Deployment, NodeName: p.Node, NodeID: nodeID, Host: v.Host, Name: p.Metric,
+			Value: v.Value, Time: t, Type: "GAUGE", Service: p.Deployment + "." + p.Node + "." + nodeID + "." + p.Metric + "."}
+		if err := p.Sink.Apply(ctx, m); err != nil {
+			log.Warn("polled metric not applied", "deployment", p.Deployment, "source", p.Name, "host", v.Host, "err", err)
+		}
+	}
+}
