@@ -175,7 +175,9 @@ type SourcePoller struct {
 }
 
 // Stats returns the counters.
-func (p *SourcePoller) Stats() PollStats { return PollStats{Polls: p.polls.Load(), Errors: p.errs.Load()} }
+func (p *SourcePoller) Stats() PollStats {
+	return PollStats{Polls: p.polls.Load(), Errors: p.errs.Load()}
+}
 
 // Run polls until ctx is done.
 func (p *SourcePoller) Run(ctx context.Context) {
