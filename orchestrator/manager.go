@@ -92,6 +92,7 @@ type Manager struct {
 	// pendingSources are the pollers of a deployment's `source` blocks
 	// waiting for Run (once started, watches cancels them too).
 	pendingSources map[string][]*policies.SourcePoller
+	polledCopy     *polledCopy     // nil without a broker
 	runCtx         context.Context // set while Run runs
 	undeploy       sync.WaitGroup
 }
@@ -140,7 +141,7 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner.OnTrigger = cfg.OnTrigger
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{}, served: map[string]bool{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{},
-		pendingSources: map[string][]*policies.SourcePoller{}}
+		pendingSources: map[string][]*policies.SourcePoller{}, polledCopy: newPolledCopy(cfg.AMQPURL, cfg.Exchange, cfg.Log)}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner, Heartbeat: cfg.Heartbeat}
 	if cfg.Replica != nil {
@@ -473,6 +474,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.runCtx = ctx
 	m.startWatchesLocked(ctx)
 	m.mu.Unlock()
+	defer m.polledCopy.close()
 	defer func() {
 		m.mu.Lock()
 		m.runCtx = nil

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/orchhq/orch/internal/testenv"
+	"github.com/orchhq/orch/policies/producer"
 )
 
 // publish sends bodies to the exchange with publisher confirms.
@@ -213,5 +214,39 @@ func TestIntakeTakesMessagesFromAmqpPublish(t *testing.T) {
 	c.mu.Unlock()
 	if m.DeploymentID != "shop" || m.Value != 7 || m.Host != "h1" || m.Key() != "cpu.total" {
 		t.Errorf("decoded %+v", m)
+	}
+}
+
+// serve's copies of what it polled (PolledHeader) are for recordings: the
+// intake acknowledges them and applies nothing (they were applied when
+// polled), and applies the metrics published beside them.
+func TestIntakeSkipsServesCopiesOfPolledValues(t *testing.T) {
+	e := testenv.Get(t)
+	c := &collector{}
+	in, stop := startIntake(t, e.AMQPURL, c)
+	defer stop()
+	pub, err := producer.Dial(e.AMQPURL, in.Exchange)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	m := producer.Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web", Host: "prom", Name: "load", Value: 50, Time: 1700000000}
+	for i := 0; i < 3; i++ {
+		if err := pub.PublishWith(context.Background(), m, amqp.Table{PolledHeader: "load"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Value = 60
+	if err := pub.Publish(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "all four messages", 30*time.Second, func() bool { return in.Stats().Received == 4 })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.metrics) != 1 || c.metrics[0].Value != 60 {
+		t.Errorf("applied %+v, want only the published 60", c.metrics)
+	}
+	if in.Stats().Malformed != 0 {
+		t.Errorf("%d malformed", in.Stats().Malformed)
 	}
 }

@@ -155,6 +155,18 @@ type SourceQuerier interface {
 	Values(ctx context.Context, at time.Time) ([]HostValue, error)
 }
 
+// PolledHeader marks the copy of a polled value serve publishes to its
+// exchange (the header's value is the source's name): recordings keep it,
+// so a replay replays what was polled, and intakes skip it (it was applied
+// when polled).
+const PolledHeader = "x-orch-polled"
+
+// PolledCopier publishes a copy of what a source answered (best effort:
+// a failure never keeps the values from the windows).
+type PolledCopier interface {
+	CopyPolled(ctx context.Context, source string, m *Metric)
+}
+
 // SourcePoller polls one `source` of a deployment's blueprint into its
 // node's windows every Interval, each value as metric Metric of its host.
 // A failing poll applies nothing (missing data), names the source as
@@ -167,8 +179,10 @@ type SourcePoller struct {
 	// NodeID is the node's instance id now ("": the node's name).
 	NodeID func() string
 	Sink   MetricSink
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Copy, when set, hears every value applied (PolledHeader).
+	Copy PolledCopier
+	Log  *slog.Logger
+	Now  func() time.Time
 
 	polls, errs atomic.Int64
 	failing     bool
@@ -234,6 +248,10 @@ func (p *SourcePoller) Poll(ctx context.Context) {
 			Value: v.Value, Time: t, Type: "GAUGE", Service: p.Deployment + "." + p.Node + "." + nodeID + "." + p.Metric + "."}
 		if err := p.Sink.Apply(ctx, m); err != nil {
 			log.Warn("polled metric not applied", "deployment", p.Deployment, "source", p.Name, "host", v.Host, "err", err)
+			continue
+		}
+		if p.Copy != nil {
+			p.Copy.CopyPolled(ctx, p.Name, m)
 		}
 	}
 }

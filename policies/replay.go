@@ -25,6 +25,9 @@ type Record struct {
 	// malformed message replays as malformed.
 	Body json.RawMessage `json:"body,omitempty"`
 	Raw  string          `json:"raw,omitempty"`
+	// Polled names the blueprint source serve polled the value from (a
+	// copy serve published, PolledHeader); "" for a published metric.
+	Polled string `json:"polled,omitempty"`
 }
 
 // NewRecord keeps a delivered message body.

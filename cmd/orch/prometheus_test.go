@@ -147,10 +147,43 @@ func TestPrometheusSourceScalesAndHoldsWhenStopped(t *testing.T) {
 	if got := replicasOf(t, cs, ns, "web"); got != 2 {
 		t.Fatalf("web has %d replicas under a load of 40, want 2", got)
 	}
-	// A breach scrapes in, is polled and scales web up.
+	// A breach scrapes in, is polled and scales web up; the polls are
+	// recorded from the broker (serve publishes a copy).
+	recording := filepath.Join(t.TempDir(), "polled.jsonl")
+	rec := exec.Command(orchBin, "metrics", "record", recording, "--url", e.AMQPURL, "--exchange", exchange, "-d", "prom", "--count", "6", "--for", "40s")
+	out, _ := rec.StdoutPipe()
+	rec.Stderr = os.Stderr
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if b := make([]byte, 64); true {
+		n, _ := out.Read(b)
+		if !strings.Contains(string(b[:n]), "recording") {
+			t.Fatalf("orch metrics record did not start: %q", b[:n])
+		}
+	}
 	setLoad(95)
 	testenv.WaitFor(t, "Prometheus's breach scales web to 3", 30*time.Second, func() bool { return replicasOf(t, cs, ns, "web") >= 3 })
 	setLoad(40)
+	if err := rec.Wait(); err != nil {
+		t.Fatalf("orch metrics record: %v", err)
+	}
+	data, err := os.ReadFile(recording)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), `"polled":"load"`); n != 6 {
+		t.Errorf("%d of the 6 recorded messages are marked as polled from source load:\n%s", n, data)
+	}
+	r := orch(t, filepath.Join(t.TempDir(), "unused.db"), "policies", "replay", recording, "testdata/prometheus.hcl", "-d", "prom", "-o", "json",
+		"-i", "kubeconfig="+e.Kubeconfig, "-i", "namespace="+ns, "-i", "prom_url="+promURL)
+	var replayed replayOutput
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &replayed) != nil {
+		t.Fatalf("replay: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if replayed.Metrics != 6 || !strings.Contains(r.stdout, `"fired": true`) {
+		t.Errorf("replayed %d metrics of the 6 recorded, want all, the breach firing:\n%s", replayed.Metrics, r.stdout)
+	}
 	time.Sleep(5 * time.Second) // past the cooldown, the window back at 40
 	if got := replicasOf(t, cs, ns, "web"); got != 3 {
 		t.Fatalf("web has %d replicas after the breach, want 3", got)

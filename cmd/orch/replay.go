@@ -140,7 +140,10 @@ func newRecordCmd(g *globals) *cobra.Command {
 		Long: `Record the metric messages published to orch's exchange, as they arrive, one
 JSON object a line: {"received": ..., "routing_key": ..., "body": {...}}. It
 consumes from a queue of its own (exclusive, deleted when it stops), so orch
-serve's queue is not disturbed. It stops after --for, after --count messages,
+serve's queue is not disturbed. What orch serve polls from a blueprint's
+source blocks (Prometheus) it also publishes there, marked with the source
+("polled": NAME in the line), so a recording holds it too and a replay
+replays what was polled. It stops after --for, after --count messages,
 or on Ctrl-C; what was received is in the file either way.`,
 		Example: `  orch metrics record bookings.jsonl -d bookings --for 10m
   orch metrics record all.jsonl --count 10000`,
@@ -237,7 +240,11 @@ loop:
 			if !ok {
 				break loop
 			}
-			if err := enc.Encode(policies.NewRecord(policies.Seconds(time.Now()), d.RoutingKey, d.Body)); err != nil {
+			r := policies.NewRecord(policies.Seconds(time.Now()), d.RoutingKey, d.Body)
+			if source, ok := d.Headers[policies.PolledHeader].(string); ok {
+				r.Polled = source
+			}
+			if err := enc.Encode(r); err != nil {
 				return n, err
 			}
 			n++

@@ -94,7 +94,10 @@ func Dial(url, exchange string) (*Publisher, error) {
 }
 
 // Publish sends one metric and waits for the broker's confirm.
-func (p *Publisher) Publish(ctx context.Context, m Metric) error {
+func (p *Publisher) Publish(ctx context.Context, m Metric) error { return p.PublishWith(ctx, m, nil) }
+
+// PublishWith is Publish with message headers.
+func (p *Publisher) PublishWith(ctx context.Context, m Metric, headers amqp.Table) error {
 	if m.DeploymentID == "" || m.Host == "" || (m.Name == "" && m.Path == "") {
 		return errors.New("metric needs deployment_id, host and a name or path")
 	}
@@ -106,7 +109,7 @@ func (p *Publisher) Publish(ctx context.Context, m Metric) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.ch.PublishWithContext(ctx, p.exchange, m.DeploymentID, false, false, amqp.Publishing{
-		ContentType: "application/json", DeliveryMode: amqp.Transient, Body: body,
+		ContentType: "application/json", DeliveryMode: amqp.Transient, Body: body, Headers: headers,
 	}); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
