@@ -505,7 +505,10 @@ type scope struct {
 	self       *Node       // operation inputs of a node
 	selfType   bool        // operation inputs of a node type
 	policyType *PolicyType // `param.` in conditions
-	event      bool        // `event.` in trigger parameters
+	event      bool        // `event.` and `values.` in trigger parameters
+	// condition is the trigger's condition (nil: unknown), whose declared
+	// values `values.NAME` may read.
+	condition *Condition
 	// runtime: runtime attributes may be read (operation inputs and
 	// outputs, evaluated when they run).
 	runtime bool
@@ -522,7 +525,11 @@ type scope struct {
 // relEnds are the nodes of a relationship.
 type relEnds struct{ source, target *Node }
 
-var allRoots = []string{"input", "node", "workflow", "policy_type", "self", "param", "event", "source", "target"}
+var allRoots = []string{"input", "node", "workflow", "policy_type", "self", "param", "event", "values", "source", "target"}
+
+// EventAttributes are the attributes of `event` in trigger parameters: the
+// metric that was applied when the condition fired.
+var EventAttributes = []string{"node_id", "node_name", "deployment_id", "name", "path", "metric", "unit", "type", "host", "service", "time"}
 
 // checkRefs checks every reference of expr; it reports false when one is bad,
 // so the expression is not evaluated (its errors would only repeat).
@@ -565,7 +572,7 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		allowed = []string{"param"}
 	}
 	if sc.event {
-		allowed = append(allowed, "event")
+		allowed = append(allowed, "event", "values")
 	}
 	if sc.rel != nil {
 		allowed = append(allowed, "source", "target")
@@ -598,6 +605,16 @@ func (c *checker) checkTraversal(trav hcl.Traversal, sc scope) bool {
 		}
 		return c.checkNodeAttr(n, trav, 1, sc, true)
 	case "event":
+		if hasName && !contains(EventAttributes, name) {
+			c.errorf(nameRange, "Unknown event attribute", "The triggering metric has no attribute %q.%s Its attributes: %s.", name, suggestion(name, EventAttributes), strings.Join(EventAttributes, ", "))
+			return false
+		}
+		return true
+	case "values":
+		if cd := sc.condition; hasName && cd != nil && cd.Values != nil && !contains(cd.Values, name) {
+			c.errorf(nameRange, "Unknown condition value", "Condition %q reports no value %q.%s Its values: %s.", cd.Name, name, suggestion(name, cd.Values), strings.Join(cd.Values, ", "))
+			return false
+		}
 		return true
 	}
 	if !hasName {
@@ -873,8 +890,8 @@ func (c *checker) eval(expr hcl.Expression, sc scope, extra ...map[string]cty.Va
 					vars[root] = withAttributes(c.nodeVals[n.Name], "", cty.DynamicVal)
 				}
 			}
-		case "event":
-			vars["event"] = cty.DynamicVal
+		case "event", "values":
+			vars[root] = cty.DynamicVal
 		default:
 			if v, ok := c.roots[root]; ok {
 				vars[root] = v

@@ -900,7 +900,7 @@ var validationSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 	{Name: "condition", Required: true}, {Name: "error_message", Required: true},
 }}
 
-var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}, {Name: "direction"}}}
+var conditionSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "when"}, {Name: "description"}, {Name: "direction"}, {Name: "values"}}}
 
 func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 	diags := checkTypeName(block, "policy type")
@@ -948,6 +948,21 @@ func decodePolicyTypeBlock(block *hcl.Block) (*PolicyType, hcl.Diagnostics) {
 				if !d.HasErrors() && c.Direction != "up" && c.Direction != "down" {
 					diags = append(diags, attrError(attr, "Invalid direction",
 						fmt.Sprintf("direction is \"up\" (the condition scales up) or \"down\" (it scales down), not %q.", c.Direction)))
+				}
+			}
+			if attr := cc.Attributes["values"]; attr != nil {
+				v, d := attr.Expr.Value(staticEvalContext())
+				diags = append(diags, d...)
+				if !d.HasErrors() {
+					l, err := convert.Convert(v, cty.List(cty.String))
+					if err != nil || l.IsNull() || !l.IsWhollyKnown() {
+						diags = append(diags, attrError(attr, "Invalid values", "values lists the names of the values the condition reports, such as [\"value\", \"hosts\"]."))
+					} else {
+						for it := l.ElementIterator(); it.Next(); {
+							_, e := it.Element()
+							c.Values = append(c.Values, e.AsString())
+						}
+					}
 				}
 			}
 			pt.Conditions = append(pt.Conditions, c)

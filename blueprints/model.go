@@ -357,6 +357,9 @@ type Condition struct {
 	// on_missing_data = "scale_up" fires), "down" for one that scales
 	// down; "" when it does neither or it depends on parameters.
 	Direction string
+	// Values names the values a Go-implemented condition reports (what
+	// trigger parameters read as values.NAME); nil: not declared.
+	Values    []string
 	DeclRange hcl.Range
 }
 

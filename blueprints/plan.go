@@ -273,7 +273,15 @@ func (c *checker) planPolicy(p *Policy) *PlanPolicy {
 		raw := cty.EmptyObjectVal
 		ok := true
 		if t.Parameters != nil {
-			raw, ok = c.eval(t.Parameters, scope{event: true})
+			sc := scope{event: true}
+			if pt != nil {
+				for _, cd := range pt.Conditions {
+					if cd.Name == t.Condition {
+						sc.condition = cd
+					}
+				}
+			}
+			raw, ok = c.eval(t.Parameters, sc)
 		}
 		if !ok {
 			continue

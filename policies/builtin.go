@@ -47,7 +47,7 @@ policy_type "orch.scale_threshold" {
     one_of      = ["policy", "deployment"]
     description = "\"policy\": each policy cools down on its own, and the cooldown survives restarts. \"deployment\": the original scale.clj's one flag shared by every such policy of the deployment (a scale-up silences the scale-down too), kept in memory only."
   }
-  condition "scale" {}
+  condition "scale" { values = ["value", "hosts"] }
 }
 
 policy_type "orch.node_changes" {
@@ -66,7 +66,7 @@ policy_type "orch.node_changes" {
     format      = "kubernetes.label_selector"
     description = "Watch only the nodes this label selector picks; empty: every node."
   }
-  condition "changed" {}
+  condition "changed" { values = ["changes"] }
 }
 
 policy_type "orch.rps_burst" {
@@ -126,14 +126,85 @@ policy_type "orch.ewma_threshold" {
     condition     = param.metric != ""
     error_message = "metric names the metric to average; it cannot be empty."
   }
-  condition "scale_up" { direction = "up" }
-  condition "scale_down" { direction = "down" }
+  condition "scale_up" {
+    direction = "up"
+    values    = ["ewma"]
+  }
+  condition "scale_down" {
+    direction = "down"
+    values    = ["ewma"]
+  }
+}
+
+policy_type "orch.target_value" {
+  uses        = "builtin.target_value"
+  description = "Target-value scaling, as the HPA's: the ratio of the metric (each host's mean over the window, then the mean across hosts) to target. Outside the tolerance, scale_up or scale_down fires with values.ratio, for kubernetes.scale's amount \"*RATIO\" (desired = ceil(current x ratio), the current count read on the cluster). Each direction is stabilized (the ratio of the whole window: the lowest for up, the highest for down, a ratio within the tolerance counting as 1) and rate-limited (at most a percent of change per firing)."
+  parameter "metric" { type = string }
+  parameter "target" {
+    type              = number
+    exclusive_minimum = 0
+    description       = "The value per host the policy keeps the metric at."
+  }
+  parameter "window" {
+    default = "30s"
+    format  = "duration"
+  }
+  parameter "tolerance" {
+    type        = number
+    default     = 0.1
+    minimum     = 0
+    maximum     = 1
+    description = "Ratios within 1 +- tolerance change nothing (the HPA's 0.1)."
+  }
+  parameter "scale_up_stabilization" {
+    default     = "0s"
+    format      = "duration"
+    minimum     = 0
+    description = "Scale up only on the lowest ratio of this long (the HPA's scaleUp stabilizationWindowSeconds, 0)."
+  }
+  parameter "scale_down_stabilization" {
+    default     = "300s"
+    format      = "duration"
+    minimum     = 0
+    description = "Scale down only on the highest ratio of this long (the HPA's scaleDown stabilizationWindowSeconds, 300)."
+  }
+  parameter "scale_up_limit_percent" {
+    type        = number
+    default     = 100
+    minimum     = 0
+    description = "A firing adds at most this percent of the replicas (100: at most doubles); 0: no limit."
+  }
+  parameter "scale_down_limit_percent" {
+    type        = number
+    default     = 100
+    minimum     = 0
+    maximum     = 100
+    description = "A firing removes at most this percent of the replicas (100: no limit)."
+  }
+  parameter "cooldown_time" {
+    default     = "15s"
+    format      = "duration"
+    minimum     = 0
+    description = "How long a firing silences its direction (the HPA's 15s sync period and policies' periodSeconds)."
+  }
+  validation {
+    condition     = param.metric != ""
+    error_message = "metric names the metric to keep at target; it cannot be empty."
+  }
+  condition "scale_up" {
+    direction = "up"
+    values    = ["value", "hosts", "ratio"]
+  }
+  condition "scale_down" {
+    direction = "down"
+    values    = ["value", "hosts", "ratio"]
+  }
 }
 `
 
 // BuiltinImplementations are the `uses` names of the built-in types.
 func BuiltinImplementations() []string {
-	return []string{"builtin.ewma_threshold", "builtin.node_changes", "builtin.rps_burst", "builtin.scale_threshold"}
+	return []string{"builtin.ewma_threshold", "builtin.node_changes", "builtin.rps_burst", "builtin.scale_threshold", "builtin.target_value"}
 }
 
 // NodeChanges is what an orch.node_changes policy watches; ok is false for
@@ -168,6 +239,7 @@ var builtins = map[string]func(Target, *blueprints.PlanPolicy) (Evaluator, error
 	"builtin.rps_burst":       newRPSBurst,
 	"builtin.ewma_threshold":  newEWMAThreshold,
 	"builtin.node_changes":    newNodeChanges,
+	"builtin.target_value":    newTargetValue,
 }
 
 // nodeChanges fires "changed" on every node_changes metric: orch serve

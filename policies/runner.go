@@ -630,7 +630,7 @@ func (r *Runner) settle(ds []Decision) []firing {
 		f := firing{rp: rp, d: d, state: rp.state.clone(),
 			trigger: Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}}
 		var err error
-		if f.params, err = triggerParams(trig, d.event); err != nil {
+		if f.params, err = triggerParams(trig, d.event, d.Values, declaredValues(rp.plan.Type, d.Condition)); err != nil {
 			f.trigger.Error = err.Error()
 		}
 		out = append(out, f)
@@ -816,16 +816,43 @@ func eventValue(m *Metric) cty.Value {
 	})
 }
 
+// valuesValue is the firing condition's values as the `values` variable of
+// trigger parameters: each by its label, and each value the condition
+// declares but did not report (a firing on missing data) null.
+func valuesValue(vs Values, declared []string) cty.Value {
+	m := map[string]cty.Value{}
+	for _, name := range declared {
+		m[name] = cty.NullVal(cty.Number)
+	}
+	for _, r := range vs {
+		m[r.Label] = cty.NumberFloatVal(r.Value)
+	}
+	return cty.ObjectVal(m)
+}
+
+// declaredValues are the values a policy type's condition declares.
+func declaredValues(pt *blueprints.PolicyType, condition string) []string {
+	if pt == nil {
+		return nil
+	}
+	for _, c := range pt.Conditions {
+		if c.Name == condition {
+			return c.Values
+		}
+	}
+	return nil
+}
+
 // triggerParams evaluates a trigger's parameters with the triggering
-// event: typed values, as the expression gives them, for the workflow to
-// convert to its parameters' types.
-func triggerParams(t *blueprints.Trigger, event *Metric) (map[string]cty.Value, error) {
+// event and the condition's values: typed values, as the expression gives
+// them, for the workflow to convert to its parameters' types.
+func triggerParams(t *blueprints.Trigger, event *Metric, vs Values, declared []string) (map[string]cty.Value, error) {
 	out := map[string]cty.Value{}
 	if t.Parameters == nil {
 		return out, nil
 	}
 	v, diags := t.Parameters.Value(&hcl.EvalContext{
-		Variables: map[string]cty.Value{"event": eventValue(event)},
+		Variables: map[string]cty.Value{"event": eventValue(event), "values": valuesValue(vs, declared)},
 		Functions: blueprints.Functions(),
 	})
 	if diags.HasErrors() {

@@ -26,6 +26,18 @@ func TestAmount(t *testing.T) {
 		{"x; rm -rf /", 0, Limits{}, 0, true},
 		{"$(id)", 0, Limits{}, 0, true},
 		{"9999999", 0, Limits{}, 0, true},
+		// Proportional: ceil(current x ratio), as the HPA.
+		{"*1.5", 2, Limits{}, 3, false},
+		{"*1.6666666666666667", 3, Limits{}, 5, false},
+		{"*0.56", 5, Limits{}, 3, false},
+		{"*2", 3, Limits{Max: 5}, 5, false},
+		{"*0.1", 3, Limits{Min: 2}, 2, false},
+		{"*3", 0, Limits{}, 0, false}, // nothing to be proportional to
+		{"*1e0", 4, Limits{}, 4, false},
+		{"*0", 2, Limits{}, 0, true},
+		{"*1001", 2, Limits{}, 0, true},
+		{"*-1", 2, Limits{}, 0, true},
+		{"*1.5; id", 2, Limits{}, 0, true},
 	}
 	for _, tt := range tests {
 		a, err := ParseAmount(tt.amount)
