@@ -24,6 +24,9 @@ type Catalog struct {
 	// Formats are the string formats plugins check (`format = "NAME"` on
 	// a property or parameter), beside the built-in duration and regex.
 	Formats map[string]func(string) error
+	// MeshServiceTypes are the node types whose nodes are mesh services (a
+	// calisti source's node must be of one).
+	MeshServiceTypes []string
 }
 
 // SensitiveMark marks values derived from sensitive inputs; they are

@@ -18,7 +18,8 @@ import (
 )
 
 // Source is a `source "name" {}` block: metrics orch serve polls (a
-// Prometheus query) into the same windows as the broker's.
+// Prometheus query, Calisti's service metrics) into the same windows as
+// the broker's.
 type Source struct {
 	Name      string
 	Kind      string
@@ -36,7 +37,7 @@ type Source struct {
 }
 
 // SourceKinds are the kinds of source a blueprint may declare.
-var SourceKinds = []string{"prometheus"}
+var SourceKinds = []string{"prometheus", "calisti"}
 
 // Source defaults.
 const (
@@ -45,8 +46,8 @@ const (
 )
 
 var sourceSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-	{Name: "kind", Required: true}, {Name: "url", Required: true}, {Name: "query", Required: true},
-	{Name: "metric", Required: true}, {Name: "node", Required: true},
+	{Name: "kind", Required: true}, {Name: "url", Required: true}, {Name: "query"},
+	{Name: "metric"}, {Name: "node", Required: true},
 	{Name: "host_label"}, {Name: "interval"}, {Name: "timeout"},
 	{Name: "bearer_token"}, {Name: "bearer_token_file"},
 }}
@@ -103,6 +104,23 @@ func decodeSourceBlock(block *hcl.Block) (*Source, hcl.Diagnostics) {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid timeout",
 			Detail: fmt.Sprintf("timeout %s is longer than the interval %s: a poll would still run when the next is due.", s.Timeout, s.Interval), Subject: s.TimeoutRange.Ptr()})
 	}
+	// What each kind takes.
+	switch s.Kind {
+	case "prometheus":
+		for _, name := range []string{"query", "metric"} {
+			if content.Attributes[name] == nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing " + name,
+					Detail: fmt.Sprintf("A prometheus source needs %s: the PromQL query and the metric name its values feed.", name), Subject: block.DefRange.Ptr()})
+			}
+		}
+	case "calisti":
+		for _, name := range []string{"query", "metric", "host_label"} {
+			if attr := content.Attributes[name]; attr != nil {
+				diags = append(diags, attrError(attr, "Not for calisti",
+					fmt.Sprintf("A calisti source polls the node's mesh service for its rps and latency_p50 (metric names fixed by the service query); it takes no %s.", name)))
+			}
+		}
+	}
 	if s.BearerToken != nil && s.BearerTokenFile != nil {
 		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Two bearer tokens",
 			Detail: "Give bearer_token or bearer_token_file, not both.", Subject: s.BearerTokenFile.Range().Ptr()})
@@ -143,8 +161,10 @@ func (c *checker) planSource(s *Source) *PlanSource {
 	ps := &PlanSource{Name: s.Name, Kind: s.Kind, Metric: s.Metric, Node: s.Node, HostLabel: s.HostLabel,
 		Interval: s.Interval, Timeout: s.Timeout, DeclRange: s.DeclRange}
 	if s.Node != "" {
-		if _, ok := c.nodes[s.Node]; !ok {
+		if n, ok := c.nodes[s.Node]; !ok {
 			c.errorf(s.NodeRange, "Reference to undeclared node", "Source %q feeds node %q, which is not declared.%s", s.Name, s.Node, suggestion(s.Node, slices.Sorted(maps.Keys(c.nodes))))
+		} else if s.Kind == "calisti" && c.cat != nil {
+			c.checkMeshService(s, n)
 		}
 	}
 	str := func(expr hcl.Expression, what string) (string, bool) {
@@ -174,6 +194,9 @@ func (c *checker) planSource(s *Source) *PlanSource {
 		ps.Query = q
 		c.checkPromQL(s.Query, q)
 	}
+	if s.Kind == "calisti" {
+		ps.HostLabel = ""
+	}
 	if f, ok := str(s.BearerTokenFile, "bearer_token_file"); ok {
 		ps.BearerTokenFile = f
 	}
@@ -195,13 +218,30 @@ func (c *checker) planSource(s *Source) *PlanSource {
 	return ps
 }
 
+// checkMeshService checks that a calisti source's node is a mesh service
+// (of a type a plugin registered as one, or derived from it).
+func (c *checker) checkMeshService(s *Source, n *Node) {
+	e := c.eff[n.Type]
+	if e == nil && n.Type != "" {
+		return // an unknown type is reported where it is written
+	}
+	if e != nil {
+		for _, t := range e.chain {
+			if slices.Contains(c.cat.MeshServiceTypes, t) {
+				return
+			}
+		}
+	}
+	c.errorf(s.NodeRange, "Not a mesh service", "A calisti source polls the mesh service of its node: node %q is not of a type that is one (%s).", n.Name, strings.Join(c.cat.MeshServiceTypes, ", "))
+}
+
 // checkSourceURL checks a source's server: http or https with a host, and
 // no token sent in clear beyond this host.
 func (c *checker) checkSourceURL(s *Source, raw string) {
 	rng := s.URL.Range()
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		c.errorf(rng, "Invalid url", "url is the Prometheus server's address, such as \"http://prometheus.monitoring:9090\", not %q.", raw)
+		c.errorf(rng, "Invalid url", "url is the server's address, such as \"http://prometheus.monitoring:9090\" or \"https://calisti.example/api/graphql\", not %q.", raw)
 		return
 	}
 	if u.User != nil {

@@ -91,7 +91,7 @@ type Manager struct {
 	pending map[string][]nodeWatch              // watches waiting for Run
 	// pendingSources are the pollers of a deployment's `source` blocks
 	// waiting for Run (once started, watches cancels them too).
-	pendingSources map[string][]*policies.SourcePoller
+	pendingSources map[string][]poller
 	polledCopy     *polledCopy     // nil without a broker
 	runCtx         context.Context // set while Run runs
 	undeploy       sync.WaitGroup
@@ -141,7 +141,7 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	runner.OnTrigger = cfg.OnTrigger
 	m := &Manager{Svc: svc, Runner: runner, Stats: stats, cfg: cfg, log: cfg.Log, polled: map[string][]policies.PolledService{}, broken: map[string]error{}, served: map[string]bool{},
 		watches: map[string]context.CancelFunc{}, pending: map[string][]nodeWatch{},
-		pendingSources: map[string][]*policies.SourcePoller{}, polledCopy: newPolledCopy(cfg.AMQPURL, cfg.Exchange, cfg.Log)}
+		pendingSources: map[string][]poller{}, polledCopy: newPolledCopy(cfg.AMQPURL, cfg.Exchange, cfg.Log)}
 	m.Intake = &policies.Intake{URL: cfg.AMQPURL, Exchange: cfg.Exchange, Queue: cfg.Queue, Prefetch: cfg.Prefetch,
 		DeadLetter: cfg.DeadLetter, Log: cfg.Log, Sink: runner, Heartbeat: cfg.Heartbeat}
 	if cfg.Replica != nil {
@@ -154,6 +154,9 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 	}
 	if cfg.Mesh != nil {
 		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log}
+		if m.polledCopy != nil {
+			m.Poller.Copy = m.polledCopy
+		}
 	}
 	stats.register(m)
 	return m
@@ -294,6 +297,10 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if err != nil {
 		return fmt.Errorf("deployment %s: %w", id, err)
 	}
+	pollers, err := m.sourcePollers(id, plan)
+	if err != nil {
+		return fmt.Errorf("deployment %s: %w", id, err)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.polled[id] = m.meshServices(id, plan)
@@ -301,7 +308,7 @@ func (m *Manager) add(ctx context.Context, id string, plan *blueprints.Plan) err
 	if len(watches) > 0 && m.cfg.Nodes != nil {
 		m.pending[id] = watches
 	}
-	if pollers := m.sourcePollers(id, plan); len(pollers) > 0 {
+	if len(pollers) > 0 {
 		m.pendingSources[id] = pollers
 	}
 	if m.runCtx != nil {

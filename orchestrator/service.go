@@ -87,7 +87,8 @@ func languageOf(registry *plugins.Registry) (map[string][]byte, *blueprints.Cata
 		builtin[k] = v
 	}
 	builtin["<builtin>/policies.hcl"] = []byte(policies.BuiltinTypes)
-	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames(), PolicyTypes: policies.BuiltinImplementations(), Formats: registry.Formats()}
+	return builtin, &blueprints.Catalog{Workflows: registry.WorkflowNames(), Operations: registry.OperationNames(), PolicyTypes: policies.BuiltinImplementations(), Formats: registry.Formats(),
+		MeshServiceTypes: registry.MeshServiceTypes()}
 }
 
 // Validate parses and validates blueprint files against the plugins of

@@ -3,31 +3,51 @@ package orchestrator
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/orchhq/orch/blueprints"
+	"github.com/orchhq/orch/plugins/mesh"
 	"github.com/orchhq/orch/plugins/prometheus"
 	"github.com/orchhq/orch/policies"
 	"github.com/orchhq/orch/policies/producer"
 )
 
+// MeshSource reads a service's metrics from Calisti for a poller: its rps
+// and latency_p50.
+type MeshSource struct{ Client *mesh.Client }
+
+func (s MeshSource) ServiceMetrics(ctx context.Context, namespace, name string, seconds int) (map[string]float64, error) {
+	m, err := s.Client.ServiceMetrics(ctx, namespace, name, seconds)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"rps": m.RPS, "latency_p50": m.LatencyP50}, nil
+}
+
+// poller is a source's loop.
+type poller interface{ Run(ctx context.Context) }
+
 // sourcePollers are the pollers of a plan's `source` blocks, for
 // deployment id.
-func (m *Manager) sourcePollers(id string, plan *blueprints.Plan) []*policies.SourcePoller {
-	var out []*policies.SourcePoller
+func (m *Manager) sourcePollers(id string, plan *blueprints.Plan) ([]poller, error) {
+	var out []poller
 	for _, s := range plan.MetricSources {
-		var q policies.SourceQuerier
-		switch s.Kind {
-		case "prometheus":
-			q = newPromSource(s)
-		default:
-			continue // the blueprint's check refuses other kinds
+		if s.Kind == "calisti" {
+			p, err := m.calistiPoller(id, plan, s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+			continue
 		}
+		q := newPromSource(s)
 		node := s.Node
 		p := &policies.SourcePoller{Deployment: id, Name: s.Name, Node: node, Metric: s.Metric,
 			Interval: s.Interval, Timeout: s.Timeout, Querier: q, Sink: m.Runner, Log: m.log,
@@ -37,7 +57,50 @@ func (m *Manager) sourcePollers(id string, plan *blueprints.Plan) []*policies.So
 		}
 		out = append(out, p)
 	}
-	return out
+	return out, nil
+}
+
+// calistiPoller polls the mesh service of a calisti source's node, with
+// the source's token (sent to its url's host only).
+func (m *Manager) calistiPoller(id string, plan *blueprints.Plan, s *blueprints.PlanSource) (*policies.Poller, error) {
+	var node *blueprints.PlanNode
+	for _, n := range plan.Nodes {
+		if n.Name == s.Node {
+			node = n
+		}
+	}
+	if node == nil || m.cfg.Services == nil {
+		return nil, fmt.Errorf("source %s: node %s has no mesh service", s.Name, s.Node)
+	}
+	ns, name, ok := m.cfg.Services.MeshService(nodeInfo(node))
+	if !ok {
+		return nil, fmt.Errorf("source %s: node %s (%s) is not a service of the mesh (a kubernetes.app node is)", s.Name, s.Node, node.Type)
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	auth := mesh.Auth{Token: s.Token(), Hosts: []string{u.Host}}
+	if s.BearerTokenFile != "" {
+		tok, err := prometheus.TokenFile(s.BearerTokenFile)()
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		auth.Token = tok
+	}
+	c, err := mesh.New(s.URL, auth)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	nodeName := s.Node
+	p := &policies.Poller{Source: MeshSource{Client: c}, Sink: m.Runner, Interval: s.Interval, Name: s.Name, Log: m.log,
+		Services: func() []policies.PolledService {
+			return []policies.PolledService{{Deployment: id, Node: nodeName, Instance: m.instanceOf(context.Background(), id, nodeName), Namespace: ns, Name: name}}
+		}}
+	if m.polledCopy != nil {
+		p.Copy = m.polledCopy
+	}
+	return p, nil
 }
 
 // promSource is a prometheus source's query, its values by host.

@@ -182,7 +182,17 @@ type Registry struct {
 	workflows  map[string]Workflow
 	types      map[string][]byte
 	formats    map[string]func(string) error
+	// meshTypes are the node types whose nodes are mesh services (what a
+	// plugin's ServiceLocator answers for).
+	meshTypes []string
 }
+
+// RegisterMeshServiceType declares that nodes of a type are services of
+// the mesh: a blueprint's calisti source may poll them.
+func (r *Registry) RegisterMeshServiceType(name string) { r.meshTypes = append(r.meshTypes, name) }
+
+// MeshServiceTypes are the node types registered as mesh services.
+func (r *Registry) MeshServiceTypes() []string { return slices.Clone(r.meshTypes) }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {

@@ -44,7 +44,12 @@ type Poller struct {
 	// the seed's evaluationDurationSeconds).
 	Seconds int
 	Host    string // default "calisti"
-	Log     *slog.Logger
+	// Name, when set, is the blueprint source it polls for: a failure is
+	// "source NAME" (else "mesh NODE", --mesh-url's).
+	Name string
+	// Copy, when set, hears every value applied (PolledHeader).
+	Copy PolledCopier
+	Log  *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
@@ -105,17 +110,21 @@ func (p *Poller) Poll(ctx context.Context) {
 		values, err := p.Source.ServiceMetrics(qctx, s.Namespace, s.Name, p.Seconds)
 		cancel()
 		key := s.Deployment + "/" + s.Node
+		source := "mesh " + s.Node
+		if p.Name != "" {
+			source = "source " + p.Name
+		}
 		if err != nil {
 			p.errs.Add(1)
 			if p.setFailing(key, true) {
-				p.Sink.SetSource(s.Deployment, "mesh "+s.Node, err.Error())
+				p.Sink.SetSource(s.Deployment, source, err.Error())
 				p.Log.Warn("metric source failing; its metrics are missing until it answers (nothing scales down on missing data)",
 					"deployment", s.Deployment, "node", s.Node, "service", s.Namespace+"/"+s.Name, "err", err)
 			}
 			continue
 		}
 		if p.setFailing(key, false) {
-			p.Sink.SetSource(s.Deployment, "mesh "+s.Node, "")
+			p.Sink.SetSource(s.Deployment, source, "")
 			p.Log.Info("metric source answering again", "deployment", s.Deployment, "node", s.Node)
 		}
 		now := Seconds(p.Now())
@@ -126,6 +135,10 @@ func (p *Poller) Poll(ctx context.Context) {
 				Service: s.Deployment + "." + s.Node + "." + nodeID + "." + name + "."}
 			if err := p.Sink.Apply(ctx, m); err != nil {
 				p.Log.Warn("polled metric not applied", "deployment", s.Deployment, "node", s.Node, "metric", name, "err", err)
+				continue
+			}
+			if p.Copy != nil {
+				p.Copy.CopyPolled(ctx, cmp.Or(p.Name, "mesh"), m)
 			}
 		}
 	}

@@ -18,17 +18,6 @@ import (
 	"github.com/orchhq/orch/workflows"
 )
 
-// meshSource reads service metrics from Calisti for the poller.
-type meshSource struct{ c *mesh.Client }
-
-func (s meshSource) ServiceMetrics(ctx context.Context, namespace, name string, seconds int) (map[string]float64, error) {
-	m, err := s.c.ServiceMetrics(ctx, namespace, name, seconds)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]float64{"rps": m.RPS, "latency_p50": m.LatencyP50}, nil
-}
-
 func newServeCmd(g *globals) *cobra.Command {
 	var cfg orchestrator.ManagerConfig
 	var apiAddr, tokenFile, meshURL string
@@ -118,7 +107,7 @@ owner died and its lease has not expired) the request waits for the next.`,
 				if err != nil {
 					return err
 				}
-				cfg.Mesh = meshSource{c}
+				cfg.Mesh = orchestrator.MeshSource{Client: c}
 				if os.Getenv(mesh.HostsEnv) == "" {
 					// A burst's mesh_url may use the credentials on the
 					// endpoint serve is configured with, and no other.

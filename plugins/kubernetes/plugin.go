@@ -109,6 +109,7 @@ func New() *Plugin {
 // burst, reconcile and route_reflectors workflows.
 func (p *Plugin) Register(r *plugins.Registry) error {
 	r.RegisterTypes("<builtin>/kubernetes.hcl", []byte(Types))
+	r.RegisterMeshServiceType(AppType) // MeshService
 	r.RegisterFormat("kubernetes.namespace", func(s string) error {
 		if errs := validation.IsDNS1123Label(s); len(errs) > 0 {
 			return fmt.Errorf("%q is not a Kubernetes namespace: %s", s, strings.Join(errs, "; "))

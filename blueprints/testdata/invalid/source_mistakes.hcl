@@ -9,3 +9,10 @@ source "rps" {
   interval = "5s"
   timeout  = "10s"
 }
+
+source "mesh" {
+  kind  = "calisti"
+  url   = "https://calisti.example/api/graphql"
+  node  = node.web
+  query = "rps"
+}
