@@ -26,9 +26,11 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
-		Long: `Consume metrics from RabbitMQ (and, with --mesh-url, poll Calisti's service
-metrics), evaluate the policies of every deployment as they arrive, and run
-the workflows their triggers name. Executions left started by a crash are
+		Long: `Consume metrics from RabbitMQ, poll the source blocks of every deployment's
+blueprint (Prometheus queries, Calisti's service metrics) and, with
+--mesh-url, Calisti for every targeted kubernetes.app; evaluate the policies
+of every deployment as metrics arrive, and run the workflows their triggers
+name. Executions left started by a crash are
 resumed or failed first. Cooldowns and trigger history are kept in the state
 file, so a restart neither forgets a cooldown nor fires twice.
 
@@ -141,7 +143,7 @@ owner died and its lease has not expired) the request waits for the next.`,
 	cmd.Flags().BoolVar(&cfg.DryRun, "dry-run", false, "evaluate and record decisions, queue no workflow")
 	cmd.Flags().DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long ended executions and their events are kept (pruned at start and hourly); 0: forever")
 	cmd.Flags().DurationVar(&cfg.MaxClockSkew, "max-clock-skew", 2*time.Minute, "refuse (as malformed) a metric whose time is further ahead of this host's clock; 0: no limit")
-	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE)")
+	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE); a blueprint's source blocks of kind calisti poll on their own")
 	cmd.Flags().DurationVar(&cfg.MeshInterval, "mesh-interval", 5*time.Second, "how often to poll --mesh-url")
 	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "address of the HTTP API (port 0: any free port): loopback, or any other with --tls-cert and --tls-key")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate of the API (with --tls-key): the API is served over TLS, and may listen beyond loopback")
