@@ -189,11 +189,14 @@ func (s *Server) ask(ctx context.Context, r *http.Request, method, uri string, b
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range []string{"Authorization", "Content-Type", "Accept"} {
+	for _, h := range []string{"Content-Type", "Accept"} {
 		if v := r.Header.Get(h); v != "" {
 			req.Header.Set(h, v)
 		}
 	}
+	// Authenticated here (by the token or a console session): the replicas
+	// share the token.
+	req.Header.Set("Authorization", "Bearer "+s.Token)
 	req.Header.Set(forwardedBy, s.Replicas.ID())
 	c := s.Forward
 	if c == nil {

@@ -44,6 +44,26 @@ type Server struct {
 	Replicas  Replicas
 	Forward   *http.Client
 	OwnerWait time.Duration
+
+	// sessions are the console's logins; patterns the routes Handler
+	// registered (for the test that every one is behind the token).
+	sessions sessions
+	patterns []string
+}
+
+// routeMux is a ServeMux that remembers its patterns.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+func (m *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(h))
 }
 
 // Error is the API's error body.
@@ -53,7 +73,7 @@ type Error struct {
 	// Diagnostics is set when Message is rendered blueprint diagnostics
 	// (file:line:col with source lines), to be printed as they are.
 	Diagnostics bool `json:"diagnostics,omitempty"`
-	// Code is "not_found", "locked", "invalid", "unauthorized" or "internal".
+	// Code is "not_found", "locked", "invalid", "unauthorized", "forbidden" or "internal".
 	Code string `json:"code"`
 }
 
@@ -96,7 +116,7 @@ func (s *Server) Handler() http.Handler {
 		s.Log = slog.Default()
 	}
 	m := s.Manager
-	mux := http.NewServeMux()
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	answer := func(fn func(r *http.Request) (any, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			v, err := fn(r)
@@ -225,6 +245,8 @@ func (s *Server) Handler() http.Handler {
 		return m.SetPause(r.Context(), r.PathValue("deployment"), req.Policy, nil)
 	})
 	mux.Handle("GET /metrics", m.Stats.Handler())
+	s.consoleRoutes(mux)
+	s.patterns = mux.patterns
 	return s.auth(mux)
 }
 
@@ -289,15 +311,42 @@ func decode(r *http.Request, v any) error {
 func (s *Server) auth(next http.Handler) http.Handler {
 	want := []byte("Bearer " + s.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if s.Token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orch"`)
-			s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
-				Message: "missing or wrong API token (the CLI reads it from the endpoint file orch serve writes beside the state file, or ORCH_API_TOKEN)"})
+		if publicRoute(r) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		if got := r.Header.Get("Authorization"); got != "" || s.Token == "" {
+			if s.Token == "" || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+				s.unauthorized(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if sess := s.sessions.get(r); sess != nil {
+			// The console: a change needs the session's CSRF token, which
+			// a page of another site cannot read.
+			if r.Method != http.MethodGet && r.Method != http.MethodHead &&
+				(subtle.ConstantTimeCompare([]byte(r.Header.Get(csrfHeader)), []byte(sess.csrf)) != 1 || !sameOrigin(r)) {
+				s.writeError(w, r, &Error{Status: http.StatusForbidden, Code: "forbidden",
+					Message: "a change made with the console's session needs its CSRF token (" + csrfHeader + ") from the console's own page"})
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		if browserPage(r) {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		s.unauthorized(w, r)
 	})
+}
+
+func (s *Server) unauthorized(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="orch"`)
+	s.writeError(w, r, &Error{Status: http.StatusUnauthorized, Code: "unauthorized",
+		Message: "missing or wrong API token (the CLI reads it from the endpoint file orch serve writes beside the state file, or ORCH_API_TOKEN; the console logs in at /login)"})
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
