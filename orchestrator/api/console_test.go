@@ -75,8 +75,8 @@ func TestEveryConsoleAndAPIRouteGivesNothingWithoutTheTokenOrSession(t *testing.
 			path = strings.Replace(path, "secretdep", execution, 1)
 		}
 		for name, header := range map[string]map[string]string{
-			"nothing":        {},
-			"a wrong bearer": {"Authorization": "Bearer nope"},
+			"nothing":                       {},
+			"a wrong bearer":                {"Authorization": "Bearer nope"},
 			"a forged cookie, as a browser": {"Cookie": sessionCookie + "=0123456789abcdef", "Accept": "text/html"},
 		} {
 			resp, body := request(t, c, method, f.url+path, strings.NewReader(`{}`), header)
