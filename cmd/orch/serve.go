@@ -26,7 +26,8 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the manager: metric intake, policy runner, execution engine and HTTP API",
-		Long: `Consume metrics from RabbitMQ, poll the source blocks of every deployment's
+		Long: `Serve a web console at / on the API address (log in with the API token:
+see docs/console.md). Consume metrics from RabbitMQ, poll the source blocks of every deployment's
 blueprint (Prometheus queries, Calisti's service metrics) and, with
 --mesh-url, Calisti for every targeted kubernetes.app; evaluate the policies
 of every deployment as metrics arrive, and run the workflows their triggers
@@ -145,7 +146,7 @@ owner died and its lease has not expired) the request waits for the next.`,
 	cmd.Flags().DurationVar(&cfg.MaxClockSkew, "max-clock-skew", 2*time.Minute, "refuse (as malformed) a metric whose time is further ahead of this host's clock; 0: no limit")
 	cmd.Flags().StringVar(&meshURL, "mesh-url", "", "Calisti GraphQL endpoint to poll for the rps and latency_p50 of every kubernetes.app node a policy targets (token from ORCH_CALISTI_TOKEN or ORCH_CALISTI_TOKEN_FILE); a blueprint's source blocks of kind calisti poll on their own")
 	cmd.Flags().DurationVar(&cfg.MeshInterval, "mesh-interval", 5*time.Second, "how often to poll --mesh-url")
-	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "address of the HTTP API (port 0: any free port): loopback, or any other with --tls-cert and --tls-key")
+	cmd.Flags().StringVar(&apiAddr, "api-addr", "127.0.0.1:8040", "address of the HTTP API and the console at / (port 0: any free port): loopback, or any other with --tls-cert and --tls-key")
 	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate of the API (with --tls-key): the API is served over TLS, and may listen beyond loopback")
 	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	cmd.Flags().StringVar(&tokenFile, "api-token-file", "", "file holding the API token (default: a new random token each start)")

@@ -43,6 +43,9 @@ type Env struct {
 	// EtcdEndpoints is orch's own etcd (comma-separated URLs), apart from
 	// the clusters'.
 	EtcdEndpoints string
+	// Chromium is Debian's browser, and NodePath the node_modules holding
+	// playwright-core, for the console's browser tests.
+	Chromium, NodePath string
 }
 
 // SSH is the sshd of the environment, with kubectl against the primary cluster.
@@ -104,10 +107,13 @@ func Read(file string) (*Env, error) {
 		Kubectl:       vars["ORCH_KUBECTL"],
 		AMQPURL:       vars["ORCH_AMQP_URL"],
 		EtcdEndpoints: vars["ORCH_ETCD_ENDPOINTS"],
+		Chromium:      vars["ORCH_CHROMIUM"],
+		NodePath:      vars["ORCH_NODE_PATH"],
 		SSH: SSH{Host: vars["ORCH_SSH_HOST"], Port: port, User: vars["ORCH_SSH_USER"],
 			KeyFile: vars["ORCH_SSH_KEY"], KnownHosts: vars["ORCH_SSH_KNOWN_HOSTS"]},
 	}
-	for name, v := range map[string]string{"KUBECONFIG": e.Kubeconfig, "ORCH_AMQP_URL": e.AMQPURL, "ORCH_SSH_KEY": e.SSH.KeyFile, "ORCH_ETCD_ENDPOINTS": e.EtcdEndpoints} {
+	for name, v := range map[string]string{"KUBECONFIG": e.Kubeconfig, "ORCH_AMQP_URL": e.AMQPURL, "ORCH_SSH_KEY": e.SSH.KeyFile, "ORCH_ETCD_ENDPOINTS": e.EtcdEndpoints,
+		"ORCH_CHROMIUM": e.Chromium, "ORCH_NODE_PATH": e.NodePath} {
 		if v == "" {
 			return nil, fmt.Errorf("%s lacks %s", file, name)
 		}

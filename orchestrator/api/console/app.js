@@ -46,7 +46,7 @@ function h(tag, attrs, ...children) {
 function say(text) { statusLine.textContent = text; }
 
 function show(...nodes) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
 }
 
 function when(t) {
@@ -123,7 +123,8 @@ function topology(d) {
   for (const i of insts) {
     if (i.host && byID[i.host]) edge(i.node, byID[i.host].node, "contained in");
     for (const l of i.relationships || []) {
-      if (byID[l.target]) edge(i.node, byID[l.target].node, (l.type || "").replace(/^.*\./, ""));
+      const kind = /ContainedIn$/.test(l.type || "") ? "contained in" : (l.type || "").replace(/^.*\./, "");
+      if (byID[l.target]) edge(i.node, byID[l.target].node, kind);
     }
   }
   const out = {};
@@ -144,7 +145,7 @@ function topology(d) {
   names.forEach((n) => depthOf(n));
   const cols = {};
   for (const n of names) (cols[depth[n]] = cols[depth[n]] || []).push(n);
-  const W = 230, GAP = 90, LINE = 20;
+  const W = 230, GAP = 130, LINE = 20;
   const pos = {};
   let height = 0;
   for (const [c, list] of Object.entries(cols)) {
@@ -169,7 +170,7 @@ function topology(d) {
     svg.append(h("g", { class: "edge " + style, "data-from": from, "data-to": to },
       h("line", { x1, y1, x2, y2 }),
       h("path", { d: `M${x2} ${y2} l8 -4 v8 z`, class: "arrow" }),
-      h("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, label)));
+      h("text", { x: x2 + 12, y: y2 - 6 }, label)));
   }
   for (const n of names) {
     const p = pos[n];
@@ -191,7 +192,8 @@ function workflowForm(dep, w) {
     const id = `wf-${w.name}-${p.name}`;
     const type = /number/.test(p.type) ? "number" : /bool/.test(p.type) ? "checkbox" : "text";
     const input = h("input", { id, name: p.name, type, step: type === "number" ? "any" : undefined,
-      placeholder: p.default !== undefined ? String(p.default) : (p.required ? "required" : ""), required: p.required && type !== "checkbox" });
+      placeholder: p.default !== undefined ? (typeof p.default === "string" ? p.default : JSON.stringify(p.default)) : (p.required ? "required" : ""),
+      required: p.required && type !== "checkbox" });
     return h("div", { class: "field" }, h("label", { for: id }, `${p.name} (${p.type}${p.required ? ", required" : ""})`), input,
       p.description ? h("small", {}, p.description) : null);
   });

@@ -299,6 +299,56 @@ func collectorsInstalled() bool {
 	return strings.Count(string(out), "install ok installed") == len(collectorPackages)
 }
 
+// playwrightVersion is the playwright-core the console's browser tests
+// drive Debian's Chromium with (no browser is downloaded).
+const playwrightVersion = "1.65.2"
+
+// ensureBrowser installs Debian's Chromium, Node.js and, from the npm
+// registry, playwright-core into the environment's directory.
+func ensureBrowser() error {
+	var pkgs []string
+	if _, err := os.Stat(chromiumPath); err != nil {
+		pkgs = append(pkgs, "chromium")
+	}
+	if _, err := exec.LookPath("npm"); err != nil {
+		pkgs = append(pkgs, "nodejs", "npm")
+	}
+	if len(pkgs) > 0 {
+		logf("installing %s", strings.Join(pkgs, ", "))
+		if err := aptInstall(pkgs...); err != nil {
+			return err
+		}
+	}
+	if browserInstalled() {
+		return nil
+	}
+	dir := path("node")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"orch-testenv","private":true}`), 0o600); err != nil {
+		return err
+	}
+	logf("installing playwright-core %s (npm)", playwrightVersion)
+	cmd := exec.Command("npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "playwright-core@"+playwrightVersion)
+	cmd.Env = append(os.Environ(), "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("npm install playwright-core: %w", err)
+	}
+	return nil
+}
+
+const chromiumPath = "/usr/bin/chromium"
+
+func browserInstalled() bool {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		return false
+	}
+	b, err := os.ReadFile(path("node", "node_modules", "playwright-core", "package.json"))
+	return err == nil && strings.Contains(string(b), `"version": "`+playwrightVersion+`"`)
+}
+
 func ensureRabbitMQ() error {
 	// amqp-publish: a real client that is not orch's, for tests and users.
 	if _, err := exec.LookPath("amqp-publish"); err != nil {
@@ -419,6 +469,9 @@ func up() error {
 		return err
 	}
 	if err := ensureCollectors(); err != nil {
+		return err
+	}
+	if err := ensureBrowser(); err != nil {
 		return err
 	}
 	bins, err := build()
@@ -692,7 +745,10 @@ export ORCH_SSH_USER=%s
 export ORCH_SSH_KEY=%s
 export ORCH_SSH_KNOWN_HOSTS=%s
 export ORCH_ETCD_ENDPOINTS=http://127.0.0.1:%d
-`, path("env"), path("kubeconfig"), kubectl, p.SSH, currentUser(), path("ssh", "id_ed25519"), path("ssh", "known_hosts"), p.OrchEtcdClient)
+export ORCH_CHROMIUM=%s
+export ORCH_NODE_PATH=%s
+`, path("env"), path("kubeconfig"), kubectl, p.SSH, currentUser(), path("ssh", "id_ed25519"), path("ssh", "known_hosts"), p.OrchEtcdClient,
+		chromiumPath, path("node", "node_modules"))
 	tmp := path("env.tmp")
 	if err := os.WriteFile(tmp, []byte(env), 0o600); err != nil {
 		return err
@@ -782,6 +838,9 @@ func status() error {
 	}
 	if _, err := os.Stat(path("env")); err != nil {
 		down = append(down, "env file")
+	}
+	if !browserInstalled() {
+		down = append(down, "chromium or playwright-core (not installed)")
 	}
 	if !collectorsInstalled() {
 		// An environment brought up before the tests needed collectd
