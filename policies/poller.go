@@ -75,10 +75,15 @@ func (p *Poller) Run(ctx context.Context) {
 	if p.Interval <= 0 {
 		p.Interval = 5 * time.Second
 	}
-	t := time.NewTicker(p.Interval)
+	pollEvery(ctx, p.Interval, p.Poll)
+}
+
+// pollEvery calls poll now and every interval until ctx is done.
+func pollEvery(ctx context.Context, interval time.Duration, poll func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		p.Poll(ctx)
+		poll(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -208,16 +213,7 @@ func (p *SourcePoller) Stats() PollStats {
 
 // Run polls until ctx is done.
 func (p *SourcePoller) Run(ctx context.Context) {
-	t := time.NewTicker(cmp.Or(p.Interval, 15*time.Second))
-	defer t.Stop()
-	for {
-		p.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	pollEvery(ctx, cmp.Or(p.Interval, 15*time.Second), p.Poll)
 }
 
 // Poll asks once and applies what the source answered.

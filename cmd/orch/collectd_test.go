@@ -14,6 +14,25 @@ import (
 	"github.com/orchhq/orch/internal/testenv"
 )
 
+// startRecording starts orch metrics record of a deployment's messages
+// to file (count of them, at most for d) and returns once it consumes.
+func startRecording(t *testing.T, url, exchange, deployment, file string, count int, d time.Duration) *exec.Cmd {
+	t.Helper()
+	rec := exec.Command(orchBin, "metrics", "record", file, "--url", url, "--exchange", exchange, "-d", deployment,
+		"--count", fmt.Sprint(count), "--for", d.String())
+	out, _ := rec.StdoutPipe()
+	rec.Stderr = os.Stderr
+	if err := rec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	n, _ := out.Read(b)
+	if !strings.Contains(string(b[:n]), "recording") {
+		t.Fatalf("orch metrics record did not start: %q", b[:n])
+	}
+	return rec
+}
+
 // collectdBlocks are the collectd.conf blocks of docs/metrics.md.
 func collectdBlocks(t *testing.T) []string {
 	t.Helper()
@@ -143,18 +162,7 @@ func TestCollectdScalesThroughTheBroker(t *testing.T) {
 	// Recorded (one message of each format) and replayed: the same values
 	// reach the policy, and the breach fires.
 	recording := filepath.Join(t.TempDir(), "collectd.jsonl")
-	rec := exec.Command(orchBin, "metrics", "record", recording, "--url", e.AMQPURL, "--exchange", exchange, "-d", "cd", "--count", "2", "--for", "30s")
-	out, _ := rec.StdoutPipe()
-	rec.Stderr = os.Stderr
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if b := make([]byte, 64); true {
-		n, _ := out.Read(b)
-		if !strings.Contains(string(b[:n]), "recording") {
-			t.Fatalf("orch metrics record did not start: %q", b[:n])
-		}
-	}
+	rec := startRecording(t, e.AMQPURL, exchange, "cd", recording, 2, 30*time.Second)
 	putvals[0]("web-1.example.com/cpu/percent-user", 50)
 	time.Sleep(1100 * time.Millisecond)
 	putvals[1]("web-1.example.com/cpu/percent-user", 97)

@@ -150,18 +150,7 @@ func TestPrometheusSourceScalesAndHoldsWhenStopped(t *testing.T) {
 	// A breach scrapes in, is polled and scales web up; the polls are
 	// recorded from the broker (serve publishes a copy).
 	recording := filepath.Join(t.TempDir(), "polled.jsonl")
-	rec := exec.Command(orchBin, "metrics", "record", recording, "--url", e.AMQPURL, "--exchange", exchange, "-d", "prom", "--count", "6", "--for", "40s")
-	out, _ := rec.StdoutPipe()
-	rec.Stderr = os.Stderr
-	if err := rec.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if b := make([]byte, 64); true {
-		n, _ := out.Read(b)
-		if !strings.Contains(string(b[:n]), "recording") {
-			t.Fatalf("orch metrics record did not start: %q", b[:n])
-		}
-	}
+	rec := startRecording(t, e.AMQPURL, exchange, "prom", recording, 6, 40*time.Second)
 	setLoad(95)
 	testenv.WaitFor(t, "Prometheus's breach scales web to 3", 30*time.Second, func() bool { return replicasOf(t, cs, ns, "web") >= 3 })
 	setLoad(40)
