@@ -33,6 +33,10 @@ type Owner interface{ Owns(deployment string) bool }
 // replicas whose queue base is base.
 func DeploymentQueue(base, deployment string) string { return base + "." + deployment }
 
+// refusedRecheck is how often deployments whose deliveries were refused
+// are looked at again.
+const refusedRecheck = 500 * time.Millisecond
+
 // queueArgs are the arguments every declaration of a deployment's queue
 // gives (RabbitMQ refuses a second declaration with other ones).
 func (in *Intake) queueArgs() amqp.Table {
@@ -270,6 +274,12 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 		}
 	}
 	rec()
+	// A deployment whose delivery was refused (not owned at that instant)
+	// is consumed again once it is owned and still wanted: ownership can
+	// lapse for a moment (a lease renewal late under load) without any
+	// change that would call Consume, and its queue must not starve.
+	recheck := time.NewTicker(refusedRecheck)
+	defer recheck.Stop()
 	// idle runs while applied messages wait for their ack: armed by the
 	// first of them, not pushed back by the ones after (of any deployment).
 	idle := time.NewTimer(in.AckDelay)
@@ -287,6 +297,19 @@ func (in *Intake) consumeOwned(ctx context.Context, conn *amqp.Connection, ctl *
 			rec()
 		case <-retry.C:
 			rec()
+		case <-recheck.C:
+			in.subsMu.Lock()
+			again := false
+			for d := range in.refused {
+				if in.wanted[d] && in.Owner.Owns(d) {
+					delete(in.refused, d)
+					again = true
+				}
+			}
+			in.subsMu.Unlock()
+			if again {
+				rec()
+			}
 		case s := <-ended:
 			// The broker cancelled it (its queue deleted) or its channel
 			// closed: consumed again if still wanted.

@@ -255,3 +255,60 @@ func TestReplicasApplyEveryMetricPublishedDuringFailoversOnce(t *testing.T) {
 		t.Errorf("r1 still owns %v after its lease was revoked", reps[1].rep.Owned())
 	}
 }
+
+// lapsingOwner owns its deployments, but not for its first few answers (a
+// lease renewal late for a moment).
+type lapsingOwner struct {
+	mu    sync.Mutex
+	lapse int
+}
+
+func (o *lapsingOwner) Owns(string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.lapse > 0 {
+		o.lapse--
+		return false
+	}
+	return true
+}
+
+// A delivery refused while ownership lapsed for a moment stops the
+// deployment's consumer; once owned again, with no Consume call (nothing
+// changed), it is consumed again and every message is applied.
+func TestOwnedIntakeConsumesAgainAfterOwnershipLapsed(t *testing.T) {
+	e := testenv.Get(t)
+	exchange, base := testenv.AMQPNames(t, e.AMQPURL, "lapse")
+	sink := &countSink{applied: map[string]int{}}
+	in := &policies.Intake{URL: e.AMQPURL, Exchange: exchange, Queue: base, Owner: &lapsingOwner{lapse: 3}, Sink: sink,
+		Heartbeat: time.Second, MinBackoff: 20 * time.Millisecond, AckDelay: 5 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := in.Declare(ctx, "lapsed"); err != nil {
+		t.Fatal(err)
+	}
+	in.Consume([]string{"lapsed"})
+	conn, err := amqp.Dial(e.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = ch.QueueDelete(policies.DeploymentQueue(base, "lapsed"), false, false, false) }()
+	for i := 0; i < 5; i++ {
+		body := fmt.Sprintf(`{"deployment_id":"lapsed","node_name":"web","node_id":"web","host":"h","name":"cpu","metric":%d,"time":%d}`, i, 1700000000+i)
+		if err := ch.PublishWithContext(ctx, exchange, "lapsed", false, false, amqp.Publishing{Body: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.WaitFor(t, "the five messages applied after the lapse", 15*time.Second, func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		return sink.applied["lapsed"] == 5
+	})
+}

@@ -66,7 +66,11 @@ func newFailoverRig(t *testing.T, n int, cooldown time.Duration) *failoverRig {
 		f.start(id)
 	}
 	t.Cleanup(func() {
-		for _, sv := range f.serves {
+		for id, sv := range f.serves {
+			if t.Failed() {
+				out := sv.output()
+				t.Logf("replica %s's output (its last 6000 bytes):\n%s", id, out[max(0, len(out)-6000):])
+			}
 			_ = sv.cmd.Process.Signal(syscall.SIGCONT)
 			_ = sv.cmd.Process.Kill()
 			_ = sv.cmd.Wait()
