@@ -107,6 +107,20 @@ func TestStartupGraceHoldsBackAHalfFilledWindow(t *testing.T) {
 	}
 }
 
+// With initial_delay = "0s", a metric older than the policy's first check
+// (the backlog a replica taking a deployment up consumes after its first
+// missing-data tick ran at the wall clock) fires: no grace holds it back.
+func TestNoGraceHoldsBackABacklogOlderThanTheFirstCheck(t *testing.T) {
+	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
+	q := &recordingQueue{}
+	r := newRunner(t, plan, q, &memState{m: map[string][]byte{}})
+	tick(t, r, 1005) // the first check, before any metric
+	cpu(t, r, "h1", 1002, 95)
+	if len(q.runs) != 1 {
+		t.Fatalf("queued %d runs, want 1; decisions %+v", len(q.runs), decisions(r, "up"))
+	}
+}
+
 func TestMissingDataNeverScalesDownAndHoldsByDefault(t *testing.T) {
 	plan := resolvePlan(t, strings.Replace(missingBlueprint, "%s", `initial_delay = "0s"`, 1))
 	q := &recordingQueue{}

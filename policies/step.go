@@ -331,7 +331,12 @@ func (in *Instance) start(now float64) {
 			delay = w.Window()
 		}
 	}
-	in.graceUntil = now + delay
+	if delay > 0 {
+		// No grace, no bound: with initial_delay = "0s" a metric older
+		// than the first check (a backlog a new owner consumes after its
+		// first missing-data check) is not held back as "in the grace".
+		in.graceUntil = now + delay
+	}
 }
 
 // gate decides whether a condition that holds fires: not while paused, in
