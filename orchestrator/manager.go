@@ -92,9 +92,11 @@ type Manager struct {
 	// pendingSources are the pollers of a deployment's `source` blocks
 	// waiting for Run (once started, watches cancels them too).
 	pendingSources map[string][]poller
-	polledCopy     *polledCopy     // nil without a broker
-	runCtx         context.Context // set while Run runs
-	undeploy       sync.WaitGroup
+	polledCopy     *polledCopy // nil without a broker
+	// sourceCounts count the polls of every deployment\'s source blocks.
+	sourceCounts policies.PollCounters
+	runCtx       context.Context // set while Run runs
+	undeploy     sync.WaitGroup
 }
 
 // engineQueue queues workflows on the engine for the policy runner.

@@ -50,7 +50,7 @@ func (m *Manager) sourcePollers(id string, plan *blueprints.Plan) ([]poller, err
 		q := newPromSource(s)
 		node := s.Node
 		p := &policies.SourcePoller{Deployment: id, Name: s.Name, Node: node, Metric: s.Metric,
-			Interval: s.Interval, Timeout: s.Timeout, Querier: q, Sink: m.Runner, Log: m.log,
+			Interval: s.Interval, Timeout: s.Timeout, Querier: q, Sink: m.Runner, Log: m.log, Counters: &m.sourceCounts,
 			NodeID: func() string { return m.instanceOf(context.Background(), id, node) }}
 		if m.polledCopy != nil {
 			p.Copy = m.polledCopy
@@ -93,7 +93,7 @@ func (m *Manager) calistiPoller(id string, plan *blueprints.Plan, s *blueprints.
 		return nil, fmt.Errorf("source %s: %w", s.Name, err)
 	}
 	nodeName := s.Node
-	p := &policies.Poller{Source: MeshSource{Client: c}, Sink: m.Runner, Interval: s.Interval, Name: s.Name, Log: m.log,
+	p := &policies.Poller{Source: MeshSource{Client: c}, Sink: m.Runner, Interval: s.Interval, Name: s.Name, Log: m.log, Counters: &m.sourceCounts,
 		Services: func() []policies.PolledService {
 			return []policies.PolledService{{Deployment: id, Node: nodeName, Instance: m.instanceOf(context.Background(), id, nodeName), Namespace: ns, Name: name}}
 		}}

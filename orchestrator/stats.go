@@ -105,6 +105,10 @@ func (s *ServeStats) register(m *Manager) {
 			)
 			s.reg.MustRegister(counter("orch_replica_fenced_writes_total", "Writes refused because this replica no longer owned the deployment.", func() float64 { return float64(m.FencedWrites()) }))
 		}
+		s.reg.MustRegister(
+			counter("orch_source_polls_total", "Queries of the blueprints' source blocks (Prometheus, Calisti).", func() float64 { return float64(m.sourceCounts.Polls.Load()) }),
+			counter("orch_source_poll_errors_total", "Queries of the blueprints' source blocks that failed (their metrics are missing, never zero).", func() float64 { return float64(m.sourceCounts.Errors.Load()) }),
+		)
 		if p := m.Poller; p != nil {
 			s.reg.MustRegister(
 				counter("orch_mesh_polls_total", "Service metric queries to the mesh.", func() float64 { return float64(p.Stats().Polls) }),

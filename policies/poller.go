@@ -47,9 +47,11 @@ type Poller struct {
 	// Name, when set, is the blueprint source it polls for: a failure is
 	// "source NAME" (else "mesh NODE", --mesh-url's).
 	Name string
-	// Copy, when set, hears every value applied (PolledHeader).
-	Copy PolledCopier
-	Log  *slog.Logger
+	// Copy, when set, hears every value applied (PolledHeader);
+	// Counters, when set, count its polls too.
+	Copy     PolledCopier
+	Counters *PollCounters
+	Log      *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
@@ -66,6 +68,21 @@ type MetricSink interface {
 
 // PollStats are the poller's counters.
 type PollStats struct{ Polls, Errors int64 }
+
+// PollCounters count the polls of several pollers together (serve's
+// blueprint sources, for /metrics).
+type PollCounters struct{ Polls, Errors atomic.Int64 }
+
+// count adds a poll, failed or not, to c (nil: none).
+func (c *PollCounters) count(err error) {
+	if c == nil {
+		return
+	}
+	c.Polls.Add(1)
+	if err != nil {
+		c.Errors.Add(1)
+	}
+}
 
 // Stats returns the counters.
 func (p *Poller) Stats() PollStats { return PollStats{Polls: p.polls.Load(), Errors: p.errs.Load()} }
@@ -114,6 +131,7 @@ func (p *Poller) Poll(ctx context.Context) {
 		qctx, cancel := context.WithTimeout(ctx, p.Interval)
 		values, err := p.Source.ServiceMetrics(qctx, s.Namespace, s.Name, p.Seconds)
 		cancel()
+		p.Counters.count(err)
 		key := s.Deployment + "/" + s.Node
 		source := "mesh " + s.Node
 		if p.Name != "" {
@@ -197,10 +215,12 @@ type SourcePoller struct {
 	// NodeID is the node's instance id now ("": the node's name).
 	NodeID func() string
 	Sink   MetricSink
-	// Copy, when set, hears every value applied (PolledHeader).
-	Copy PolledCopier
-	Log  *slog.Logger
-	Now  func() time.Time
+	// Copy, when set, hears every value applied (PolledHeader); Counters,
+	// when set, count its polls too.
+	Copy     PolledCopier
+	Counters *PollCounters
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	polls, errs atomic.Int64
 	failing     bool
@@ -228,6 +248,9 @@ func (p *SourcePoller) Poll(ctx context.Context) {
 	qctx, cancel := context.WithTimeout(ctx, cmp.Or(p.Timeout, p.Interval, 10*time.Second))
 	values, err := p.Querier.Values(qctx, at)
 	cancel()
+	if ctx.Err() == nil {
+		p.Counters.count(err)
+	}
 	source := "source " + p.Name
 	if err != nil {
 		if ctx.Err() != nil {

@@ -3,17 +3,20 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/orchhq/orch/internal/testenv"
+	"github.com/orchhq/orch/orchestrator/api"
 	"github.com/orchhq/orch/policies"
 )
 
@@ -176,6 +179,23 @@ func TestPrometheusSourceScalesAndHoldsWhenStopped(t *testing.T) {
 	time.Sleep(5 * time.Second) // past the cooldown, the window back at 40
 	if got := replicasOf(t, cs, ns, "web"); got != 3 {
 		t.Fatalf("web has %d replicas after the breach, want 3", got)
+	}
+
+	// serve counts the polls.
+	ep, err := api.ReadEndpoint(api.EndpointPath(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, ep.URL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+ep.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^orch_source_polls_total [1-9]`).Match(body) {
+		t.Errorf("/metrics counts no source polls:\n%s", body)
 	}
 
 	// Prometheus stops: the data is missing; down holds (it would scale
