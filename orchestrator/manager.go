@@ -93,7 +93,7 @@ type Manager struct {
 	// waiting for Run (once started, watches cancels them too).
 	pendingSources map[string][]poller
 	polledCopy     *polledCopy // nil without a broker
-	// sourceCounts count the polls of every deployment\'s source blocks.
+	// sourceCounts count the polls of every deployment's source blocks.
 	sourceCounts policies.PollCounters
 	runCtx       context.Context // set while Run runs
 	undeploy     sync.WaitGroup
@@ -155,10 +155,8 @@ func NewManager(svc *Service, cfg ManagerConfig, stats *ServeStats) *Manager {
 		cfg.Replica.HoldHandOvers(func(dep string) bool { return svc.Engine.Running(dep) != "" })
 	}
 	if cfg.Mesh != nil {
-		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log}
-		if m.polledCopy != nil {
-			m.Poller.Copy = m.polledCopy
-		}
+		m.Poller = &policies.Poller{Source: cfg.Mesh, Services: m.polledServices, Sink: runner, Interval: cfg.MeshInterval, Log: cfg.Log,
+			Copy: m.copier()}
 	}
 	stats.register(m)
 	return m
@@ -338,29 +336,30 @@ func (m *Manager) stopWatchLocked(id string) {
 }
 
 // startWatchesLocked starts the pending node watches and source pollers
-// under ctx.
+// under ctx, each deployment's under a context of its own (stopWatchLocked
+// cancels it).
 func (m *Manager) startWatchesLocked(ctx context.Context) {
-	for id, ps := range m.pendingSources {
-		wctx, cancel := context.WithCancel(ctx)
-		if prev := m.watches[id]; prev != nil {
-			prev()
+	started := map[string]bool{}
+	start := func(id string) {
+		if started[id] {
+			return
 		}
+		started[id] = true
+		wctx, cancel := context.WithCancel(ctx)
 		m.watches[id] = cancel
-		for _, p := range ps {
+		for _, p := range m.pendingSources[id] {
 			go p.Run(wctx)
 		}
-		delete(m.pendingSources, id)
-		if ws := m.pending[id]; len(ws) > 0 {
-			m.startNodeWatches(wctx, id, ws)
-			delete(m.pending, id)
-		}
+		m.startNodeWatches(wctx, id, m.pending[id])
 	}
-	for id, ws := range m.pending {
-		wctx, cancel := context.WithCancel(ctx)
-		m.watches[id] = cancel
-		m.startNodeWatches(wctx, id, ws)
-		delete(m.pending, id)
+	for id := range m.pendingSources {
+		start(id)
 	}
+	for id := range m.pending {
+		start(id)
+	}
+	clear(m.pendingSources)
+	clear(m.pending)
 }
 
 // startNodeWatches starts a deployment's node watches under wctx.

@@ -51,10 +51,7 @@ func (m *Manager) sourcePollers(id string, plan *blueprints.Plan) ([]poller, err
 		node := s.Node
 		p := &policies.SourcePoller{Deployment: id, Name: s.Name, Node: node, Metric: s.Metric,
 			Interval: s.Interval, Timeout: s.Timeout, Querier: q, Sink: m.Runner, Log: m.log, Counters: &m.sourceCounts,
-			NodeID: func() string { return m.instanceOf(context.Background(), id, node) }}
-		if m.polledCopy != nil {
-			p.Copy = m.polledCopy
-		}
+			NodeID: func() string { return m.instanceOf(context.Background(), id, node) }, Copy: m.copier()}
 		out = append(out, p)
 	}
 	return out, nil
@@ -93,14 +90,11 @@ func (m *Manager) calistiPoller(id string, plan *blueprints.Plan, s *blueprints.
 		return nil, fmt.Errorf("source %s: %w", s.Name, err)
 	}
 	nodeName := s.Node
-	p := &policies.Poller{Source: MeshSource{Client: c}, Sink: m.Runner, Interval: s.Interval, Name: s.Name, Log: m.log, Counters: &m.sourceCounts,
+	return &policies.Poller{Source: MeshSource{Client: c}, Sink: m.Runner, Interval: s.Interval, Name: s.Name, Log: m.log,
+		Counters: &m.sourceCounts, Copy: m.copier(),
 		Services: func() []policies.PolledService {
 			return []policies.PolledService{{Deployment: id, Node: nodeName, Instance: m.instanceOf(context.Background(), id, nodeName), Namespace: ns, Name: name}}
-		}}
-	if m.polledCopy != nil {
-		p.Copy = m.polledCopy
-	}
-	return p, nil
+		}}, nil
 }
 
 // promSource is a prometheus source's query, its values by host.
@@ -146,6 +140,15 @@ type polledCopy struct {
 	mu      sync.Mutex
 	pub     *producer.Publisher
 	failing bool
+}
+
+// copier is the pollers' copier: none without a broker (a nil interface,
+// not a nil *polledCopy).
+func (m *Manager) copier() policies.PolledCopier {
+	if m.polledCopy == nil {
+		return nil
+	}
+	return m.polledCopy
 }
 
 func newPolledCopy(url, exchange string, log *slog.Logger) *polledCopy {

@@ -99,14 +99,18 @@ func (o *orderStat) at(k int) float64 {
 
 // percentile is the p-th percentile (0 to 100) with linear interpolation
 // between the ranks around it, as of the sorted values.
-func (o *orderStat) percentile(p float64) float64 {
-	rank := p / 100 * float64(o.n-1)
+func (o *orderStat) percentile(p float64) float64 { return interpolated(o.n, p, o.at) }
+
+// interpolated is the p-th percentile of n ordered values, at(k) the k-th
+// smallest: linear between the two ranks around it.
+func interpolated(n int, p float64, at func(k int) float64) float64 {
+	rank := p / 100 * float64(n-1)
 	lo, hi := int(math.Floor(rank)), int(math.Ceil(rank))
-	a := o.at(lo)
+	a := at(lo)
 	if hi == lo {
 		return a
 	}
-	return a + (o.at(hi)-a)*(rank-float64(lo))
+	return a + (at(hi)-a)*(rank-float64(lo))
 }
 
 // pctKey is a percentile's window, whatever its time and percent.
@@ -242,7 +246,5 @@ func (w *Windows) percentileBySort(q Query, p float64) (float64, bool) {
 		return math.NaN(), false
 	}
 	sort.Float64s(vals)
-	rank := p / 100 * float64(len(vals)-1)
-	lo, hi := int(math.Floor(rank)), int(math.Ceil(rank))
-	return vals[lo] + (vals[hi]-vals[lo])*(rank-float64(lo)), true
+	return interpolated(len(vals), p, func(k int) float64 { return vals[k] }), true
 }

@@ -222,13 +222,7 @@ type SourcePoller struct {
 	Log      *slog.Logger
 	Now      func() time.Time
 
-	polls, errs atomic.Int64
-	failing     bool
-}
-
-// Stats returns the counters.
-func (p *SourcePoller) Stats() PollStats {
-	return PollStats{Polls: p.polls.Load(), Errors: p.errs.Load()}
+	failing bool
 }
 
 // Run polls until ctx is done.
@@ -244,7 +238,6 @@ func (p *SourcePoller) Poll(ctx context.Context) {
 		now = p.Now
 	}
 	at := now()
-	p.polls.Add(1)
 	qctx, cancel := context.WithTimeout(ctx, cmp.Or(p.Timeout, p.Interval, 10*time.Second))
 	values, err := p.Querier.Values(qctx, at)
 	cancel()
@@ -256,7 +249,6 @@ func (p *SourcePoller) Poll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // stopping: not the source's fault
 		}
-		p.errs.Add(1)
 		if !p.failing {
 			p.failing = true
 			p.Sink.SetSource(p.Deployment, source, err.Error())

@@ -327,13 +327,16 @@ func (w *Windows) Expire(now float64) int {
 func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 	dropped := 0
 	times := map[string]float64{}
-	for k, s := range w.series {
-		now, ok := times[k.deployment]
+	timeOf := func(dep string) float64 {
+		now, ok := times[dep]
 		if !ok {
-			now = nowOf(k.deployment)
-			times[k.deployment] = now
+			now = nowOf(dep)
+			times[dep] = now
 		}
-		if s.expires < now {
+		return now
+	}
+	for k, s := range w.series {
+		if s.expires < timeOf(k.deployment) {
 			w.gen++
 			delete(w.series, k)
 			w.unindex(s)
@@ -342,12 +345,7 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 	}
 	// A percentile window not read for a horizon goes too.
 	for k, st := range w.pct {
-		now, ok := times[k.deployment]
-		if !ok {
-			now = nowOf(k.deployment)
-			times[k.deployment] = now
-		}
-		if st.now < now-w.Horizon {
+		if st.now < timeOf(k.deployment)-w.Horizon {
 			delete(w.pct, k)
 		}
 	}
