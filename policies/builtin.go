@@ -327,6 +327,7 @@ type scaleThreshold struct {
 	up        bool
 	res       [1]Result
 	vals      [2]Reading
+	set       seriesSet // the series its window selected last time
 }
 
 func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
@@ -370,7 +371,7 @@ func (s *scaleThreshold) Reads() []*blueprints.WindowSpec {
 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	q := s.target.query("", s.window, now)
-	q.Pattern = s.selector
+	q.Pattern, q.set = s.selector, &s.set
 	r := Result{Condition: "scale"}
 	if value, hosts, ok := w.MeanHosts(q); ok {
 		r.Known = true

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -358,6 +359,9 @@ type windowReduction struct {
 	arg   float64
 	label string
 	slot  int // its memo in the scope
+	// re is the services() pattern compiled once (nil: none, or one
+	// that does not compile, which reads no data).
+	re *regexp.Regexp
 }
 
 // reductionOf reads a window reduction whose window (and extra argument)
@@ -417,7 +421,11 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		slot = len(c.slots)
 		c.slots = append(c.slots, key)
 	}
-	return &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot}, nil
+	red := &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot}
+	if spec.Pattern != "" {
+		red.re, _ = pattern(spec.Pattern)
+	}
+	return red, nil
 }
 
 // reduction compiles a window reduction (nil, nil: a min or max over

@@ -23,6 +23,10 @@ type Pipeline struct {
 	// buffer a message of several values is decoded into.
 	strings interner
 	metrics []Metric
+	// vals holds the Values of the decisions the last call returned,
+	// reused by the next call (a decision held back at every metric
+	// allocates nothing).
+	vals []Reading
 
 	// Now is the wall clock (nil: none; a replay runs on event time alone).
 	// With it, each deployment's clock runs on from its newest metric's
@@ -93,8 +97,10 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 
 // Ingest decodes one message body, applies it and appends its policies'
 // decisions to out. A malformed message is counted and its error returned;
-// nothing else happens with it.
+// nothing else happens with it. The decisions' Values are valid until the
+// pipeline's next call: a caller keeping one copies them (Values.Clone).
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
+	p.vals = p.vals[:0]
 	// One metric (Diamond's), or several (collectd's). Values skipped or
 	// refused are counted; the message is refused only when none applied.
 	ms, skipped, err := decodeAll(body, routingKey, p.metrics[:0], &p.strings)
@@ -110,7 +116,7 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 	applied := 0
 	for i := range ms {
 		var aerr error
-		if out, aerr = p.Apply(&ms[i], out); aerr != nil {
+		if out, aerr = p.apply(&ms[i], out); aerr != nil {
 			if firstErr == nil {
 				firstErr = aerr
 			}
@@ -126,8 +132,14 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 
 // Apply adds a decoded metric to the windows, evaluates its deployment's
 // policies at its time, and appends their decisions to out; each carries
-// the metric as its triggering event.
+// the metric as its triggering event. Their Values are valid until the
+// pipeline's next call, as Ingest's.
 func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
+	p.vals = p.vals[:0]
+	return p.apply(m, out)
+}
+
+func (p *Pipeline) apply(m *Metric, out []Decision) ([]Decision, error) {
 	if err := valueProblem(m.Value); err != nil {
 		// Decode refuses these; a poller's value is checked here.
 		p.Malformed[err.Kind]++
@@ -175,9 +187,21 @@ func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 		}
 		for i := first; i < len(out); i++ {
 			out[i].Deployment, out[i].event = m.DeploymentID, m
+			out[i].Values = p.keep(out[i].Values)
 		}
 	}
 	return out, nil
+}
+
+// keep copies a decision's values (its evaluator's, overwritten by its
+// next evaluation) into the pipeline's buffer.
+func (p *Pipeline) keep(vs Values) Values {
+	if len(vs) == 0 {
+		return nil
+	}
+	start := len(p.vals)
+	p.vals = append(p.vals, vs...)
+	return p.vals[start:len(p.vals):len(p.vals)]
 }
 
 // Tick looks for missing data in every policy at now (event time), since a

@@ -141,6 +141,11 @@ type runPolicy struct {
 	head  int
 	dirty bool
 	seq   uint64
+	// spare are the Values of decisions that left the log, reused by the
+	// next ones recorded: a policy held back at every metric allocates
+	// nothing. Everything read from the log outside mu is copied
+	// (decisionsCopy), since a spare is written again.
+	spare []Values
 }
 
 func logKey(deployment, policy string) string { return "decisions/" + deployment + "/" + policy }
@@ -151,6 +156,7 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 	r.tally(d)
 	rp.seq++
 	d.Seq, d.event = rp.seq, nil
+	d.Values = rp.own(d.Values)
 	size, age := r.LogSize, r.LogAge
 	if size <= 0 {
 		size = 100
@@ -165,6 +171,11 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 	// The dropped prefix is compacted once it outgrows the live part: each
 	// decision is copied about once, however long the log.
 	if rp.head > 0 && rp.head >= len(rp.log)-rp.head {
+		for _, gone := range rp.log[:rp.head] {
+			if gone.Values != nil {
+				rp.spare = append(rp.spare, gone.Values[:0])
+			}
+		}
 		n := copy(rp.log, rp.log[rp.head:])
 		clear(rp.log[n:])
 		rp.log, rp.head = rp.log[:n], 0
@@ -172,8 +183,33 @@ func (r *Runner) record(rp *runPolicy, d Decision) {
 	rp.dirty = true
 }
 
+// own copies the values of a decision the log keeps into a spare.
+func (rp *runPolicy) own(vs Values) Values {
+	if len(vs) == 0 {
+		return nil
+	}
+	var buf Values
+	if n := len(rp.spare); n > 0 {
+		buf, rp.spare = rp.spare[n-1], rp.spare[:n-1]
+	}
+	return append(buf[:0], vs...)
+}
+
 // decisions is the policy's decision log, oldest first.
 func (rp *runPolicy) decisions() []Decision { return rp.log[rp.head:] }
+
+// decisionsCopy is the decision log to read without mu: its values are
+// copies (the log's are reused).
+func (rp *runPolicy) decisionsCopy() []Decision {
+	if len(rp.decisions()) == 0 {
+		return nil
+	}
+	out := slices.Clone(rp.decisions())
+	for i := range out {
+		out[i].Values = out[i].Values.Clone()
+	}
+	return out
+}
 
 // tally counts a decision: fired or held back, and by outcome.
 func (r *Runner) tally(d Decision) {
@@ -197,7 +233,7 @@ func (r *Runner) FlushDecisions(ctx context.Context) error {
 	r.mu.Lock()
 	for _, rp := range r.policies {
 		if rp.dirty {
-			todo = append(todo, pending{rp, slices.Clone(rp.decisions())})
+			todo = append(todo, pending{rp, rp.decisionsCopy()})
 			rp.dirty = false
 		}
 	}
@@ -537,12 +573,12 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		}
 		ps := PolicyStatus{Deployment: rp.deployment, Name: rp.plan.Name, Type: rp.plan.Type.Name,
 			Targets: rp.plan.Targets, Time: now, DryRun: r.DryRun}
-		if log := rp.decisions(); len(log) > 0 {
-			d := log[len(log)-1]
+		ps.Decisions = rp.decisionsCopy()
+		if len(ps.Decisions) > 0 {
+			d := ps.Decisions[len(ps.Decisions)-1]
 			ps.LastDecision = &d
 		}
 		ps.Triggers = append(ps.Triggers, rp.state.Triggers...)
-		ps.Decisions = append(ps.Decisions, rp.decisions()...)
 		if rp.state.Paused.Active(now) {
 			p := *rp.state.Paused
 			ps.Paused = &p
@@ -623,6 +659,8 @@ func (r *Runner) settle(ds []Decision) []firing {
 			r.record(rp, d)
 			continue
 		}
+		// Acted on after mu is released: its values are its own.
+		d.Values = d.Values.Clone()
 		if rp.state.Until == nil {
 			rp.state.Until = map[string]float64{}
 		}

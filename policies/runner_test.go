@@ -572,3 +572,48 @@ func TestAFiringIsOneWrite(t *testing.T) {
 		t.Errorf("a failed one-write firing: %d runs through the plain queue, %d state writes", len(failing.runs), state.puts)
 	}
 }
+
+// The log reuses the values of the decisions that left it, and the
+// pipeline its buffer of values at each call: every decision kept must
+// still carry the values it was made with, and a status or a flush read
+// earlier must not change under later metrics.
+func TestKeptDecisionsKeepTheirValues(t *testing.T) {
+	plan := resolvePlan(t, runnerBlueprint)
+	state := &memState{m: map[string][]byte{}}
+	r := newRunner(t, plan, &recordingQueue{}, state)
+	r.LogSize = 7
+	// One host, one sample in each 10s window's reach that differs from
+	// the others: the mean at second s is known from s alone.
+	apply := func(from, to int) {
+		for s := from; s < to; s++ {
+			m := &Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Value: 100 + float64(s),
+				Time: 1000 + float64(s)*20, Service: "shop.web.web_1.cpu."}
+			if err := r.Apply(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(when string, log []Decision, from int) {
+		t.Helper()
+		for i, d := range log {
+			s := from + i
+			if d.Time != 1000+float64(s)*20 || d.Values.Map()["value"] != 100+float64(s) || d.Values.Map()["hosts"] != 1 {
+				t.Fatalf("%s: decision %d at %g has values %v, want value %d", when, i, d.Time, d.Values, 100+s)
+			}
+		}
+	}
+	apply(0, 40) // fires at 0, then at every cooldown end, held back between
+	before := r.Status("shop", 2000)[0].Decisions
+	check("status", before, 33)
+	if err := r.FlushDecisions(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var flushed []Decision
+	if err := state.PolicyState(context.Background(), logKey("shop", "web_cpu"), &flushed); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed", flushed, 33)
+	apply(40, 100)
+	check("status read before more metrics", before, 33)
+	check("status", r.Status("shop", 4000)[0].Decisions, 93)
+}

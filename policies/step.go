@@ -374,7 +374,8 @@ func (in *Instance) gate(d *Decision, now float64) {
 }
 
 // Step evaluates the policy at now and appends to out what held (fired,
-// or held back and why), and what its missing data decided.
+// or held back and why), and what its missing data decided. The
+// decisions' Values are the evaluator's, valid until it evaluates again.
 func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, error) {
 	results, err := in.Eval.Evaluate(w, now)
 	if err != nil {
@@ -387,7 +388,7 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 			continue
 		}
 		// Made in place: a decision is too big to copy twice per metric.
-		out = append(out, Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: valuesOf(r.Values)})
+		out = append(out, Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: Values(r.Values)})
 		in.gate(&out[len(out)-1], now)
 	}
 	return in.missing(results, now, out), nil

@@ -57,12 +57,12 @@ func ValuesMap(rs []Reading) map[string]float64 {
 // JSON they are an object, labels sorted, as a map would be.
 type Values []Reading
 
-// valuesOf copies a result's readings (nil for none).
-func valuesOf(rs []Reading) Values {
-	if len(rs) == 0 {
+// Clone is a copy of the values that nothing else writes (nil for none).
+func (v Values) Clone() Values {
+	if len(v) == 0 {
 		return nil
 	}
-	return Values(slices.Clone(rs))
+	return slices.Clone(v)
 }
 
 // Get is the value of label.
@@ -242,6 +242,8 @@ type scope struct {
 	slots   []reduced
 	slotGen []uint64
 	gen     uint64
+	// sets[i] is the series slot i's window selected last time.
+	sets []seriesSet
 }
 
 type reduceKey struct {
@@ -274,7 +276,11 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 	s.widen(spec.Duration)
 	r, seen := s.memo[key]
 	if !seen {
-		r.v, r.ok = s.reduce(fn, spec, arg)
+		var re *regexp.Regexp
+		if spec.Pattern != "" {
+			re, _ = pattern(spec.Pattern)
+		}
+		r.v, r.ok = s.reduce(fn, spec, arg, re, nil)
 		s.memo[key] = r
 	}
 	if r.ok {
@@ -297,7 +303,7 @@ func (s *scope) widen(seconds float64) {
 func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
 	if s.slotGen[red.slot] != s.gen {
 		s.widen(red.spec.Duration)
-		v, ok := s.reduce(red.fn, red.spec, red.arg)
+		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &s.sets[red.slot])
 		s.slots[red.slot], s.slotGen[red.slot] = reduced{v, ok}, s.gen
 	}
 	r := s.slots[red.slot]
@@ -328,11 +334,14 @@ func (s *scope) current() []Reading {
 	return s.readings[s.mark:n:n]
 }
 
-func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64) (float64, bool) {
+// reduce computes a reduction of the policy's window; re is the window's
+// services() pattern compiled (nil for a pattern that does not compile:
+// no data), set the series it selected last time (nil: none kept).
+func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, set *seriesSet) (float64, bool) {
 	q := s.target.query(spec.Metric, spec.Duration, s.now)
+	q.set = set
 	if spec.Pattern != "" {
-		re, err := pattern(spec.Pattern)
-		if err != nil {
+		if re == nil {
 			return 0, false
 		}
 		q.Pattern = re
@@ -380,7 +389,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			e.float[i] = c.fast(se)
 		}
 	}
-	sc.slots, sc.slotGen = make([]reduced, len(c.slots)), make([]uint64, len(c.slots))
+	sc.slots, sc.slotGen, sc.sets = make([]reduced, len(c.slots)), make([]uint64, len(c.slots)), make([]seriesSet, len(c.slots))
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.

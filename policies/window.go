@@ -25,7 +25,10 @@ type Windows struct {
 	series   map[seriesKey]*series
 	byAlias  map[string][]*series // deployment \x00 alias -> series
 	byDeploy map[string][]*series
-	now      float64
+	// setGen counts the series started and gone: a query's seriesSet
+	// found at an older one is found again.
+	setGen uint64
+	now    float64
 	// memo keeps the reductions computed since the windows last changed
 	// (gen counts the changes): the policies of a deployment that read the
 	// same window at the same time compute it once.
@@ -222,10 +225,15 @@ func (s *series) trim(before float64, max int) {
 }
 
 // span returns the indexes [lo, hi) of the samples with from < t <= to.
+// A window usually ends at the newest sample or after it: that end is
+// found without a search.
 func (s *series) span(from, to float64) (lo, hi int) {
 	live := s.samples[s.head:]
-	lo = sort.Search(len(live), func(i int) bool { return live[i].t > from })
-	hi = lo + sort.Search(len(live)-lo, func(i int) bool { return live[lo+i].t > to })
+	hi = len(live)
+	if hi > 0 && live[hi-1].t > to {
+		hi = sort.Search(hi, func(i int) bool { return live[i].t > to })
+	}
+	lo = sort.Search(hi, func(i int) bool { return live[i].t > from })
 	return s.head + lo, s.head + hi
 }
 
@@ -254,7 +262,7 @@ const (
 func NewWindows(horizon float64) *Windows {
 	return &Windows{
 		Horizon: horizon, MaxSamples: 4096, DefaultTTL: 60, MaxSeries: DefaultMaxSeries, MaxSeriesPerDeployment: DefaultMaxSeriesPerDeployment,
-		series: map[seriesKey]*series{}, byAlias: map[string][]*series{}, byDeploy: map[string][]*series{},
+		series: map[seriesKey]*series{}, byAlias: map[string][]*series{}, byDeploy: map[string][]*series{}, setGen: 1,
 	}
 }
 
@@ -355,6 +363,7 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 // Drop forgets every series of a deployment (it has no policies left).
 func (w *Windows) Drop(deployment string) {
 	w.gen++
+	w.setGen++
 	for k := range w.pct {
 		if k.deployment == deployment {
 			delete(w.pct, k)
@@ -371,6 +380,7 @@ func (w *Windows) Drop(deployment string) {
 
 // unindex takes a series out of the indexes.
 func (w *Windows) unindex(s *series) {
+	w.setGen++
 	drop := func(m map[string][]*series, key string) {
 		list := slices.DeleteFunc(m[key], func(x *series) bool { return x == s })
 		if len(list) == 0 {
@@ -386,6 +396,7 @@ func (w *Windows) unindex(s *series) {
 }
 
 func (w *Windows) index(s *series) {
+	w.setGen++
 	for _, a := range s.aliases {
 		ak := s.key.deployment + "\x00" + a
 		w.byAlias[ak] = append(w.byAlias[ak], s)
@@ -409,23 +420,63 @@ type Query struct {
 	// nodesID is Nodes' interned set (Target.query): 0, not interned,
 	// keeps its reductions out of the memo.
 	nodesID uint64
+	// set, when not nil, keeps the series the query selects for its
+	// owner (a policy's window) from one evaluation to the next.
+	set *seriesSet
 }
 
-// each calls fn with every series of the query that has samples in the
-// window, and their span [lo, hi).
-func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
+// seriesSet is the series a query selects (its deployment's of its metric
+// or pattern, on its nodes), kept by whoever asks the query again, and
+// found again when a series starts or goes.
+type seriesSet struct {
+	w    *Windows
+	gen  uint64
+	list []*series
+}
+
+// selects reports whether a query selects a series of its deployment.
+func (q *Query) selects(s *series) bool {
+	return (q.Nodes == nil || q.Nodes[s.key.node]) && (q.Pattern == nil || s.matches(q.Pattern))
+}
+
+// selected is the series the query selects: its set's, found again if
+// series started or went since.
+func (w *Windows) selected(q *Query) []*series {
 	var list []*series
 	if q.Pattern != nil {
 		list = w.byDeploy[q.Deployment]
 	} else {
 		list = w.byAlias[q.Deployment+"\x00"+q.Metric]
 	}
+	set := q.set
+	set.list = set.list[:0]
+	for _, s := range list {
+		if q.selects(s) {
+			set.list = append(set.list, s)
+		}
+	}
+	set.w, set.gen = w, w.setGen
+	return set.list
+}
+
+// each calls fn with every series of the query that has samples in the
+// window, and their span [lo, hi).
+func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
+	var list []*series
+	selected := false
+	switch {
+	case q.set != nil && q.set.w == w && q.set.gen == w.setGen:
+		list, selected = q.set.list, true
+	case q.set != nil:
+		list, selected = w.selected(&q), true
+	case q.Pattern != nil:
+		list = w.byDeploy[q.Deployment]
+	default:
+		list = w.byAlias[q.Deployment+"\x00"+q.Metric]
+	}
 	from := q.Now - q.Seconds
 	for _, s := range list {
-		if q.Nodes != nil && !q.Nodes[s.key.node] {
-			continue
-		}
-		if q.Pattern != nil && !s.matches(q.Pattern) {
+		if !selected && !q.selects(s) {
 			continue
 		}
 		if s.expires < q.Now {

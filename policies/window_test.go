@@ -332,3 +332,50 @@ func TestMemoizedReductionsEqualFreshOnesHoweverMany(t *testing.T) {
 		_ = w.Add(&Metric{DeploymentID: "d", NodeName: "web", Host: "h0", Name: "cpu", Value: 1e6, Time: 1099})
 	}
 }
+
+// A policy's window keeps the series it selects from one evaluation to
+// the next: series that start, expire or are dropped after that must be
+// found as a fresh query finds them.
+func TestKeptSeriesSetsFollowSeriesStartingAndGoing(t *testing.T) {
+	w := NewWindows(600)
+	w.DefaultTTL = 30
+	web := map[string]bool{"web": true}
+	queries := map[string]Query{
+		"metric":          {Deployment: "shop", Metric: "cpu", Seconds: 20},
+		"metric on nodes": {Deployment: "shop", Nodes: web, Metric: "cpu", Seconds: 20},
+		"pattern":         {Deployment: "shop", Pattern: regexp.MustCompile(`[.]cpu[.]`), Seconds: 20},
+	}
+	sets := map[string]*seriesSet{}
+	for name := range queries {
+		sets[name] = &seriesSet{}
+	}
+	steps := []struct {
+		name string
+		do   func()
+		now  float64
+	}{
+		{"one host", func() { w.Add(metric("shop", "web", "a", "cpu", 10, 100)) }, 100},
+		{"a second host starts", func() { w.Add(metric("shop", "web", "b", "cpu", 30, 101)) }, 101},
+		{"a host of another node", func() { w.Add(metric("shop", "db", "c", "cpu", 50, 102)) }, 102},
+		{"another metric", func() { w.Add(metric("shop", "web", "d", "mem", 70, 103)) }, 103},
+		{"host a goes on", func() { w.Add(metric("shop", "web", "a", "cpu", 20, 125)) }, 125},
+		{"b and c expire", func() { w.Expire(134) }, 134},
+		{"b comes back", func() { w.Add(metric("shop", "web", "b", "cpu", 40, 135)) }, 135},
+		{"the deployment is dropped", func() { w.Drop("shop") }, 136},
+		{"and starts again", func() { w.Add(metric("shop", "db", "c", "cpu", 60, 137)) }, 137},
+	}
+	for _, st := range steps {
+		st.do()
+		for name, q := range queries {
+			q.Now = st.now
+			want := fmt.Sprint(w.Reduce("hosts", q, 0))
+			want += fmt.Sprint(w.Reduce("sum", q, 0))
+			q.set = sets[name]
+			got := fmt.Sprint(w.Reduce("hosts", q, 0))
+			got += fmt.Sprint(w.Reduce("sum", q, 0))
+			if got != want {
+				t.Errorf("%s, %s: kept set gives hosts and sum %s, a fresh query %s", st.name, name, got, want)
+			}
+		}
+	}
+}
