@@ -327,7 +327,7 @@ type scaleThreshold struct {
 	up        bool
 	res       [1]Result
 	vals      [2]Reading
-	set       seriesSet // the series its window selected last time
+	sel       *selection // its window's
 }
 
 func newScaleThreshold(t Target, pol *blueprints.PlanPolicy) (Evaluator, error) {
@@ -371,7 +371,8 @@ func (s *scaleThreshold) Reads() []*blueprints.WindowSpec {
 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 	q := s.target.query("", s.window, now)
-	q.Pattern, q.set = s.selector, &s.set
+	q.Pattern = s.selector
+	q.sel = w.selectionOf(&q, &s.sel)
 	r := Result{Condition: "scale"}
 	if value, hosts, ok := w.MeanHosts(q); ok {
 		r.Known = true

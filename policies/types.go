@@ -242,8 +242,8 @@ type scope struct {
 	slots   []reduced
 	slotGen []uint64
 	gen     uint64
-	// sets[i] is the series slot i's window selected last time.
-	sets []seriesSet
+	// sels[i] is the selection of slot i's window.
+	sels []*selection
 }
 
 type reduceKey struct {
@@ -303,7 +303,7 @@ func (s *scope) widen(seconds float64) {
 func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
 	if s.slotGen[red.slot] != s.gen {
 		s.widen(red.spec.Duration)
-		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &s.sets[red.slot])
+		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &s.sels[red.slot])
 		s.slots[red.slot], s.slotGen[red.slot] = reduced{v, ok}, s.gen
 	}
 	r := s.slots[red.slot]
@@ -336,16 +336,16 @@ func (s *scope) current() []Reading {
 
 // reduce computes a reduction of the policy's window; re is the window's
 // services() pattern compiled (nil for a pattern that does not compile:
-// no data), set the series it selected last time (nil: none kept).
-func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, set *seriesSet) (float64, bool) {
+// no data), sel where its selection is kept (nil: looked up).
+func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, sel **selection) (float64, bool) {
 	q := s.target.query(spec.Metric, spec.Duration, s.now)
-	q.set = set
 	if spec.Pattern != "" {
 		if re == nil {
 			return 0, false
 		}
 		q.Pattern = re
 	}
+	q.sel = s.w.selectionOf(&q, sel)
 	return s.w.Reduce(fn, q, arg)
 }
 
@@ -389,7 +389,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			e.float[i] = c.fast(se)
 		}
 	}
-	sc.slots, sc.slotGen, sc.sets = make([]reduced, len(c.slots)), make([]uint64, len(c.slots)), make([]seriesSet, len(c.slots))
+	sc.slots, sc.slotGen, sc.sels = make([]reduced, len(c.slots)), make([]uint64, len(c.slots)), make([]*selection, len(c.slots))
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.

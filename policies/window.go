@@ -25,16 +25,15 @@ type Windows struct {
 	series   map[seriesKey]*series
 	byAlias  map[string][]*series // deployment \x00 alias -> series
 	byDeploy map[string][]*series
-	// setGen counts the series started and gone: a query's seriesSet
-	// found at an older one is found again.
-	setGen uint64
-	now    float64
-	// memo keeps the reductions computed since the windows last changed
-	// (gen counts the changes): the policies of a deployment that read the
-	// same window at the same time compute it once.
-	gen, memoGen uint64
-	memo         []memoEntry
-	memoMany     map[memoKey]memoized // beyond smallMemo entries
+	// setGen counts the series started and gone: a selection found at
+	// an older one is found again. gen counts every change to the
+	// windows: a selection's memo made at an older one is forgotten.
+	setGen, gen uint64
+	now         float64
+	// sels are the selections of the policies' windows, shared by every
+	// policy reading the same one (by deployment, metric or pattern, and
+	// interned node set).
+	sels map[selKey]*selection
 	// pct keeps, per percentile window, its values in order, moved on
 	// by what entered and left the window since it was last read;
 	// pctSpans and pctValues are their scratch. bySort is the old way
@@ -47,9 +46,33 @@ type Windows struct {
 	bySort     bool
 }
 
-// smallMemo is how many reductions the memo scans before it hashes: a
-// metric usually evaluates a handful, and comparing their keys (strings
-// shared with the policies, compared by pointer first) beats hashing them.
+// selKey names a selection: a deployment's series of one metric or whose
+// service matches a pattern, on an interned set of nodes.
+type selKey struct {
+	deployment, metric string
+	pattern            *regexp.Regexp
+	nodes              uint64
+}
+
+// A selection is the series a window selects, shared by every policy
+// that reads it: found once, and again only when a series starts or goes
+// (setGen); and its reductions at a time, memoized until the windows
+// change (gen), so the policies of a deployment reading the same window
+// at the same time compute it once.
+type selection struct {
+	w    *Windows
+	key  selKey
+	gone bool // its deployment was dropped: ask for it again
+	gen  uint64
+	list []*series
+	// memo[:smallMemo] is scanned, memoMany hashed beyond that.
+	memoGen  uint64
+	memo     []memoEntry
+	memoMany map[memoKey]memoized
+}
+
+// smallMemo is how many reductions a selection's memo scans before it
+// hashes: a metric usually evaluates a handful.
 const smallMemo = 16
 
 type memoEntry struct {
@@ -57,14 +80,11 @@ type memoEntry struct {
 	m memoized
 }
 
-// memoKey is a reduction of a window at a time; the query's nodes by their
-// interned set.
+// memoKey is a reduction of a selection's series at a time.
 type memoKey struct {
-	fn, deployment, metric string
-	pattern                *regexp.Regexp
-	nodes                  uint64
-	seconds, now, arg      float64
-	minHosts               int
+	fn                string
+	seconds, now, arg float64
+	minHosts          int
 }
 
 type memoized struct {
@@ -72,41 +92,73 @@ type memoized struct {
 	ok       bool
 }
 
-// remembered returns the memo of a reduction, and whether the query can
-// have one (its nodes are an interned set).
-func (w *Windows) remembered(fn string, q Query, arg float64) (memoKey, memoized, bool, bool) {
+// selectionOf is the selection of q (nil when q's nodes are not an
+// interned set), cached in *cache by whoever asks again (nil: none).
+func (w *Windows) selectionOf(q *Query, cache **selection) *selection {
+	if cache != nil {
+		if sel := *cache; sel != nil && sel.w == w && !sel.gone {
+			return sel
+		}
+	}
 	if q.nodesID == 0 {
-		return memoKey{}, memoized{}, false, false
+		return nil
 	}
-	if w.memoGen != w.gen {
-		clear(w.memo)
-		w.memo = w.memo[:0]
-		if len(w.memoMany) > 0 {
-			clear(w.memoMany)
+	k := selKey{deployment: q.Deployment, metric: q.Metric, pattern: q.Pattern, nodes: q.nodesID}
+	if q.Pattern != nil {
+		k.metric = ""
+	}
+	sel := w.sels[k]
+	if sel == nil {
+		if w.sels == nil {
+			w.sels = map[selKey]*selection{}
 		}
-		w.memoGen = w.gen
+		sel = &selection{w: w, key: k}
+		w.sels[k] = sel
 	}
-	k := memoKey{fn: fn, deployment: q.Deployment, metric: q.Metric, pattern: q.Pattern, nodes: q.nodesID,
-		seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
-	for i := range w.memo {
-		if w.memo[i].k == k {
-			return k, w.memo[i].m, true, true
-		}
+	if cache != nil {
+		*cache = sel
 	}
-	m, seen := w.memoMany[k]
-	return k, m, seen, true
+	return sel
 }
 
-// keep memoizes a reduction remembered did not know.
-func (w *Windows) keep(k memoKey, m memoized) {
-	if len(w.memo) < smallMemo {
-		w.memo = append(w.memo, memoEntry{k, m})
+// remembered returns the memo of a reduction of q's selection (nil: no
+// memo).
+func (w *Windows) remembered(fn string, q *Query, arg float64) (memoKey, memoized, bool) {
+	sel := q.sel
+	if sel == nil {
+		return memoKey{}, memoized{}, false
+	}
+	if sel.memoGen != w.gen {
+		sel.memo = sel.memo[:0]
+		if len(sel.memoMany) > 0 {
+			clear(sel.memoMany)
+		}
+		sel.memoGen = w.gen
+	}
+	k := memoKey{fn: fn, seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
+	for i := range sel.memo {
+		if sel.memo[i].k == k {
+			return k, sel.memo[i].m, true
+		}
+	}
+	m, seen := sel.memoMany[k]
+	return k, m, seen
+}
+
+// keep memoizes a reduction of q's selection remembered did not know.
+func (w *Windows) keep(q *Query, k memoKey, m memoized) {
+	sel := q.sel
+	if sel == nil {
 		return
 	}
-	if w.memoMany == nil {
-		w.memoMany = map[memoKey]memoized{}
+	if len(sel.memo) < smallMemo {
+		sel.memo = append(sel.memo, memoEntry{k, m})
+		return
 	}
-	w.memoMany[k] = m
+	if sel.memoMany == nil {
+		sel.memoMany = map[memoKey]memoized{}
+	}
+	sel.memoMany[k] = m
 }
 
 // seriesKey names a series: a host's metric (its name and path as sent,
@@ -364,6 +416,12 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 func (w *Windows) Drop(deployment string) {
 	w.gen++
 	w.setGen++
+	for k, sel := range w.sels {
+		if k.deployment == deployment {
+			sel.gone = true
+			delete(w.sels, k)
+		}
+	}
 	for k := range w.pct {
 		if k.deployment == deployment {
 			delete(w.pct, k)
@@ -420,18 +478,9 @@ type Query struct {
 	// nodesID is Nodes' interned set (Target.query): 0, not interned,
 	// keeps its reductions out of the memo.
 	nodesID uint64
-	// set, when not nil, keeps the series the query selects for its
-	// owner (a policy's window) from one evaluation to the next.
-	set *seriesSet
-}
-
-// seriesSet is the series a query selects (its deployment's of its metric
-// or pattern, on its nodes), kept by whoever asks the query again, and
-// found again when a series starts or goes.
-type seriesSet struct {
-	w    *Windows
-	gen  uint64
-	list []*series
+	// sel is the query's selection (selectionOf; nil: none, its series
+	// are looked for at each read and nothing is memoized).
+	sel *selection
 }
 
 // selects reports whether a query selects a series of its deployment.
@@ -439,44 +488,44 @@ func (q *Query) selects(s *series) bool {
 	return (q.Nodes == nil || q.Nodes[s.key.node]) && (q.Pattern == nil || s.matches(q.Pattern))
 }
 
-// selected is the series the query selects: its set's, found again if
-// series started or went since.
-func (w *Windows) selected(q *Query) []*series {
-	var list []*series
+// candidates are the series of q's deployment it may select: those of its
+// metric, or all for a pattern.
+func (w *Windows) candidates(q *Query) []*series {
 	if q.Pattern != nil {
-		list = w.byDeploy[q.Deployment]
-	} else {
-		list = w.byAlias[q.Deployment+"\x00"+q.Metric]
+		return w.byDeploy[q.Deployment]
 	}
-	set := q.set
-	set.list = set.list[:0]
-	for _, s := range list {
+	return w.byAlias[q.Deployment+"\x00"+q.Metric]
+}
+
+// selected is the series of q's selection, found again if series
+// started or went since.
+func (w *Windows) selected(q *Query) []*series {
+	sel := q.sel
+	if sel.gen == w.setGen {
+		return sel.list
+	}
+	sel.list = sel.list[:0]
+	for _, s := range w.candidates(q) {
 		if q.selects(s) {
-			set.list = append(set.list, s)
+			sel.list = append(sel.list, s)
 		}
 	}
-	set.w, set.gen = w, w.setGen
-	return set.list
+	sel.gen = w.setGen
+	return sel.list
 }
 
 // each calls fn with every series of the query that has samples in the
 // window, and their span [lo, hi).
 func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
 	var list []*series
-	selected := false
-	switch {
-	case q.set != nil && q.set.w == w && q.set.gen == w.setGen:
-		list, selected = q.set.list, true
-	case q.set != nil:
-		list, selected = w.selected(&q), true
-	case q.Pattern != nil:
-		list = w.byDeploy[q.Deployment]
-	default:
-		list = w.byAlias[q.Deployment+"\x00"+q.Metric]
+	if q.sel != nil {
+		list = w.selected(&q)
+	} else {
+		list = w.candidates(&q)
 	}
 	from := q.Now - q.Seconds
 	for _, s := range list {
-		if !selected && !q.selects(s) {
+		if q.sel == nil && !q.selects(s) {
 			continue
 		}
 		if s.expires < q.Now {
@@ -591,14 +640,15 @@ var aggPool = sync.Pool{New: func() any { return &hostSet{} }}
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
 func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
-	k, m, seen, memo := w.remembered("mean+hosts", q, 0)
+	if q.sel == nil {
+		q.sel = w.selectionOf(&q, nil)
+	}
+	k, m, seen := w.remembered("mean+hosts", &q, 0)
 	if seen {
 		return m.v, m.hosts, m.ok
 	}
 	mean, hosts, ok = w.meanHosts(q)
-	if memo {
-		w.keep(k, memoized{mean, hosts, ok})
-	}
+	w.keep(&q, k, memoized{mean, hosts, ok})
 	return mean, hosts, ok
 }
 
@@ -628,14 +678,15 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 		}
 		return mean, ok
 	}
-	k, m, seen, memo := w.remembered(fn, q, arg)
+	if q.sel == nil {
+		q.sel = w.selectionOf(&q, nil)
+	}
+	k, m, seen := w.remembered(fn, &q, arg)
 	if seen {
 		return m.v, m.ok
 	}
 	v, ok := w.reduce(fn, q, arg)
-	if memo {
-		w.keep(k, memoized{v: v, ok: ok})
-	}
+	w.keep(&q, k, memoized{v: v, ok: ok})
 	return v, ok
 }
 

@@ -333,22 +333,23 @@ func TestMemoizedReductionsEqualFreshOnesHoweverMany(t *testing.T) {
 	}
 }
 
-// A policy's window keeps the series it selects from one evaluation to
+// A policy's window keeps its selection of series from one evaluation to
 // the next: series that start, expire or are dropped after that must be
 // found as a fresh query finds them.
-func TestKeptSeriesSetsFollowSeriesStartingAndGoing(t *testing.T) {
+func TestKeptSelectionsFollowSeriesStartingAndGoing(t *testing.T) {
 	w := NewWindows(600)
 	w.DefaultTTL = 30
-	web := map[string]bool{"web": true}
+	all, web := Target{Deployment: "shop"}, Target{Deployment: "shop", Nodes: map[string]bool{"web": true}}
+	all.intern()
+	web.intern()
+	byPattern := all.query("", 20, 0)
+	byPattern.Pattern = regexp.MustCompile(`[.]cpu[.]`)
 	queries := map[string]Query{
-		"metric":          {Deployment: "shop", Metric: "cpu", Seconds: 20},
-		"metric on nodes": {Deployment: "shop", Nodes: web, Metric: "cpu", Seconds: 20},
-		"pattern":         {Deployment: "shop", Pattern: regexp.MustCompile(`[.]cpu[.]`), Seconds: 20},
+		"metric":          all.query("cpu", 20, 0),
+		"metric on nodes": web.query("cpu", 20, 0),
+		"pattern":         byPattern,
 	}
-	sets := map[string]*seriesSet{}
-	for name := range queries {
-		sets[name] = &seriesSet{}
-	}
+	kept := map[string]*selection{}
 	steps := []struct {
 		name string
 		do   func()
@@ -368,13 +369,17 @@ func TestKeptSeriesSetsFollowSeriesStartingAndGoing(t *testing.T) {
 		st.do()
 		for name, q := range queries {
 			q.Now = st.now
-			want := fmt.Sprint(w.Reduce("hosts", q, 0))
-			want += fmt.Sprint(w.Reduce("sum", q, 0))
-			q.set = sets[name]
+			fresh := q
+			fresh.nodesID = 0 // no selection, nothing memoized
+			want := fmt.Sprint(w.Reduce("hosts", fresh, 0))
+			want += fmt.Sprint(w.Reduce("sum", fresh, 0))
+			var sel *selection = kept[name]
+			q.sel = w.selectionOf(&q, &sel)
+			kept[name] = sel
 			got := fmt.Sprint(w.Reduce("hosts", q, 0))
 			got += fmt.Sprint(w.Reduce("sum", q, 0))
 			if got != want {
-				t.Errorf("%s, %s: kept set gives hosts and sum %s, a fresh query %s", st.name, name, got, want)
+				t.Errorf("%s, %s: a kept selection gives hosts and sum %s, a fresh query %s", st.name, name, got, want)
 			}
 		}
 	}
