@@ -36,7 +36,7 @@ func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 	cp.float = make([]fastFn, len(he.conds))
 	sc := *he.scope
 	sc.memo = map[reduceKey]reduced{}
-	sc.slots, sc.slotGen = slices.Clone(sc.slots), slices.Clone(sc.slotGen)
+	sc.slots = slices.Clone(sc.slots)
 	cp.scope = &sc
 	cp.fns = blueprints.ConditionFunctions(&sc)
 	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}

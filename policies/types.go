@@ -238,12 +238,17 @@ type scope struct {
 	// same window more than once (and HCL evaluates both branches of ?:).
 	// A compiled reduction has a slot instead, valid while its gen is
 	// the evaluation's.
-	memo    map[reduceKey]reduced
-	slots   []reduced
-	slotGen []uint64
-	gen     uint64
-	// sels[i] is the selection of slot i's window.
-	sels []*selection
+	memo  map[reduceKey]reduced
+	slots []slot
+	gen   uint64
+}
+
+// slot is a compiled reduction's: its value at evaluation gen, and its
+// window's selection (one allocation, read together).
+type slot struct {
+	r   reduced
+	gen uint64
+	sel *selection
 }
 
 type reduceKey struct {
@@ -301,12 +306,13 @@ func (s *scope) widen(seconds float64) {
 
 // reduceCompiled is Reduce for a compiled reduction, memoized in its slot.
 func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
-	if s.slotGen[red.slot] != s.gen {
+	sl := &s.slots[red.slot]
+	if sl.gen != s.gen {
 		s.widen(red.spec.Duration)
-		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &s.sels[red.slot])
-		s.slots[red.slot], s.slotGen[red.slot] = reduced{v, ok}, s.gen
+		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &sl.sel)
+		sl.r, sl.gen = reduced{v, ok}, s.gen
 	}
-	r := s.slots[red.slot]
+	r := sl.r
 	if r.ok {
 		s.note(red.label, r.v)
 	}
@@ -389,7 +395,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			e.float[i] = c.fast(se)
 		}
 	}
-	sc.slots, sc.slotGen, sc.sels = make([]reduced, len(c.slots)), make([]uint64, len(c.slots)), make([]*selection, len(c.slots))
+	sc.slots = make([]slot, len(c.slots))
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.
