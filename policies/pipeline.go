@@ -154,24 +154,34 @@ func (p *Pipeline) apply(m *Metric, out []Decision) ([]Decision, error) {
 				m.Time, m.Time-Seconds(wall), p.MaxSkew)}
 		}
 	}
-	list, ok := p.instances[m.DeploymentID]
-	if !ok {
-		// No policy reads it: keeping it would only grow memory (a typo'd
-		// routing key, a deployment undeployed).
-		p.Unrouted++
-		return out, nil
+	// A series whose readers are current belongs to a deployment with
+	// policies, which it knows: one lookup for the metric.
+	s := p.Windows.find(m)
+	var list []*Instance
+	if s == nil || s.readersGen != p.gen {
+		var ok bool
+		if list, ok = p.instances[m.DeploymentID]; !ok {
+			// No policy reads it: keeping it would only grow memory (a
+			// typo'd routing key, a deployment undeployed).
+			p.Unrouted++
+			return out, nil
+		}
 	}
-	s, err := p.Windows.add(m)
+	s, err := p.Windows.add(m, s)
 	if err != nil {
 		if kind, ok := IsMalformed(err); ok {
 			p.Malformed[kind]++
 		}
 		return out, err
 	}
-	c := p.clocks[m.DeploymentID]
+	c := s.clock
 	if c == nil {
-		c = &clock{}
-		p.clocks[m.DeploymentID] = c
+		// Kept by the series: Remove forgets the clock with the series.
+		if c = p.clocks[m.DeploymentID]; c == nil {
+			c = &clock{}
+			p.clocks[m.DeploymentID] = c
+		}
+		s.clock = c
 	}
 	if m.Time > c.event {
 		c.event, c.wall = m.Time, wall

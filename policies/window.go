@@ -196,6 +196,8 @@ type series struct {
 	// pipeline's generation readersGen (Pipeline.readers).
 	readersGen uint64
 	readers    []*Instance
+	// clock is its deployment's (Pipeline.apply), once found.
+	clock *clock
 
 	key     seriesKey
 	service string
@@ -347,15 +349,23 @@ func aliases(m *Metric) []string {
 // MaxSeries or MaxSeriesPerDeployment is refused (a MalformedError of kind
 // "series-limit").
 func (w *Windows) Add(m *Metric) error {
-	_, err := w.add(m)
+	_, err := w.add(m, nil)
 	return err
 }
 
-// add is Add, returning the metric's series.
-func (w *Windows) add(m *Metric) (*series, error) {
-	k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Name, m.Path}
-	s := w.series[k]
+// find is the series of a metric, nil while none has started.
+func (w *Windows) find(m *Metric) *series {
+	return w.series[seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Name, m.Path}]
+}
+
+// add is Add, returning the metric's series; s is the one find gave (nil:
+// found here, or started).
+func (w *Windows) add(m *Metric, s *series) (*series, error) {
 	if s == nil {
+		s = w.find(m)
+	}
+	if s == nil {
+		k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Name, m.Path}
 		if w.MaxSeries > 0 && len(w.series) >= w.MaxSeries {
 			return nil, &MalformedError{Kind: "series-limit", Detail: fmt.Sprintf("orch keeps at most %d series; a new host or metric starts none until others expire (their ttl)", w.MaxSeries)}
 		}
