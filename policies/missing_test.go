@@ -403,6 +403,22 @@ func TestHistoryKeepsTheLatestPointOfEachSecond(t *testing.T) {
 	if !equalFloats(got, []float64{3, 4, 5.2}) {
 		t.Fatalf("history %v, want [3 4 5.2]", got)
 	}
+	// Every size keeps the newest points, oldest first.
+	for _, size := range []int{1, 2, 5, 120} {
+		in := &Instance{HistorySize: size}
+		for s := range 300 {
+			in.remember(float64(s), []Result{{Condition: "a", Values: []Reading{{"v", float64(s)}}}})
+		}
+		h := in.History()
+		if len(h) != size || h[0].Time != float64(300-size) || h[size-1].Time != 299 {
+			t.Errorf("size %d: %d points from %g to %g, want the newest %d", size, len(h), h[0].Time, h[len(h)-1].Time, size)
+		}
+		for i := 1; i < len(h); i++ {
+			if h[i].Time != h[i-1].Time+1 {
+				t.Fatalf("size %d: points out of order: %g after %g", size, h[i].Time, h[i-1].Time)
+			}
+		}
+	}
 }
 
 // waitingQueue says a run of every workflow already waits after the first.

@@ -155,10 +155,16 @@ type Instance struct {
 	missingSince float64
 	sources      string
 	// history is the window values of recent evaluations, at most one
-	// point a second and HistorySize points (default 120), for plots.
-	history     []histPoint
+	// point a second and HistorySize points (default 120), for plots:
+	// the newest point is cur (while hasCur), the older ones are in the
+	// ring ring, whose oldest is at histHead once it is full. The newest
+	// is kept apart, beside what every evaluation reads: an evaluation
+	// writes it and reads nothing else of the history.
+	cur         histPoint
+	hasCur      bool
+	ring        []histPoint
 	histKeys    []string
-	histHead    int // the oldest point, once the ring is full
+	histHead    int
 	HistorySize int
 }
 
@@ -201,31 +207,41 @@ func (in *Instance) remember(now float64, results []Result) {
 	if p.set == 0 {
 		return
 	}
+	if in.hasCur && math.Floor(in.cur.t) == math.Floor(now) {
+		in.cur = p
+		return
+	}
+	if in.hasCur {
+		in.push(in.cur)
+	}
+	in.cur, in.hasCur = p, true
+}
+
+// push adds a point to the ring of older points (HistorySize-1 of them:
+// with the newest, HistorySize).
+func (in *Instance) push(p histPoint) {
 	size := in.HistorySize
 	if size <= 0 {
 		size = 120
 	}
-	n := len(in.history)
-	if n > 0 {
-		last := &in.history[(in.histHead+n-1)%n]
-		if math.Floor(last.t) == math.Floor(now) {
-			*last = p
-			return
-		}
-	}
-	if n < size {
-		in.history = append(in.history, p)
+	n := len(in.ring)
+	if n < size-1 {
+		in.ring = append(in.ring, p)
 		return
 	}
-	in.history[in.histHead] = p
-	in.histHead = (in.histHead + 1) % n
+	if n == 0 {
+		return
+	}
+	in.ring[in.histHead] = p
+	if in.histHead++; in.histHead == n {
+		in.histHead = 0
+	}
 }
 
 // History returns the recent points, oldest first.
 func (in *Instance) History() []Point {
-	out := make([]Point, 0, len(in.history))
-	for i := range in.history {
-		hp := in.history[(in.histHead+i)%len(in.history)]
+	out := make([]Point, 0, len(in.ring)+1)
+	point := func(hp histPoint) {
 		p := Point{Time: hp.t, Values: map[string]float64{}}
 		for j, k := range in.histKeys {
 			if hp.set&(1<<j) != 0 {
@@ -233,6 +249,12 @@ func (in *Instance) History() []Point {
 			}
 		}
 		out = append(out, p)
+	}
+	for i := range in.ring {
+		point(in.ring[(in.histHead+i)%len(in.ring)])
+	}
+	if in.hasCur {
+		point(in.cur)
 	}
 	return out
 }
