@@ -167,17 +167,20 @@ type seriesKey struct {
 	deployment, node, host, name, path string
 }
 
-type sample struct{ t, v float64 }
+// sample is a value at a time, with the prefix sum of its series up to
+// it (cum): a window's sum reads the samples at its ends, not an array
+// of sums elsewhere.
+type sample struct{ t, v, cum float64 }
 
 type series struct {
 	// What every window over it reads comes first, in two cache lines
 	// (a metric's windows are over a deployment's series that no other
 	// metric touched for a while).
 	//
-	// samples[head:] are the live samples, in time order; cum[i] is the sum
-	// of samples[0..i], so a window's sum is two lookups, not a loop.
+	// samples[head:] are the live samples, in time order; samples[i].cum
+	// is the sum of samples[0..i], so a window's sum is two lookups, not
+	// a loop.
 	samples []sample
-	cum     []float64
 	head    int
 	// big counts the samples in cum of magnitude bigValue or more: while
 	// there is one, a difference of prefix sums would lose the small
@@ -220,18 +223,16 @@ func (s *series) add(t, v float64) {
 	if n == s.head || s.samples[n-1].t <= t {
 		prev := 0.0
 		if n > 0 {
-			prev = s.cum[n-1]
+			prev = s.samples[n-1].cum
 		}
-		s.samples = append(s.samples, sample{t, v})
-		s.cum = append(s.cum, prev+v)
+		s.samples = append(s.samples, sample{t, v, prev + v})
 		return
 	}
 	i := s.head + sort.Search(n-s.head, func(i int) bool { return s.samples[s.head+i].t > t })
 	s.edits++
 	s.samples = append(s.samples, sample{})
 	copy(s.samples[i+1:], s.samples[i:])
-	s.samples[i] = sample{t, v}
-	s.cum = append(s.cum, 0)
+	s.samples[i] = sample{t: t, v: v}
 	s.recum(i)
 }
 
@@ -239,11 +240,11 @@ func (s *series) add(t, v float64) {
 func (s *series) recum(i int) {
 	prev := 0.0
 	if i > 0 {
-		prev = s.cum[i-1]
+		prev = s.samples[i-1].cum
 	}
 	for ; i < len(s.samples); i++ {
 		prev += s.samples[i].v
-		s.cum[i] = prev
+		s.samples[i].cum = prev
 	}
 }
 
@@ -251,8 +252,8 @@ func (s *series) recum(i int) {
 // dropped prefix is compacted away once it is an eighth of the slice, into
 // slices sized to what is live (plus a seventh: what arrives before the
 // next compaction), so a series holds little
-// more than its live samples (about 27 bytes each, not the 48 of keeping
-// up to twice as many), at a copy of the live samples per eighth of them
+// more than its live samples (about 27 bytes each with their sums, not
+// the 48 of keeping up to twice as many), at a copy of the live samples per eighth of them
 // dropped; the prefix sums restart, keeping them small.
 func (s *series) trim(before float64, max int) {
 	for s.head < len(s.samples) && s.samples[s.head].t <= before {
@@ -273,11 +274,10 @@ func (s *series) trim(before float64, max int) {
 	if want := live + live/7 + 8; cap(s.samples) > want+want/8 {
 		samples := make([]sample, live, want)
 		copy(samples, s.samples[s.head:])
-		s.samples, s.cum = samples, make([]float64, live, want)
+		s.samples = samples
 	} else {
 		n := copy(s.samples, s.samples[s.head:])
 		s.samples = s.samples[:n]
-		s.cum = s.cum[:n]
 	}
 	s.base += s.head
 	s.head = 0
@@ -285,17 +285,28 @@ func (s *series) trim(before float64, max int) {
 }
 
 // span returns the indexes [lo, hi) of the samples with from < t <= to.
-// A window usually ends at the newest sample or after it: that end is
-// found without a search.
+// A window usually ends at the newest sample or after it, and holds few
+// samples: its end is found without a search, and its start by looking
+// back from the end (the memory a sum reads anyway) for a few samples
+// before searching.
 func (s *series) span(from, to float64) (lo, hi int) {
 	live := s.samples[s.head:]
 	hi = len(live)
 	if hi > 0 && live[hi-1].t > to {
 		hi = sort.Search(hi, func(i int) bool { return live[i].t > to })
 	}
-	lo = sort.Search(hi, func(i int) bool { return live[i].t > from })
+	lo = hi
+	for lo > 0 && hi-lo < spanLookBack && live[lo-1].t > from {
+		lo--
+	}
+	if lo > 0 && live[lo-1].t > from {
+		lo = sort.Search(lo, func(i int) bool { return live[i].t > from })
+	}
 	return s.head + lo, s.head + hi
 }
+
+// spanLookBack is how many samples span looks at before it searches.
+const spanLookBack = 8
 
 // sum is the sum of samples[lo:hi].
 func (s *series) sum(lo, hi int) float64 {
@@ -307,9 +318,9 @@ func (s *series) sum(lo, hi int) float64 {
 		return total
 	}
 	if lo > 0 {
-		return s.cum[hi-1] - s.cum[lo-1]
+		return s.samples[hi-1].cum - s.samples[lo-1].cum
 	}
-	return s.cum[hi-1]
+	return s.samples[hi-1].cum
 }
 
 // Default bounds on the series kept: in all, and of one deployment.
