@@ -362,6 +362,8 @@ type windowReduction struct {
 	// re is the services() pattern compiled once (nil: none, or one
 	// that does not compile, which reads no data).
 	re *regexp.Regexp
+	// pair: a mean or hosts, whose slot holds both (Windows.MeanHosts).
+	pair bool
 }
 
 // reductionOf reads a window reduction whose window (and extra argument)
@@ -416,12 +418,16 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		c.reads = append(c.reads, spec)
 	}
 	key := reduceKey{e.Name, spec.Metric, spec.Pattern, spec.Duration, arg}
+	pair := e.Name == "mean" || e.Name == "hosts"
+	if pair {
+		key.fn = "mean+hosts"
+	}
 	slot := slices.Index(c.slots, key)
 	if slot < 0 {
 		slot = len(c.slots)
 		c.slots = append(c.slots, key)
 	}
-	red := &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot}
+	red := &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
 	if spec.Pattern != "" {
 		red.re, _ = pattern(spec.Pattern)
 	}

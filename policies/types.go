@@ -244,11 +244,14 @@ type scope struct {
 }
 
 // slot is a compiled reduction's: its value at evaluation gen, and its
-// window's selection (one allocation, read together).
+// window's selection (one allocation, read together). mean and hosts of a
+// window share one (hosts is the pair's second value), as they are
+// computed together.
 type slot struct {
-	r   reduced
-	gen uint64
-	sel *selection
+	r     reduced
+	hosts float64
+	gen   uint64
+	sel   *selection
 }
 
 type reduceKey struct {
@@ -309,10 +312,22 @@ func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
 	sl := &s.slots[red.slot]
 	if sl.gen != s.gen {
 		s.widen(red.spec.Duration)
-		v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &sl.sel)
-		sl.r, sl.gen = reduced{v, ok}, s.gen
+		if red.pair {
+			if q, ok := s.query(red.spec, red.re, &sl.sel); ok {
+				sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
+			} else {
+				sl.r = reduced{}
+			}
+		} else {
+			v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &sl.sel)
+			sl.r = reduced{v, ok}
+		}
+		sl.gen = s.gen
 	}
 	r := sl.r
+	if red.fn == "hosts" {
+		r.v = sl.hosts
+	}
 	if r.ok {
 		s.note(red.label, r.v)
 	}
@@ -344,15 +359,25 @@ func (s *scope) current() []Reading {
 // services() pattern compiled (nil for a pattern that does not compile:
 // no data), sel where its selection is kept (nil: looked up).
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, sel **selection) (float64, bool) {
+	q, ok := s.query(spec, re, sel)
+	if !ok {
+		return 0, false
+	}
+	return s.w.Reduce(fn, q, arg)
+}
+
+// query is the policy's query of a window, as reduce's arguments say (not
+// ok: its pattern does not compile).
+func (s *scope) query(spec *blueprints.WindowSpec, re *regexp.Regexp, sel **selection) (Query, bool) {
 	q := s.target.query(spec.Metric, spec.Duration, s.now)
 	if spec.Pattern != "" {
 		if re == nil {
-			return 0, false
+			return q, false
 		}
 		q.Pattern = re
 	}
 	q.sel = s.w.selectionOf(&q, sel)
-	return s.w.Reduce(fn, q, arg)
+	return q, true
 }
 
 // patterns interns the compiled services() patterns: every policy with the
