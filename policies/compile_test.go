@@ -30,10 +30,13 @@ func withoutFloats(ev Evaluator) Evaluator { return copyEvaluator(ev.(*hclEvalua
 // paths and (interpret) its closures.
 func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 	cp := *he
-	if interpret {
-		cp.compiled = make([]compiled, len(he.conds))
+	cp.conds = slices.Clone(he.conds)
+	for i := range cp.conds {
+		if interpret {
+			cp.conds[i].compiled = nil
+		}
+		cp.conds[i].float = nil
 	}
-	cp.float = make([]fastFn, len(he.conds))
 	sc := *he.scope
 	sc.memo = map[reduceKey]reduced{}
 	sc.slots = slices.Clone(sc.slots)

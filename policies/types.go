@@ -199,24 +199,31 @@ func Compile(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 
 // hclEvaluator evaluates a policy type written in the blueprint.
 type hclEvaluator struct {
-	conds  []*blueprints.Condition
+	conds  []condition
 	params cty.Value
 	scope  *scope
 	fns    map[string]function.Function
-	// compiled[i] is condition i compiled (nil: HCL's interpreter runs
-	// it, for the reason in why[i]).
-	compiled []compiled
-	why      []string
-	// float[i] is condition i's float path (nil: none); floats and
-	// fallbacks count its evaluations that it decided, and those it gave
-	// back to the cty closures.
-	float             []fastFn
+	// floats and fallbacks count the evaluations the float paths decided,
+	// and those they gave back to the cty closures.
 	floats, fallbacks int64
 	ctx               *hcl.EvalContext
 	res               []Result
 	// reads are the windows its conditions read, all of them compiled
 	// (nil: one is interpreted, so any window may be read, or none is).
 	reads []*blueprints.WindowSpec
+}
+
+// condition is a condition of a user-defined policy type as evaluated:
+// what an evaluation reads of it, in one array.
+type condition struct {
+	name string
+	// float is its float path (nil: none).
+	float fastFn
+	// compiled is it compiled (nil: HCL's interpreter runs it, for the
+	// reason in why).
+	compiled compiled
+	when     hcl.Expression
+	why      string
 }
 
 // Reads is every window the conditions read, when all are compiled.
@@ -396,31 +403,54 @@ func pattern(p string) (*regexp.Regexp, error) {
 	return actual.(*regexp.Regexp), nil
 }
 
+// hclAlloc is what an evaluation of a user-defined policy reads, in one
+// allocation (a metric's evaluation finds it cold: adjacent memory is
+// fetched together): the evaluator, its scope and, for the few
+// conditions and reductions most types have, their arrays.
+type hclAlloc struct {
+	e     hclEvaluator
+	sc    scope
+	conds [2]condition
+	slots [4]slot
+}
+
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
-	sc := &scope{target: t, memo: map[reduceKey]reduced{}}
+	a := &hclAlloc{}
+	sc := &a.sc
+	sc.target, sc.memo = t, map[reduceKey]reduced{}
 	params, _ := p.Properties.Unmark()
 	if params == cty.NilVal || params.IsNull() {
 		params = cty.EmptyObjectVal
 	}
-	e := &hclEvaluator{conds: p.Type.Conditions, params: params, scope: sc, fns: blueprints.ConditionFunctions(sc),
-		compiled: make([]compiled, len(p.Type.Conditions)), why: make([]string, len(p.Type.Conditions)),
-		float: make([]fastFn, len(p.Type.Conditions))}
+	e := &a.e
+	e.params, e.scope, e.fns = params, sc, blueprints.ConditionFunctions(sc)
+	if n := len(p.Type.Conditions); n <= len(a.conds) {
+		e.conds = a.conds[:n]
+	} else {
+		e.conds = make([]condition, n)
+	}
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
 	all := true
 	for i, cond := range p.Type.Conditions {
+		ec := &e.conds[i]
+		ec.name, ec.when = cond.Name, cond.When
 		fn, err := c.compile(cond.When)
 		if err != nil {
-			e.why[i] = err.Error()
+			ec.why = err.Error()
 			all = false
 			continue
 		}
-		e.compiled[i] = fn
+		ec.compiled = fn
 		if se, ok := cond.When.(hclsyntax.Expression); ok {
-			e.float[i] = c.fast(se)
+			ec.float = c.fast(se)
 		}
 	}
-	sc.slots = make([]slot, len(c.slots))
+	if n := len(c.slots); n <= len(a.slots) {
+		sc.slots = a.slots[:n]
+	} else {
+		sc.slots = make([]slot, n)
+	}
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.
@@ -456,8 +486,8 @@ func Compilation(plan *blueprints.Plan) []ConditionCompilation {
 			continue
 		}
 		he := ev.(*hclEvaluator)
-		for i, cd := range he.conds {
-			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.Name, Compiled: he.compiled[i] != nil, Float: he.float[i] != nil, Why: he.why[i]})
+		for _, cd := range he.conds {
+			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.name, Compiled: cd.compiled != nil, Float: cd.float != nil, Why: cd.why})
 		}
 	}
 	return out
@@ -475,30 +505,31 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	out := e.res[:0]
 	sc := e.scope
 	sc.readings = sc.readings[:0]
-	for i, c := range e.conds {
+	for i := range e.conds {
+		c := &e.conds[i]
 		sc.mark = len(sc.readings)
-		if f := e.float[i]; f != nil {
-			if fv, ok := f(sc); ok {
+		if c.float != nil {
+			if fv, ok := c.float(sc); ok {
 				e.floats++
-				out = append(out, Result{Condition: c.Name, Known: fv.known, Holds: fv.known && fv.b, Values: sc.current()})
+				out = append(out, Result{Condition: c.name, Known: fv.known, Holds: fv.known && fv.b, Values: sc.current()})
 				continue
 			}
 			e.fallbacks++
 			sc.readings = sc.readings[:sc.mark]
 		}
 		var v cty.Value
-		if fn := e.compiled[i]; fn != nil {
+		if c.compiled != nil {
 			var err error
-			if v, err = fn(e.scope); err != nil {
-				return nil, fmt.Errorf("condition %s: %w", c.Name, err)
+			if v, err = c.compiled(e.scope); err != nil {
+				return nil, fmt.Errorf("condition %s: %w", c.name, err)
 			}
 		} else {
 			var diags hcl.Diagnostics
-			if v, diags = c.When.Value(e.ctx); diags.HasErrors() {
-				return nil, fmt.Errorf("condition %s: %s", c.Name, strings.TrimSpace(diags.Error()))
+			if v, diags = c.when.Value(e.ctx); diags.HasErrors() {
+				return nil, fmt.Errorf("condition %s: %s", c.name, strings.TrimSpace(diags.Error()))
 			}
 		}
-		r := Result{Condition: c.Name, Values: sc.current()}
+		r := Result{Condition: c.name, Values: sc.current()}
 		switch {
 		case v.Type() == cty.Bool && (v == cty.True || v == cty.False): // most conditions: no conversion
 			r.Known, r.Holds = true, v == cty.True
