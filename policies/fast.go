@@ -67,6 +67,9 @@ type fastNode struct {
 	fn    fastFn
 	kind  fastKind
 	konst *fconst
+	// red is the window reduction fn reads, when that is all it does: a
+	// comparison with a constant reads it without calling fn.
+	red *windowReduction
 }
 
 // fconst is a constant number: its nearest float64 (exact or not), the
@@ -300,33 +303,19 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 		l, r, op = r, l, flip[op]
 	}
 	lf := l.fn
+	if k := r.konst; k != nil && l.red != nil {
+		// One closure, not two: a condition's comparisons of a window
+		// with a number are most of what it evaluates.
+		red := l.red
+		return func(s *scope) (fval, bool) {
+			a, ok := reductionValue(s, red)
+			return compareConst(op, a, ok, k)
+		}
+	}
 	if k := r.konst; k != nil && lf != nil {
 		return func(s *scope) (fval, bool) {
 			a, ok := lf(s)
-			if !ok {
-				return fval{}, false
-			}
-			if !a.known {
-				return fval{}, true
-			}
-			less, greater := a.f < k.f, a.f > k.f
-			if !k.exact {
-				less, greater = a.f <= k.lo, a.f >= k.hi
-			}
-			var eq bool
-			switch {
-			case a.prec == prec53:
-				eq = k.eqOK && a.f == k.eq
-			case a.prec == k.prec || isSmallInt(a.f) || k.exact && isSmallInt(k.f):
-				eq = k.exact && a.f == k.f
-			default:
-				if less || greater {
-					eq = false // a different value has a different text
-				} else {
-					return fval{}, false
-				}
-			}
-			return fval{b: compare(op, less, greater, eq), known: true}, true
+			return compareConst(op, a, ok, k)
 		}
 	}
 	rf := r.fn
@@ -345,6 +334,34 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 		}
 		return fval{b: compare(op, less, greater, eq), known: true}, true
 	}
+}
+
+// compareConst compares a (ok: as its operand gave it) with constant k.
+func compareConst(op *hclsyntax.Operation, a fval, ok bool, k *fconst) (fval, bool) {
+	if !ok {
+		return fval{}, false
+	}
+	if !a.known {
+		return fval{}, true
+	}
+	less, greater := a.f < k.f, a.f > k.f
+	if !k.exact {
+		less, greater = a.f <= k.lo, a.f >= k.hi
+	}
+	var eq bool
+	switch {
+	case a.prec == prec53:
+		eq = k.eqOK && a.f == k.eq
+	case a.prec == k.prec || isSmallInt(a.f) || k.exact && isSmallInt(k.f):
+		eq = k.exact && a.f == k.f
+	default:
+		if less || greater {
+			eq = false // a different value has a different text
+		} else {
+			return fval{}, false
+		}
+	}
+	return fval{b: compare(op, less, greater, eq), known: true}, true
 }
 
 func compare(op *hclsyntax.Operation, less, greater, eq bool) bool {
@@ -498,6 +515,19 @@ func firstOnly(labels []string) []string {
 // fastFuncs are the functions the float path computes as cty does.
 var fastFuncs = map[string]bool{"abs": true, "ceil": true, "floor": true, "signum": true, "min": true, "max": true, "pow": true}
 
+// reductionValue is a window reduction on the float path: unknown for no
+// data, back to cty for an infinity.
+func reductionValue(s *scope, red *windowReduction) (fval, bool) {
+	v, ok := s.reduceCompiled(red)
+	if !ok || math.IsNaN(v) {
+		return fval{prec: prec53}, true
+	}
+	if math.IsInf(v, 0) {
+		return fval{}, false
+	}
+	return fval{f: v, known: true, prec: prec53}, true
+}
+
 func (c *compiler) fcall(e *hclsyntax.FunctionCallExpr) *fastNode {
 	if e.ExpandFinal {
 		return nil
@@ -508,16 +538,7 @@ func (c *compiler) fcall(e *hclsyntax.FunctionCallExpr) *fastNode {
 			return nil
 		}
 		if red != nil {
-			return &fastNode{kind: fastNum, fn: func(s *scope) (fval, bool) {
-				v, ok := s.reduceCompiled(red)
-				if !ok || math.IsNaN(v) {
-					return fval{prec: prec53}, true
-				}
-				if math.IsInf(v, 0) {
-					return fval{}, false
-				}
-				return fval{f: v, known: true, prec: prec53}, true
-			}}
+			return &fastNode{kind: fastNum, red: red, fn: func(s *scope) (fval, bool) { return reductionValue(s, red) }}
 		}
 	}
 	if !fastFuncs[e.Name] || len(e.Args) == 0 {

@@ -65,6 +65,9 @@ type selection struct {
 	gone bool // its deployment was dropped: ask for it again
 	gen  uint64
 	list []*series
+	// inline holds the list of a few series (most windows' hosts), so
+	// reading them takes no other allocation.
+	inline [4]*series
 	// memo[:smallMemo] is scanned, memoMany hashed beyond that.
 	memoGen  uint64
 	memo     []memoEntry
@@ -113,6 +116,7 @@ func (w *Windows) selectionOf(q *Query, cache **selection) *selection {
 			w.sels = map[selKey]*selection{}
 		}
 		sel = &selection{w: w, key: k}
+		sel.list = sel.inline[:0]
 		w.sels[k] = sel
 	}
 	if cache != nil {
