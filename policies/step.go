@@ -125,8 +125,28 @@ const MissingDataRepeat = 60
 // Instance is a policy being evaluated: its evaluator and its cooldowns,
 // kept per condition (scale up and scale down cool down separately).
 type Instance struct {
+	// What every evaluation reads and writes comes first (a metric finds
+	// its policies cold: fewer cache lines, less waiting).
+	Eval Evaluator
+	// sources are the failing sources of its deployment, for the cause
+	// of missing data.
+	sources string
+	// graceUntil is when the start-up grace ends (set at the first
+	// evaluation); missingSince is when its data went missing (0 while
+	// it is there).
+	graceUntil, missingSince float64
+	started                  bool
+	// history is the window values of recent evaluations, at most one
+	// point a second and HistorySize points (default 120), for plots:
+	// the newest point is cur (while hasCur), the older ones are in the
+	// ring ring, whose oldest is at histHead once it is full. The newest
+	// is kept apart, beside what every evaluation reads: an evaluation
+	// writes it and reads nothing else of the history.
+	hasCur   bool
+	histKeys []string
+	cur      histPoint
+
 	Name     string
-	Eval     Evaluator
 	Cooldown float64 // seconds, per condition
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
@@ -145,25 +165,8 @@ type Instance struct {
 	shared   *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
-	pause *Pause
-	// graceUntil is when the start-up grace ends (set at the first
-	// evaluation).
-	started    bool
-	graceUntil float64
-	// missingSince is when its data went missing; 0 while it is there.
-	// sources are the failing sources of its deployment, for the cause.
-	missingSince float64
-	sources      string
-	// history is the window values of recent evaluations, at most one
-	// point a second and HistorySize points (default 120), for plots:
-	// the newest point is cur (while hasCur), the older ones are in the
-	// ring ring, whose oldest is at histHead once it is full. The newest
-	// is kept apart, beside what every evaluation reads: an evaluation
-	// writes it and reads nothing else of the history.
-	cur         histPoint
-	hasCur      bool
+	pause       *Pause
 	ring        []histPoint
-	histKeys    []string
 	histHead    int
 	HistorySize int
 }
