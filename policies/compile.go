@@ -354,11 +354,16 @@ func (c *compiler) call(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 // windowReduction is a reduction whose window and extra argument are
 // known when the policy is compiled.
 type windowReduction struct {
-	fn    string
-	spec  *blueprints.WindowSpec
-	arg   float64
-	label string
-	slot  int // its memo in the scope
+	fn   string
+	spec *blueprints.WindowSpec
+	// metric and seconds are spec's, read by every evaluation without
+	// going to spec.
+	metric    string
+	seconds   float64
+	byPattern bool
+	arg       float64
+	label     string
+	slot      int // its memo in the scope
 	// re is the services() pattern compiled once (nil: none, or one
 	// that does not compile, which reads no data).
 	re *regexp.Regexp
@@ -427,7 +432,7 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		slot = len(c.slots)
 		c.slots = append(c.slots, key)
 	}
-	red := &windowReduction{fn: e.Name, spec: spec, arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
+	red := &windowReduction{fn: e.Name, spec: spec, metric: spec.Metric, seconds: spec.Duration, byPattern: spec.Pattern != "", arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
 	if spec.Pattern != "" {
 		red.re, _ = pattern(spec.Pattern)
 	}
@@ -442,7 +447,7 @@ func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 		return nil, err
 	}
 	return func(s *scope) (cty.Value, error) {
-		v, ok := s.reduceCompiled(red)
+		v, ok := s.reduceCompiled(*red)
 		if !ok || math.IsNaN(v) {
 			return cty.UnknownVal(cty.Number), nil
 		}

@@ -306,16 +306,18 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 	if k := r.konst; k != nil && l.red != nil {
 		// One closure, not two: a condition's comparisons of a window
 		// with a number are most of what it evaluates.
-		red := l.red
+		// Their constant and reduction copied into the closure: one
+		// object read, not three.
+		red, kc := *l.red, *k
 		return func(s *scope) (fval, bool) {
 			a, ok := reductionValue(s, red)
-			return compareConst(op, a, ok, k)
+			return compareConst(op, a, ok, kc)
 		}
 	}
 	if k := r.konst; k != nil && lf != nil {
 		return func(s *scope) (fval, bool) {
 			a, ok := lf(s)
-			return compareConst(op, a, ok, k)
+			return compareConst(op, a, ok, *k)
 		}
 	}
 	rf := r.fn
@@ -337,7 +339,7 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 }
 
 // compareConst compares a (ok: as its operand gave it) with constant k.
-func compareConst(op *hclsyntax.Operation, a fval, ok bool, k *fconst) (fval, bool) {
+func compareConst(op *hclsyntax.Operation, a fval, ok bool, k fconst) (fval, bool) {
 	if !ok {
 		return fval{}, false
 	}
@@ -517,7 +519,7 @@ var fastFuncs = map[string]bool{"abs": true, "ceil": true, "floor": true, "signu
 
 // reductionValue is a window reduction on the float path: unknown for no
 // data, back to cty for an infinity.
-func reductionValue(s *scope, red *windowReduction) (fval, bool) {
+func reductionValue(s *scope, red windowReduction) (fval, bool) {
 	v, ok := s.reduceCompiled(red)
 	if !ok || math.IsNaN(v) {
 		return fval{prec: prec53}, true
@@ -538,7 +540,8 @@ func (c *compiler) fcall(e *hclsyntax.FunctionCallExpr) *fastNode {
 			return nil
 		}
 		if red != nil {
-			return &fastNode{kind: fastNum, red: red, fn: func(s *scope) (fval, bool) { return reductionValue(s, red) }}
+			rv := *red
+			return &fastNode{kind: fastNum, red: red, fn: func(s *scope) (fval, bool) { return reductionValue(s, rv) }}
 		}
 	}
 	if !fastFuncs[e.Name] || len(e.Args) == 0 {

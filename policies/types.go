@@ -315,19 +315,18 @@ func (s *scope) widen(seconds float64) {
 }
 
 // reduceCompiled is Reduce for a compiled reduction, memoized in its slot.
-func (s *scope) reduceCompiled(red *windowReduction) (float64, bool) {
+func (s *scope) reduceCompiled(red windowReduction) (float64, bool) {
 	sl := &s.slots[red.slot]
 	if sl.gen != s.gen {
-		s.widen(red.spec.Duration)
-		if red.pair {
-			if q, ok := s.query(red.spec, red.re, &sl.sel); ok {
-				sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
-			} else {
-				sl.r = reduced{}
-			}
-		} else {
-			v, ok := s.reduce(red.fn, red.spec, red.arg, red.re, &sl.sel)
-			sl.r = reduced{v, ok}
+		s.widen(red.seconds)
+		q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
+		switch {
+		case !ok:
+			sl.r = reduced{}
+		case red.pair:
+			sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
+		default:
+			sl.r.v, sl.r.ok = s.w.Reduce(red.fn, q, red.arg)
 		}
 		sl.gen = s.gen
 	}
@@ -366,18 +365,19 @@ func (s *scope) current() []Reading {
 // services() pattern compiled (nil for a pattern that does not compile:
 // no data), sel where its selection is kept (nil: looked up).
 func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, sel **selection) (float64, bool) {
-	q, ok := s.query(spec, re, sel)
+	q, ok := s.query(spec.Metric, spec.Duration, spec.Pattern != "", re, sel)
 	if !ok {
 		return 0, false
 	}
 	return s.w.Reduce(fn, q, arg)
 }
 
-// query is the policy's query of a window, as reduce's arguments say (not
-// ok: its pattern does not compile).
-func (s *scope) query(spec *blueprints.WindowSpec, re *regexp.Regexp, sel **selection) (Query, bool) {
-	q := s.target.query(spec.Metric, spec.Duration, s.now)
-	if spec.Pattern != "" {
+// query is the policy's query of a window of metric (or, byPattern, of
+// the services re matches) over seconds (not ok: its pattern does not
+// compile); sel as reduce's.
+func (s *scope) query(metric string, seconds float64, byPattern bool, re *regexp.Regexp, sel **selection) (Query, bool) {
+	q := s.target.query(metric, seconds, s.now)
+	if byPattern {
 		if re == nil {
 			return q, false
 		}
