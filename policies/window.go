@@ -186,7 +186,7 @@ type series struct {
 	// a loop.
 	samples []sample
 	head    int
-	// big counts the samples in cum of magnitude bigValue or more: while
+	// big counts the live samples of magnitude bigValue or more: while
 	// there is one, a difference of prefix sums would lose the small
 	// samples beside it (1e17, then 1, 2, 3: their sum came out 0), so
 	// sums loop over the window instead.
@@ -255,10 +255,10 @@ func (s *series) recum(i int) {
 // trim drops samples at or before `before` and beyond the last max. The
 // dropped prefix is compacted away once it is an eighth of the slice, into
 // slices sized to what is live (plus a seventh: what arrives before the
-// next compaction), so a series holds little
-// more than its live samples (about 27 bytes each with their sums, not
-// the 48 of keeping up to twice as many), at a copy of the live samples per eighth of them
-// dropped; the prefix sums restart, keeping them small.
+// next compaction), so a series holds little more than its live samples
+// (about 27 bytes each with their sums, not the 48 of keeping up to twice
+// as many), at a copy of the live samples per eighth of them dropped; the
+// prefix sums restart, keeping them small.
 func (s *series) trim(before float64, max int) {
 	for s.head < len(s.samples) && s.samples[s.head].t <= before {
 		s.head++
