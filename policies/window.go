@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"sync"
 )
 
 // Windows keeps the recent samples of every series (deployment, node, host,
@@ -34,6 +33,10 @@ type Windows struct {
 	// policy reading the same one (by deployment, metric or pattern, and
 	// interned node set).
 	sels map[selKey]*selection
+	// hosts is the scratch of a reduction by host (the windows, as the
+	// pipeline that owns them, are used by one goroutine at a time: even
+	// a read memoizes).
+	hosts hostSet
 	// pct keeps, per percentile window, its values in order, moved on
 	// by what entered and left the window since it was last read;
 	// pctSpans and pctValues are their scratch. bySort is the old way
@@ -661,12 +664,8 @@ func meanOfHostMeans(hs *hostSet) float64 {
 // enoughHosts reports whether at least q.MinHosts hosts report in the
 // window.
 func (w *Windows) enoughHosts(q Query) bool {
-	buf := aggPool.Get().(*hostSet)
-	defer aggPool.Put(buf)
-	return len(w.hostAggs(q, buf).hosts) >= q.MinHosts
+	return len(w.hostAggs(q, &w.hosts).hosts) >= q.MinHosts
 }
-
-var aggPool = sync.Pool{New: func() any { return &hostSet{} }}
 
 // MeanHosts is scale.clj's pair in one pass over the window: the mean of
 // the hosts' means, and how many hosts report.
@@ -684,9 +683,7 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 }
 
 func (w *Windows) meanHosts(q Query) (mean, hosts float64, ok bool) {
-	buf := aggPool.Get().(*hostSet)
-	defer aggPool.Put(buf)
-	hs := w.hostAggs(q, buf)
+	hs := w.hostAggs(q, &w.hosts)
 	if len(hs.hosts) == 0 || len(hs.hosts) < q.MinHosts {
 		return math.NaN(), 0, false
 	}
