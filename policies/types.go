@@ -295,7 +295,9 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 		if spec.Pattern != "" {
 			re, _ = pattern(spec.Pattern)
 		}
-		r.v, r.ok = s.reduce(fn, spec, arg, re, nil)
+		if q, ok := s.query(spec.Metric, spec.Duration, spec.Pattern != "", re, nil); ok {
+			r.v, r.ok = s.w.Reduce(fn, q, arg)
+		}
 		s.memo[key] = r
 	}
 	if r.ok {
@@ -361,20 +363,10 @@ func (s *scope) current() []Reading {
 	return s.readings[s.mark:n:n]
 }
 
-// reduce computes a reduction of the policy's window; re is the window's
-// services() pattern compiled (nil for a pattern that does not compile:
-// no data), sel where its selection is kept (nil: looked up).
-func (s *scope) reduce(fn string, spec *blueprints.WindowSpec, arg float64, re *regexp.Regexp, sel **selection) (float64, bool) {
-	q, ok := s.query(spec.Metric, spec.Duration, spec.Pattern != "", re, sel)
-	if !ok {
-		return 0, false
-	}
-	return s.w.Reduce(fn, q, arg)
-}
-
 // query is the policy's query of a window of metric (or, byPattern, of
 // the services re matches) over seconds (not ok: its pattern does not
-// compile); sel as reduce's.
+// compile, so no data); sel is where its selection is kept (nil: looked
+// up).
 func (s *scope) query(metric string, seconds float64, byPattern bool, re *regexp.Regexp, sel **selection) (Query, bool) {
 	q := s.target.query(metric, seconds, s.now)
 	if byPattern {
