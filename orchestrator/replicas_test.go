@@ -115,23 +115,31 @@ func TestReplicasShareDeploymentsOutAndTakeOverWhenOneDies(t *testing.T) {
 		o := owners(t, admin)
 		return len(o) == len(deps)
 	}
-	testenv.WaitFor(t, "every deployment owned by exactly one of 3 replicas", 20*time.Second, func() bool { return spread(reps) })
-	for _, r := range reps {
-		want := 0
-		for _, d := range deps {
-			if Rendezvous(d, []string{"r0", "r1", "r2"}) == r.Info.ID {
-				want++
+	// Replicas joining one after the other hand deployments over: what
+	// each owns is checked once that has settled (every deployment owned
+	// once, and by its rendezvous replica), not at the first moment each
+	// is owned once.
+	rendezvous := func() bool {
+		for _, r := range reps {
+			want := 0
+			for _, d := range deps {
+				if Rendezvous(d, []string{"r0", "r1", "r2"}) == r.Info.ID {
+					want++
+				}
+			}
+			if len(r.Owned()) != want {
+				return false
 			}
 		}
-		if len(r.Owned()) != want {
-			t.Errorf("%s owns %d, rendezvous gives it %d", r.Info.ID, len(r.Owned()), want)
-		}
+		return true
 	}
-	st, err := admin.Replicas(ctx)
-	must(t, err)
-	if len(st) != 3 || st[0].LeaseTTL <= 0 || len(st[0].Deployments)+len(st[1].Deployments)+len(st[2].Deployments) != 30 {
-		t.Errorf("replicas as listed: %+v", st)
-	}
+	testenv.WaitFor(t, "every deployment owned by exactly one of 3 replicas, its rendezvous one", 20*time.Second, func() bool { return spread(reps) && rendezvous() })
+	// The listing is each replica's registration, renewed as it reconciles.
+	testenv.WaitFor(t, "the 3 replicas listed with their 30 deployments", 20*time.Second, func() bool {
+		st, err := admin.Replicas(ctx)
+		must(t, err)
+		return len(st) == 3 && st[0].LeaseTTL > 0 && len(st[0].Deployments)+len(st[1].Deployments)+len(st[2].Deployments) == 30
+	})
 
 	// r0 dies: its deployments are owned again once its lease expires.
 	lost := reps[0].Owned()
