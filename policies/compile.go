@@ -354,10 +354,9 @@ func (c *compiler) call(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 // windowReduction is a reduction whose window and extra argument are
 // known when the policy is compiled.
 type windowReduction struct {
-	fn   string
-	spec *blueprints.WindowSpec
-	// metric and seconds are spec's, read by every evaluation without
-	// going to spec.
+	fn string
+	// Its window: metric's (or, byPattern, the services re matches) over
+	// the last seconds.
 	metric    string
 	seconds   float64
 	byPattern bool
@@ -432,7 +431,7 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		slot = len(c.slots)
 		c.slots = append(c.slots, key)
 	}
-	red := &windowReduction{fn: e.Name, spec: spec, metric: spec.Metric, seconds: spec.Duration, byPattern: spec.Pattern != "", arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
+	red := &windowReduction{fn: e.Name, metric: spec.Metric, seconds: spec.Duration, byPattern: spec.Pattern != "", arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
 	if spec.Pattern != "" {
 		red.re, _ = pattern(spec.Pattern)
 	}

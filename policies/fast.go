@@ -304,10 +304,9 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 	}
 	lf := l.fn
 	if k := r.konst; k != nil && l.red != nil {
-		// One closure, not two: a condition's comparisons of a window
-		// with a number are most of what it evaluates.
-		// Their constant and reduction copied into the closure: one
-		// object read, not three.
+		// A condition's comparisons of a window with a number are most
+		// of what it evaluates: one closure holding the reduction and
+		// the constant by value, one object read instead of three.
 		red, kc := *l.red, *k
 		return func(s *scope) (fval, bool) {
 			a, ok := reductionValue(s, red)

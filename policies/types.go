@@ -406,6 +406,14 @@ type hclAlloc struct {
 	slots [4]slot
 }
 
+// within is buf[:n] when n fits in it, else a new slice of n.
+func within[T any](buf []T, n int) []T {
+	if n <= len(buf) {
+		return buf[:n]
+	}
+	return make([]T, n)
+}
+
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	a := &hclAlloc{}
 	sc := &a.sc
@@ -416,11 +424,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	}
 	e := &a.e
 	e.params, e.scope, e.fns = params, sc, blueprints.ConditionFunctions(sc)
-	if n := len(p.Type.Conditions); n <= len(a.conds) {
-		e.conds = a.conds[:n]
-	} else {
-		e.conds = make([]condition, n)
-	}
+	e.conds = within(a.conds[:], len(p.Type.Conditions))
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
 	all := true
@@ -438,11 +442,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 			ec.float = c.fast(se)
 		}
 	}
-	if n := len(c.slots); n <= len(a.slots) {
-		sc.slots = a.slots[:n]
-	} else {
-		sc.slots = make([]slot, n)
-	}
+	sc.slots = within(a.slots[:], len(c.slots))
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.

@@ -128,19 +128,18 @@ func (w *Windows) selectionOf(q *Query, cache **selection) *selection {
 	return sel
 }
 
-// remembered returns the memo of a reduction of q's selection (nil: no
-// memo).
-func (w *Windows) remembered(fn string, q *Query, arg float64) (memoKey, memoized, bool) {
-	sel := q.sel
+// remembered returns the memo of a reduction of q over the selection
+// (nil: none, nothing memoized).
+func (sel *selection) remembered(fn string, q *Query, arg float64) (memoKey, memoized, bool) {
 	if sel == nil {
 		return memoKey{}, memoized{}, false
 	}
-	if sel.memoGen != w.gen {
+	if sel.memoGen != sel.w.gen {
 		sel.memo = sel.memo[:0]
 		if len(sel.memoMany) > 0 {
 			clear(sel.memoMany)
 		}
-		sel.memoGen = w.gen
+		sel.memoGen = sel.w.gen
 	}
 	k := memoKey{fn: fn, seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
 	for i := range sel.memo {
@@ -152,9 +151,8 @@ func (w *Windows) remembered(fn string, q *Query, arg float64) (memoKey, memoize
 	return k, m, seen
 }
 
-// keep memoizes a reduction of q's selection remembered did not know.
-func (w *Windows) keep(q *Query, k memoKey, m memoized) {
-	sel := q.sel
+// keep memoizes a reduction remembered did not know.
+func (sel *selection) keep(k memoKey, m memoized) {
 	if sel == nil {
 		return
 	}
@@ -367,7 +365,7 @@ func aliases(m *Metric) []string {
 // MaxSeries or MaxSeriesPerDeployment is refused (a MalformedError of kind
 // "series-limit").
 func (w *Windows) Add(m *Metric) error {
-	_, err := w.add(m, nil)
+	_, err := w.add(m, w.find(m))
 	return err
 }
 
@@ -377,11 +375,8 @@ func (w *Windows) find(m *Metric) *series {
 }
 
 // add is Add, returning the metric's series; s is the one find gave (nil:
-// found here, or started).
+// none yet, started here).
 func (w *Windows) add(m *Metric, s *series) (*series, error) {
-	if s == nil {
-		s = w.find(m)
-	}
 	if s == nil {
 		k := seriesKey{m.DeploymentID, m.NodeName, m.Host, m.Name, m.Path}
 		if w.MaxSeries > 0 && len(w.series) >= w.MaxSeries {
@@ -673,12 +668,12 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 	if q.sel == nil {
 		q.sel = w.selectionOf(&q, nil)
 	}
-	k, m, seen := w.remembered("mean+hosts", &q, 0)
+	k, m, seen := q.sel.remembered("mean+hosts", &q, 0)
 	if seen {
 		return m.v, m.hosts, m.ok
 	}
 	mean, hosts, ok = w.meanHosts(q)
-	w.keep(&q, k, memoized{mean, hosts, ok})
+	q.sel.keep(k, memoized{mean, hosts, ok})
 	return mean, hosts, ok
 }
 
@@ -709,12 +704,12 @@ func (w *Windows) Reduce(fn string, q Query, arg float64) (float64, bool) {
 	if q.sel == nil {
 		q.sel = w.selectionOf(&q, nil)
 	}
-	k, m, seen := w.remembered(fn, &q, arg)
+	k, m, seen := q.sel.remembered(fn, &q, arg)
 	if seen {
 		return m.v, m.ok
 	}
 	v, ok := w.reduce(fn, q, arg)
-	w.keep(&q, k, memoized{v: v, ok: ok})
+	q.sel.keep(k, memoized{v: v, ok: ok})
 	return v, ok
 }
 
