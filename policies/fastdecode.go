@@ -1,6 +1,9 @@
 package policies
 
 import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
 	"strconv"
 	"unsafe"
 )
@@ -44,6 +47,121 @@ var fieldKeys = [...]string{"node_id", "node_name", "deployment_id", "name", "pa
 type interner struct {
 	m    map[string]string
 	last [len(fieldKeys)]string // per field, the last value (mostly the same)
+	// idents are the identities of the messages seen (their string
+	// fields), by a hash of their deployment, host and service: a message
+	// of a known one takes its strings, and its series, from there.
+	idents map[uint64]*ident
+	seed   maphash.Seed
+}
+
+// ident is an identity of messages: their string fields, interned as
+// check made them, and the series their metrics go to (Pipeline.apply;
+// valid while w is the pipeline's windows and s is not gone).
+type ident struct {
+	strs [len(stringFields)]string
+	w    *Windows
+	s    *series
+}
+
+// stringFields are the string fields' indexes in fieldKeys.
+var stringFields = [...]int{0, 1, 2, 3, 4, 6, 7, 8, 9}
+
+// rawStrings are a message's string fields as scanned, by fieldKeys'
+// index (nil: absent), before interning.
+type rawStrings [len(fieldKeys)][]byte
+
+// maxIdents bounds the identities kept: when full, it starts again.
+const maxIdents = 1 << 16
+
+// known finds the identity of raw (nil: none yet), and says whether raw
+// may have one at all (it names its deployment and service, none of its
+// strings too long to intern) and under which hash.
+func (in *interner) known(raw *rawStrings) (id *ident, h uint64, ok bool) {
+	if in == nil || len(raw[2]) == 0 || len(raw[9]) == 0 {
+		return nil, 0, false
+	}
+	for _, k := range stringFields {
+		if len(raw[k]) > maxInternedLen {
+			return nil, 0, false
+		}
+	}
+	if in.idents == nil {
+		in.idents, in.seed = map[uint64]*ident{}, maphash.MakeSeed()
+	}
+	h = maphash.Bytes(in.seed, raw[2])
+	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[9])
+	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[8])
+	id = in.idents[h]
+	if id == nil {
+		return nil, h, true
+	}
+	for j, k := range stringFields {
+		if string(raw[k]) != id.strs[j] {
+			return nil, h, true // another identity of the same hash: the slow way
+		}
+	}
+	return id, h, true
+}
+
+// keep makes m's strings the identity of hash h.
+func (in *interner) keep(h uint64, m *Metric) *ident {
+	if len(in.idents) >= maxIdents {
+		clear(in.idents)
+	}
+	id := &ident{strs: [...]string{m.NodeID, m.NodeName, m.DeploymentID, m.Name, m.Path, m.Unit, m.Type, m.Host, m.Service}}
+	in.idents[h] = id
+	return id
+}
+
+// intern fills f's strings from raw, interned (in nil: copied).
+func (in *interner) intern(f *fields, raw *rawStrings) {
+	for _, k := range stringFields {
+		if raw[k] != nil {
+			f.set(k, in.field(k, raw[k]))
+		}
+	}
+}
+
+// field interns the value s of string field k.
+func (in *interner) field(k int, s []byte) string {
+	if in != nil && string(s) == in.last[k] {
+		return in.last[k]
+	}
+	v := in.str(s)
+	if in != nil {
+		in.last[k] = v
+	}
+	return v
+}
+
+// set sets string field k.
+func (f *fields) set(k int, v string) {
+	switch k {
+	case 0:
+		f.NodeID = v
+	case 1:
+		f.NodeName = v
+	case 2:
+		f.DeploymentID = v
+	case 3:
+		f.Name = v
+	case 4:
+		f.Path = v
+	case 6:
+		f.Unit = v
+	case 7:
+		f.Type = v
+	case 8:
+		f.Host = v
+	case 9:
+		f.Service = v
+	}
+}
+
+// fill sets f's strings from the identity.
+func (id *ident) fill(f *fields) {
+	f.NodeID, f.NodeName, f.DeploymentID, f.Name, f.Path = id.strs[0], id.strs[1], id.strs[2], id.strs[3], id.strs[4]
+	f.Unit, f.Type, f.Host, f.Service = id.strs[5], id.strs[6], id.strs[7], id.strs[8]
 }
 
 const (
@@ -67,7 +185,9 @@ func (in *interner) str(b []byte) string {
 }
 
 // scanFast fills f from data, or says (false) that data needs go-json.
-func scanFast(data []byte, f *fields, in *interner) bool {
+// Its strings are left in raw, for the caller to intern (interner.intern)
+// or find (interner.known).
+func scanFast(data []byte, f *fields, raw *rawStrings) bool {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -100,7 +220,7 @@ func scanFast(data []byte, f *fields, in *interner) bool {
 			return false // a repeated key: the last one wins there
 		default:
 			seen |= 1 << k
-			if i, ok = scanField(data, i, k, f, in); !ok {
+			if i, ok = scanField(data, i, k, f, raw); !ok {
 				return false
 			}
 		}
@@ -120,7 +240,7 @@ func scanFast(data []byte, f *fields, in *interner) bool {
 }
 
 // scanField scans the value of known key k at data[i:].
-func scanField(data []byte, i, k int, f *fields, in *interner) (int, bool) {
+func scanField(data []byte, i, k int, f *fields, raw *rawStrings) (int, bool) {
 	switch fieldKeys[k] {
 	case "metric", "time", "ttl":
 		num, j, ok := scanNumber(data, i)
@@ -148,35 +268,7 @@ func scanField(data []byte, i, k int, f *fields, in *interner) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	var v string
-	if in != nil && string(s) == in.last[k] {
-		v = in.last[k]
-	} else {
-		v = in.str(s)
-		if in != nil {
-			in.last[k] = v
-		}
-	}
-	switch fieldKeys[k] {
-	case "node_id":
-		f.NodeID = v
-	case "node_name":
-		f.NodeName = v
-	case "deployment_id":
-		f.DeploymentID = v
-	case "name":
-		f.Name = v
-	case "path":
-		f.Path = v
-	case "unit":
-		f.Unit = v
-	case "type":
-		f.Type = v
-	case "host":
-		f.Host = v
-	case "service":
-		f.Service = v
-	}
+	raw[k] = s
 	return j, true
 }
 
@@ -265,21 +357,45 @@ func skipSpace(data []byte, i int) int {
 }
 
 // scanPlainString scans a string of printable ASCII without escapes at
-// data[i:], returning its contents and the index after it.
+// data[i:], returning its contents and the index after it. It reads eight
+// bytes at a time while they are all plain.
 func scanPlainString(data []byte, i int) ([]byte, int, bool) {
 	if i >= len(data) || data[i] != '"' {
 		return nil, 0, false
 	}
-	for j := i + 1; j < len(data); j++ {
-		if plain[data[j]] {
-			continue
+	j := i + 1
+	for ; j+8 <= len(data); j += 8 {
+		if m := unplain(binary.LittleEndian.Uint64(data[j:])); m != 0 {
+			j += bits.TrailingZeros64(m) / 8
+			return endPlain(data, i, j)
 		}
-		if data[j] == '"' {
-			return data[i+1 : j], j + 1, true
+	}
+	for ; j < len(data); j++ {
+		if !plain[data[j]] {
+			return endPlain(data, i, j)
 		}
-		return nil, 0, false
 	}
 	return nil, 0, false
+}
+
+// endPlain ends the plain string opened at data[i] where data[j], the
+// first byte that is not plain, is its closing quote.
+func endPlain(data []byte, i, j int) ([]byte, int, bool) {
+	if data[j] == '"' {
+		return data[i+1 : j], j + 1, true
+	}
+	return nil, 0, false
+}
+
+// unplain marks (the high bit of each byte) the bytes of x, eight bytes
+// of a string in memory order, that plain does not: a quote, a
+// backslash, a control byte, a byte of 0x80 or above. A mark may also
+// fall on a plain byte after the first marked one (a borrow carries up),
+// never before it: only the lowest mark is meant.
+func unplain(x uint64) uint64 {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, b := x^(ones*'"'), x^(ones*'\\')
+	return ((q-ones)&^q | (b-ones)&^b | (x-ones*0x20)&^x | x) & highs
 }
 
 // plain marks the bytes a plain string holds as they are: printable

@@ -63,17 +63,41 @@ func Decode(data []byte, routingKey string) (Metric, error) { return decode(data
 
 // decode is Decode, its strings interned by in (nil: none).
 func decode(data []byte, routingKey string, in *interner) (Metric, error) {
+	m, _, err := decodeIdent(data, routingKey, in)
+	return m, err
+}
+
+// decodeIdent is decode, and the message's identity when in keeps one
+// (a message of a known identity takes its strings from there: it
+// interns nothing).
+func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, error) {
 	if len(data) > MaxMessageSize {
-		return Metric{}, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
+		return Metric{}, nil, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
 	}
 	var f fields
-	if !scanFast(data, &f, in) {
+	var raw rawStrings
+	if !scanFast(data, &f, &raw) {
 		var err error
 		if f, err = decodeGoJSON(data); err != nil {
-			return Metric{}, err
+			return Metric{}, nil, err
 		}
+		m, err := f.check(routingKey)
+		return m, nil, err
 	}
-	return f.check(routingKey)
+	id, h, identifiable := in.known(&raw)
+	if id != nil {
+		id.fill(&f)
+	} else {
+		in.intern(&f, &raw)
+	}
+	m, err := f.check(routingKey)
+	if err != nil {
+		return m, nil, err
+	}
+	if id == nil && identifiable {
+		id = in.keep(h, &m)
+	}
+	return m, id, nil
 }
 
 // decodeGoJSON decodes any message go-json accepts.

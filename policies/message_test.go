@@ -3,6 +3,7 @@ package policies
 import (
 	stdjson "encoding/json"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -161,8 +162,10 @@ func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var fast fields
+		var raw rawStrings
 		in := &interner{}
-		if scanFast(data, &fast, in) {
+		if scanFast(data, &fast, &raw) {
+			in.intern(&fast, &raw)
 			slow, err := decodeGoJSON(data)
 			if err != nil {
 				t.Fatalf("the fast path accepted what go-json refuses (%v): %q", err, data)
@@ -196,6 +199,47 @@ func BenchmarkDecodeStdlib(b *testing.B) {
 		var w wire
 		if err := stdjson.Unmarshal(data, &w); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// scanPlainString reads eight bytes at a time; byte by byte through the
+// plain table is what it must agree with, wherever the string ends (a
+// quote, a byte that is not plain, the end of the data) within or across
+// the eight.
+func TestScanPlainStringMatchesBytewise(t *testing.T) {
+	bytewise := func(data []byte, i int) ([]byte, int, bool) {
+		if i >= len(data) || data[i] != '"' {
+			return nil, 0, false
+		}
+		for j := i + 1; j < len(data); j++ {
+			if plain[data[j]] {
+				continue
+			}
+			if data[j] == '"' {
+				return data[i+1 : j], j + 1, true
+			}
+			return nil, 0, false
+		}
+		return nil, 0, false
+	}
+	r := rand.New(rand.NewPCG(17, 17))
+	// Mostly plain bytes, and every kind that is not.
+	pick := []byte("abcXYZ019 ~.-_\x7f\"\"\\\x00\x1f\x80\xc3\xff")
+	for n := 0; n < 20000; n++ {
+		data := make([]byte, 1+r.IntN(40))
+		data[0] = '"'
+		for k := 1; k < len(data); k++ {
+			if r.IntN(6) == 0 {
+				data[k] = pick[r.IntN(len(pick))]
+			} else {
+				data[k] = byte(0x20 + r.IntN(0x60))
+			}
+		}
+		gs, gj, gok := scanPlainString(data, 0)
+		ws, wj, wok := bytewise(data, 0)
+		if gok != wok || gj != wj || string(gs) != string(ws) {
+			t.Fatalf("%q: got %q %d %v, want %q %d %v", data, gs, gj, gok, ws, wj, wok)
 		}
 	}
 }

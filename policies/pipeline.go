@@ -101,8 +101,21 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 // pipeline's next call: a caller keeping one copies them (Values.Clone).
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
 	p.vals = p.vals[:0]
-	// One metric (Diamond's), or several (collectd's). Values skipped or
-	// refused are counted; the message is refused only when none applied.
+	if first(body) == '{' && len(body) <= MaxMessageSize {
+		// Diamond's: one metric, whose identity (its strings, its
+		// series) is mostly known.
+		m, id, err := decodeIdent(body, routingKey, &p.strings)
+		if err != nil {
+			if kind, ok := IsMalformed(err); ok {
+				p.Malformed[kind]++
+			}
+			return out, err
+		}
+		p.metrics = append(p.metrics[:0], m)
+		return p.apply(&p.metrics[0], out, id)
+	}
+	// Several (collectd's). Values skipped or refused are counted; the
+	// message is refused only when none applied.
 	ms, skipped, err := decodeAll(body, routingKey, p.metrics[:0], &p.strings)
 	p.metrics = ms[:0]
 	if err != nil {
@@ -116,7 +129,7 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 	applied := 0
 	for i := range ms {
 		var aerr error
-		if out, aerr = p.apply(&ms[i], out); aerr != nil {
+		if out, aerr = p.apply(&ms[i], out, nil); aerr != nil {
 			if firstErr == nil {
 				firstErr = aerr
 			}
@@ -136,10 +149,12 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 // pipeline's next call, as Ingest's.
 func (p *Pipeline) Apply(m *Metric, out []Decision) ([]Decision, error) {
 	p.vals = p.vals[:0]
-	return p.apply(m, out)
+	return p.apply(m, out, nil)
 }
 
-func (p *Pipeline) apply(m *Metric, out []Decision) ([]Decision, error) {
+// apply is Apply; id is the metric's identity (nil: none), which keeps
+// its series.
+func (p *Pipeline) apply(m *Metric, out []Decision, id *ident) ([]Decision, error) {
 	if err := valueProblem(m.Value); err != nil {
 		// Decode refuses these; a poller's value is checked here.
 		p.Malformed[err.Kind]++
@@ -155,8 +170,14 @@ func (p *Pipeline) apply(m *Metric, out []Decision) ([]Decision, error) {
 		}
 	}
 	// A series whose readers are current belongs to a deployment with
-	// policies, which it knows: one lookup for the metric.
-	s := p.Windows.find(m)
+	// policies, which it knows: one lookup for the metric, none when its
+	// identity has its series.
+	var s *series
+	if id != nil && id.w == p.Windows && id.s != nil && !id.s.gone {
+		s = id.s
+	} else {
+		s = p.Windows.find(m)
+	}
 	var list []*Instance
 	if s == nil || s.readersGen != p.gen {
 		var ok bool
@@ -173,6 +194,9 @@ func (p *Pipeline) apply(m *Metric, out []Decision) ([]Decision, error) {
 			p.Malformed[kind]++
 		}
 		return out, err
+	}
+	if id != nil {
+		id.w, id.s = p.Windows, s
 	}
 	c := s.clock
 	if c == nil {

@@ -2,9 +2,11 @@ package policies
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -118,6 +120,10 @@ func benchPipeline(b *testing.B, deployments, perDeployment, metrics int, interp
 	jsonBodies, fastBodies := cloneBodies(bodies), cloneBodies(bodies)
 	var goJSON, fast time.Duration
 	var in interner
+	// The setup's garbage collected before the clock starts: a collection
+	// still marking would run beside the timed loop and slow its stores
+	// (write barriers) and its cores.
+	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
 	var ds []Decision
@@ -270,4 +276,99 @@ func withSelector(pol *blueprints.PlanPolicy, sel string) *blueprints.PlanPolicy
 	m["service_selector"] = cty.StringVal(sel)
 	cp.Properties = cty.ObjectVal(m).WithMarks(marks)
 	return &cp
+}
+
+// A message of a known identity takes its strings and its series from
+// there: never another identity's (one differing in a field the hash
+// leaves out, or sharing its hash), and never a series that is gone.
+func TestIdentitiesKeepTheirStringsAndFindTheirSeries(t *testing.T) {
+	msg := func(dep, unit, host string, v, at int) []byte {
+		return fmt.Appendf(nil, `{"node_id":"web_1","node_name":"web","deployment_id":%q,"name":"cpu","path":"total","metric":%d,"unit":%q,"type":"GAUGE","host":%q,"service":"%s.web.web_1.cpu.total","time":%d}`,
+			dep, v, unit, host, dep, at)
+	}
+	t.Run("the same identity, the same strings and series", func(t *testing.T) {
+		var in interner
+		a, ida, err := decodeIdent(msg("shop", "percent", "h1", 1, 1e9), "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, idb, err := decodeIdent(msg("shop", "percent", "h1", 2, 1e9+1), "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ida == nil || ida != idb || unsafe.StringData(a.Service) != unsafe.StringData(b.Service) || b.Value != 2 || b.Time != 1e9+1 {
+			t.Fatalf("identities %p %p, metrics %+v %+v", ida, idb, a, b)
+		}
+		c, idc, err := decodeIdent(msg("shop", "bytes", "h1", 3, 1e9+2), "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Unit != "bytes" || idc == ida {
+			t.Fatalf("a unit the hash leaves out: %+v, identity %p (the other's %p)", c, idc, ida)
+		}
+	})
+	t.Run("a hash shared by another identity is not taken for it", func(t *testing.T) {
+		var in interner
+		body := msg("shop", "percent", "h1", 1, 1e9)
+		var f fields
+		var raw rawStrings
+		if !scanFast(body, &f, &raw) {
+			t.Fatal("not scanned")
+		}
+		_, h, ok := in.known(&raw)
+		if !ok {
+			t.Fatal("a Diamond message has no identity")
+		}
+		other, _, err := decodeIdent(msg("bank", "percent", "h9", 1, 1e9), "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.idents[h] = in.keep(h, &other) // as if bank's hashed as shop's
+		m, id, err := decodeIdent(body, "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.DeploymentID != "shop" || m.Host != "h1" || id == nil || id.strs[2] != "shop" {
+			t.Fatalf("took %+v (identity %v)", m, id)
+		}
+	})
+	t.Run("a series gone is found again", func(t *testing.T) {
+		pols := resolvePolicies(t, scaleCLJ)
+		p := NewPipeline(600)
+		p.Now = nil
+		add := func() {
+			in, err := NewInstance(Target{Deployment: "shop"}, pols["builtin_up"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Add("shop", in)
+		}
+		add()
+		ingest := func(v, at int) {
+			t.Helper()
+			if _, err := p.Ingest(msg("shop", "percent", "h1", v, at), "", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mean := func(at int) (float64, bool) {
+			return p.Windows.Reduce("mean", Query{Deployment: "shop", Metric: "cpu", Seconds: 5, Now: float64(at)}, 0)
+		}
+		ingest(10, 1000)
+		p.Windows.Expire(2000) // past its ttl
+		ingest(30, 2001)
+		if v, ok := mean(2001); !ok || v != 30 || p.Windows.Len() != 1 {
+			t.Fatalf("after the series expired: mean %v %v, %d series", v, ok, p.Windows.Len())
+		}
+		p.Remove("shop")
+		add()
+		ingest(50, 2002)
+		if v, ok := mean(2002); !ok || v != 50 || p.Windows.Len() != 1 {
+			t.Fatalf("after the deployment was removed and added: mean %v %v, %d series", v, ok, p.Windows.Len())
+		}
+		p.Windows = NewWindows(600)
+		ingest(70, 2003)
+		if v, ok := mean(2003); !ok || v != 70 {
+			t.Fatalf("in new windows: mean %v %v", v, ok)
+		}
+	})
 }

@@ -128,6 +128,7 @@ type Instance struct {
 	// What every evaluation reads and writes comes first (a metric finds
 	// its policies cold: fewer cache lines, less waiting).
 	Eval Evaluator
+	Name string
 	// sources are the failing sources of its deployment, for the cause
 	// of missing data.
 	sources string
@@ -146,7 +147,6 @@ type Instance struct {
 	histKeys []string
 	cur      histPoint
 
-	Name     string
 	Cooldown float64 // seconds, per condition
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
@@ -412,9 +412,11 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 		if !r.Known || !r.Holds {
 			continue
 		}
-		// Made in place: a decision is too big to copy twice per metric.
-		out = append(out, Decision{Time: now, Policy: in.Name, Condition: r.Condition, Values: Values(r.Values)})
-		in.gate(&out[len(out)-1], now)
+		// Made in place: a decision is too big to copy per metric.
+		out = append(out, Decision{})
+		d := &out[len(out)-1]
+		d.Time, d.Policy, d.Condition, d.Values = now, in.Name, r.Condition, Values(r.Values)
+		in.gate(d, now)
 	}
 	return in.missing(results, now, out), nil
 }

@@ -244,7 +244,8 @@ type scope struct {
 	// memo keeps this evaluation's reductions: a condition often reads the
 	// same window more than once (and HCL evaluates both branches of ?:).
 	// A compiled reduction has a slot instead, valid while its gen is
-	// the evaluation's.
+	// the evaluation's. nil until an interpreted condition reads a
+	// window (a compiled policy never touches it).
 	memo  map[reduceKey]reduced
 	slots []slot
 	gen   uint64
@@ -291,6 +292,9 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 	s.widen(spec.Duration)
 	r, seen := s.memo[key]
 	if !seen {
+		if s.memo == nil {
+			s.memo = map[reduceKey]reduced{}
+		}
 		var re *regexp.Regexp
 		if spec.Pattern != "" {
 			re, _ = pattern(spec.Pattern)
@@ -417,7 +421,7 @@ func within[T any](buf []T, n int) []T {
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	a := &hclAlloc{}
 	sc := &a.sc
-	sc.target, sc.memo = t, map[reduceKey]reduced{}
+	sc.target = t
 	params, _ := p.Properties.Unmark()
 	if params == cty.NilVal || params.IsNull() {
 		params = cty.EmptyObjectVal
@@ -491,7 +495,7 @@ func (e *hclEvaluator) Window() float64 { return e.scope.longest }
 func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 	e.scope.w, e.scope.now = w, now
 	e.scope.gen++
-	if len(e.scope.memo) > 0 {
+	if e.scope.memo != nil { // made by the first interpreted reduction
 		clear(e.scope.memo)
 	}
 	out := e.res[:0]

@@ -206,6 +206,9 @@ type series struct {
 	readers    []*Instance
 	// clock is its deployment's (Pipeline.apply), once found.
 	clock *clock
+	// gone: it is no longer in the windows (expired, or its deployment
+	// dropped); an identity that kept it finds its series again.
+	gone bool
 
 	key     seriesKey
 	service string
@@ -428,6 +431,7 @@ func (w *Windows) ExpireBy(nowOf func(deployment string) float64) int {
 		if s.expires < timeOf(k.deployment) {
 			w.gen++
 			delete(w.series, k)
+			s.gone = true
 			w.unindex(s)
 			dropped++
 		}
@@ -458,6 +462,7 @@ func (w *Windows) Drop(deployment string) {
 	}
 	for _, s := range w.byDeploy[deployment] {
 		delete(w.series, s.key)
+		s.gone = true
 		for _, a := range s.aliases {
 			delete(w.byAlias, deployment+"\x00"+a)
 		}
