@@ -370,11 +370,15 @@ func (s *scaleThreshold) Reads() []*blueprints.WindowSpec {
 }
 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
-	q := s.target.query("", s.window, now)
-	q.Pattern = s.selector
-	q.sel = w.selectionOf(&q, &s.sel)
+	m, seen := s.sel.lastPair(w, s.window, now, s.target.MinHosts)
+	if !seen {
+		q := s.target.query("", s.window, now)
+		q.Pattern = s.selector
+		q.sel = w.selectionOf(&q, &s.sel)
+		m.v, m.hosts, m.ok = w.MeanHosts(q)
+	}
 	r := Result{Condition: "scale"}
-	if value, hosts, ok := w.MeanHosts(q); ok {
+	if value, hosts := m.v, m.hosts; m.ok {
 		r.Known = true
 		s.vals = [2]Reading{{"value", value}, {"hosts", hosts}}
 		r.Values = s.vals[:]

@@ -325,15 +325,7 @@ func (s *scope) reduceCompiled(red windowReduction) (float64, bool) {
 	sl := &s.slots[red.slot]
 	if sl.gen != s.gen {
 		s.widen(red.seconds)
-		q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
-		switch {
-		case !ok:
-			sl.r = reduced{}
-		case red.pair:
-			sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
-		default:
-			sl.r.v, sl.r.ok = s.w.Reduce(red.fn, q, red.arg)
-		}
+		s.reduceInto(sl, red)
 		sl.gen = s.gen
 	}
 	r := sl.r
@@ -344,6 +336,27 @@ func (s *scope) reduceCompiled(red windowReduction) (float64, bool) {
 		s.note(red.label, r.v)
 	}
 	return r.v, r.ok
+}
+
+// reduceInto computes a compiled reduction into its slot: mean and
+// hosts from the selection's last pair when another policy read them
+// at this time, else through a query.
+func (s *scope) reduceInto(sl *slot, red windowReduction) {
+	if red.pair {
+		if m, seen := sl.sel.lastPair(s.w, red.seconds, s.now, s.target.MinHosts); seen {
+			sl.r, sl.hosts = reduced{m.v, m.ok}, m.hosts
+			return
+		}
+	}
+	q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
+	switch {
+	case !ok:
+		sl.r = reduced{}
+	case red.pair:
+		sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
+	default:
+		sl.r.v, sl.r.ok = s.w.Reduce(red.fn, q, red.arg)
+	}
 }
 
 // note records a value the current condition read (once per label).

@@ -75,6 +75,11 @@ type selection struct {
 	memoGen  uint64
 	memo     []memoEntry
 	memoMany map[memoKey]memoized
+	// pair is the mean and hosts read last (MeanHosts), at the windows'
+	// generation pairGen: what most policies of a metric read, found
+	// without a query (lastPair).
+	pair    memoEntry
+	pairGen uint64
 }
 
 // smallMemo is how many reductions a selection's memo scans before it
@@ -164,6 +169,19 @@ func (sel *selection) keep(k memoKey, m memoized) {
 		sel.memoMany = map[memoKey]memoized{}
 	}
 	sel.memoMany[k] = m
+}
+
+// lastPair is MeanHosts over the selection's window of seconds at now
+// for policies of minHosts, when it was the last one read and nothing has
+// changed since (ok false: ask MeanHosts).
+func (sel *selection) lastPair(w *Windows, seconds, now float64, minHosts int) (m memoized, ok bool) {
+	if sel == nil || sel.w != w || sel.gone || sel.pairGen != w.gen {
+		return memoized{}, false
+	}
+	if k := &sel.pair.k; k.now != now || k.seconds != seconds || k.minHosts != minHosts {
+		return memoized{}, false
+	}
+	return sel.pair.m, true
 }
 
 // seriesKey names a series: a host's metric (its name and path as sent,
@@ -674,12 +692,14 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 		q.sel = w.selectionOf(&q, nil)
 	}
 	k, m, seen := q.sel.remembered("mean+hosts", &q, 0)
-	if seen {
-		return m.v, m.hosts, m.ok
+	if !seen {
+		m.v, m.hosts, m.ok = w.meanHosts(q)
+		q.sel.keep(k, m)
 	}
-	mean, hosts, ok = w.meanHosts(q)
-	q.sel.keep(k, memoized{mean, hosts, ok})
-	return mean, hosts, ok
+	if q.sel != nil {
+		q.sel.pair, q.sel.pairGen = memoEntry{k, m}, w.gen
+	}
+	return m.v, m.hosts, m.ok
 }
 
 func (w *Windows) meanHosts(q Query) (mean, hosts float64, ok bool) {

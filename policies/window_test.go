@@ -418,3 +418,43 @@ func TestSpanFindsTheWindowsSamples(t *testing.T) {
 		}
 	}
 }
+
+// A selection's last mean and hosts serve only the same window (seconds,
+// time, min_hosts) while nothing changed: any other read, or a metric
+// added in between, computes again.
+func TestLastPairServesOnlyItsOwnWindowUnchanged(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		change            func(w *Windows)
+		seconds, now      float64
+		minHosts          int
+		served            bool
+		wantMean, wantHst float64
+	}{
+		{"the same window", func(*Windows) {}, 20, 110, 0, true, 20, 2},
+		{"another length", func(*Windows) {}, 5, 110, 0, false, 0, 0},
+		{"another time", func(*Windows) {}, 20, 111, 0, false, 0, 0},
+		{"another min_hosts", func(*Windows) {}, 20, 110, 3, false, 0, 0},
+		{"a metric added since", func(w *Windows) { w.Add(metric("shop", "web", "c", "cpu", 90, 110)) }, 20, 110, 0, false, 0, 0},
+		{"the deployment dropped", func(w *Windows) { w.Drop("shop") }, 20, 110, 0, false, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWindows(600)
+			w.Add(metric("shop", "web", "a", "cpu", 10, 100))
+			w.Add(metric("shop", "web", "b", "cpu", 30, 105))
+			tg := Target{Deployment: "shop"}
+			tg.intern()
+			q := tg.query("cpu", 20, 110)
+			var sel *selection
+			q.sel = w.selectionOf(&q, &sel)
+			if mean, hosts, ok := w.MeanHosts(q); !ok || mean != 20 || hosts != 2 {
+				t.Fatalf("MeanHosts %v %v %v", mean, hosts, ok)
+			}
+			tc.change(w)
+			m, served := sel.lastPair(w, tc.seconds, tc.now, tc.minHosts)
+			if served != tc.served || served && (m.v != tc.wantMean || m.hosts != tc.wantHst || !m.ok) {
+				t.Errorf("served %v %+v, want %v (mean %v, hosts %v)", served, m, tc.served, tc.wantMean, tc.wantHst)
+			}
+		})
+	}
+}
