@@ -387,7 +387,7 @@ func (r *Runner) AddDeployment(ctx context.Context, deployment string, plan *blu
 						rp.state.Until[cond] = until
 					}
 				}
-				in.until[cond] = until
+				in.setUntil(cond, until)
 			}
 			in.pause = rp.state.Paused
 		}
@@ -596,7 +596,7 @@ func (r *Runner) Status(deployment string, now float64) []PolicyStatus {
 		}
 		for _, res := range results {
 			cs := ConditionStatus{Name: res.Condition, Known: res.Known, Holds: res.Known && res.Holds, Values: ValuesMap(res.Values), Workflow: workflow[res.Condition]}
-			if until := rp.instance.until[res.Condition]; until > 0 {
+			if until := rp.instance.until(res.Condition); until > 0 {
 				cs.CooldownUntil = until
 				if until > now {
 					cs.CooldownLeft = until - now
@@ -664,7 +664,7 @@ func (r *Runner) settle(ds []Decision) []firing {
 		if rp.state.Until == nil {
 			rp.state.Until = map[string]float64{}
 		}
-		rp.state.Until[d.Condition] = rp.instance.until[d.Condition]
+		rp.state.Until[d.Condition] = rp.instance.until(d.Condition)
 		f := firing{rp: rp, d: d, state: rp.state.clone(),
 			trigger: Trigger{Time: d.Time, Condition: d.Condition, Workflow: trig.Workflow, DryRun: r.DryRun}}
 		var err error

@@ -161,7 +161,9 @@ type Instance struct {
 	minHosts int
 	nodes    map[string]bool // its target's (nil: every node)
 	up       string          // the condition that scales up, for OnMissing "scale_up"
-	until    map[string]float64
+	// untils are its conditions' cooldowns: when each ends (a condition
+	// not there has none).
+	untils []condUntil
 	shared   *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
@@ -284,7 +286,7 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Instance{Name: p.Name, Eval: ev, until: map[string]float64{}, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts, nodes: t.Nodes}
+	in := &Instance{Name: p.Name, Eval: ev, OnMissing: p.OnMissingData, Delay: -1, minHosts: p.MinHosts, nodes: t.Nodes}
 	if in.OnMissing == "" {
 		in.OnMissing = blueprints.MissingHold
 	}
@@ -343,6 +345,33 @@ func NewInstance(t Target, p *blueprints.PlanPolicy) (*Instance, error) {
 	return in, nil
 }
 
+// condUntil is when a condition's cooldown ends.
+type condUntil struct {
+	cond  string
+	until float64
+}
+
+// until is when the cooldown of condition cond ends (0: none).
+func (in *Instance) until(cond string) float64 {
+	for _, u := range in.untils {
+		if u.cond == cond {
+			return u.until
+		}
+	}
+	return 0
+}
+
+// setUntil sets when the cooldown of condition cond ends.
+func (in *Instance) setUntil(cond string, until float64) {
+	for i := range in.untils {
+		if in.untils[i].cond == cond {
+			in.untils[i].until = until
+			return
+		}
+	}
+	in.untils = append(in.untils, condUntil{cond, until})
+}
+
 // start begins the start-up grace at the first evaluation.
 func (in *Instance) start(now float64) {
 	if in.started {
@@ -368,7 +397,7 @@ func (in *Instance) start(now float64) {
 // the start-up grace or cooling down. A firing starts its cooldown (at
 // least MissingDataRepeat for one on missing data).
 func (in *Instance) gate(d *Decision, now float64) {
-	until := in.until[d.Condition]
+	until := in.until(d.Condition)
 	shared := in.shared != nil && d.Condition != blueprints.MissingDataCondition
 	if shared {
 		until = *in.shared
@@ -391,7 +420,7 @@ func (in *Instance) gate(d *Decision, now float64) {
 		*in.shared = now + cooldown
 	default:
 		d.Fired = true
-		in.until[d.Condition] = now + cooldown
+		in.setUntil(d.Condition, now+cooldown)
 	}
 	if f, ok := in.Eval.(firer); ok && d.Fired {
 		f.Fired(d.Condition)
