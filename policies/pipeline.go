@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,10 +54,34 @@ type clock struct {
 	wall  time.Time
 }
 
+// wallClock is the wall clock read through the monotonic one: one clock
+// read a metric, where time.Now makes two. It takes the wall time again
+// every second, so a step of the host's clock is followed within one.
+// Safe for concurrent use.
+type wallClock struct {
+	// offset is the wall time (Unix ns) less the monotonic time since
+	// clockStart at the last sync, made at synced.
+	offset, synced atomic.Int64
+}
+
+var clockStart = time.Now()
+
+func (c *wallClock) Now() time.Time {
+	mono := int64(time.Since(clockStart))
+	if synced := c.synced.Load(); synced == 0 || mono-synced >= int64(time.Second) || mono < synced {
+		t := time.Now()
+		mono = int64(t.Sub(clockStart))
+		c.offset.Store(t.UnixNano() - mono)
+		c.synced.Store(max(mono, 1))
+		return t
+	}
+	return time.Unix(0, c.offset.Load()+mono)
+}
+
 // NewPipeline returns a pipeline keeping horizon seconds of history.
 func NewPipeline(horizon float64) *Pipeline {
 	return &Pipeline{Windows: NewWindows(horizon), Malformed: map[string]int{}, instances: map[string][]*Instance{},
-		clocks: map[string]*clock{}, Now: time.Now, gen: 1}
+		clocks: map[string]*clock{}, Now: new(wallClock).Now, gen: 1}
 }
 
 // Add registers a policy instance of a deployment. The windows keep

@@ -372,3 +372,27 @@ func TestIdentitiesKeepTheirStringsAndFindTheirSeries(t *testing.T) {
 		}
 	})
 }
+
+// The pipeline's wall clock reads the monotonic clock between syncs: it
+// stays within a millisecond of time.Now, and a second after a sync it
+// takes the wall time again.
+func TestWallClockFollowsTheHostsClock(t *testing.T) {
+	var c wallClock
+	for i := range 2000 {
+		before := time.Now()
+		got := c.Now()
+		after := time.Now()
+		if got.Before(before.Add(-time.Millisecond)) || got.After(after.Add(time.Millisecond)) {
+			t.Fatalf("read %d: %v, not between %v and %v", i, got, before, after)
+		}
+		if i == 1000 {
+			// As if the host's clock stepped an hour and a second passed
+			// since the sync: the next read syncs again.
+			c.offset.Add(-int64(time.Hour))
+			c.synced.Store(c.synced.Load() - int64(2*time.Second))
+		}
+	}
+	if c.synced.Load() == 0 {
+		t.Fatal("never synced")
+	}
+}
