@@ -52,6 +52,8 @@ type interner struct {
 	// of a known one takes its strings, and its series, from there.
 	idents map[uint64]*ident
 	seed   maphash.Seed
+	// shape is the layout of the messages (scanFast).
+	shape shape
 }
 
 // ident is an identity of messages: their string fields, interned as
@@ -186,8 +188,16 @@ func (in *interner) str(b []byte) string {
 
 // scanFast fills f from data, or says (false) that data needs go-json.
 // Its strings are left in raw, for the caller to intern (interner.intern)
-// or find (interner.known).
-func scanFast(data []byte, f *fields, raw *rawStrings) bool {
+// or find (interner.known). With sh, a message of the shape of the last
+// one scanned is scanned by its shape, and a message scanned key by key
+// becomes the shape.
+func scanFast(data []byte, f *fields, raw *rawStrings, sh *shape) bool {
+	if sh != nil {
+		if sh.scan(data, f, raw) {
+			return true
+		}
+		*f, *raw = fields{}, rawStrings{}
+	}
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
@@ -197,6 +207,10 @@ func scanFast(data []byte, f *fields, raw *rawStrings) bool {
 		return skipSpace(data, i+1) == len(data)
 	}
 	var seen uint16
+	// The shape: where each known field's literal starts (the end of the
+	// value before) and its value starts.
+	var steps [len(fieldKeys)]struct{ k, lit, val int }
+	n, end := 0, 0
 	for {
 		key, j, ok := scanPlainString(data, i)
 		if !ok {
@@ -216,14 +230,18 @@ func scanFast(data []byte, f *fields, raw *rawStrings) bool {
 			if i, ok = skipPlainValue(data, i); !ok {
 				return false
 			}
+			sh = nil // a shape has known keys only
 		case seen&(1<<k) != 0:
 			return false // a repeated key: the last one wins there
 		default:
 			seen |= 1 << k
+			steps[n].k, steps[n].lit, steps[n].val = k, end, i
+			n++
 			if i, ok = scanField(data, i, k, f, raw); !ok {
 				return false
 			}
 		}
+		end = i
 		i = skipSpace(data, i)
 		if i >= len(data) {
 			return false
@@ -232,11 +250,58 @@ func scanFast(data []byte, f *fields, raw *rawStrings) bool {
 		case ',':
 			i = skipSpace(data, i+1)
 		case '}':
-			return skipSpace(data, i+1) == len(data)
+			if skipSpace(data, i+1) != len(data) {
+				return false
+			}
+			if sh != nil {
+				sh.lits, sh.steps = sh.lits[:0], sh.steps[:0]
+				for _, st := range steps[:n] {
+					sh.lits = append(sh.lits, data[st.lit:st.val]...)
+					sh.steps = append(sh.steps, shapeStep{k: st.k, end: len(sh.lits)})
+				}
+			}
+			return true
 		default:
 			return false
 		}
 	}
+}
+
+// shape is the layout of a message scanned key by key: its known keys in
+// order, each with its literal, the bytes from the end of the value
+// before it (or the message's start) to its value: a comma or the
+// brace, the quoted key, the colon and the spaces between. Producers
+// write every message in one layout, so the next message is mostly
+// scanned by comparing each literal and scanning the value after it. A
+// message that matches every literal is one the scan key by key reads
+// the same (the literals came from one it accepted).
+type shape struct {
+	lits  []byte
+	steps []shapeStep
+}
+
+// shapeStep is a field of a shape; its literal ends at lits[end].
+type shapeStep struct{ k, end int }
+
+// scan fills f and raw from data of the shape (false: not of it).
+func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
+	if len(sh.steps) == 0 {
+		return false
+	}
+	i, lo := 0, 0
+	for _, st := range sh.steps {
+		lit := sh.lits[lo:st.end]
+		lo = st.end
+		if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != string(lit) {
+			return false
+		}
+		var ok bool
+		if i, ok = scanField(data, i+len(lit), st.k, f, raw); !ok {
+			return false
+		}
+	}
+	i = skipSpace(data, i)
+	return i < len(data) && data[i] == '}' && skipSpace(data, i+1) == len(data)
 }
 
 // scanField scans the value of known key k at data[i:].

@@ -76,7 +76,11 @@ func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, 
 	}
 	var f fields
 	var raw rawStrings
-	if !scanFast(data, &f, &raw) {
+	var sh *shape
+	if in != nil {
+		sh = &in.shape
+	}
+	if !scanFast(data, &f, &raw, sh) {
 		var err error
 		if f, err = decodeGoJSON(data); err != nil {
 			return Metric{}, nil, err

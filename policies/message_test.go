@@ -164,7 +164,7 @@ func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
 		var fast fields
 		var raw rawStrings
 		in := &interner{}
-		if scanFast(data, &fast, &raw) {
+		if scanFast(data, &fast, &raw, nil) {
 			in.intern(&fast, &raw)
 			slow, err := decodeGoJSON(data)
 			if err != nil {
@@ -172,6 +172,26 @@ func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
 			}
 			if fast != slow {
 				t.Fatalf("fast %+v, go-json %+v: %q", fast, slow, data)
+			}
+		}
+		// By shape: learned from a Diamond message, then from data itself
+		// (so data is read by its own shape the second time).
+		var sh shape
+		for _, learn := range [][]byte{[]byte(diamondMessage), data} {
+			var lf fields
+			var lraw rawStrings
+			scanFast(learn, &lf, &lraw, &sh)
+			var byShape fields
+			var shRaw rawStrings
+			if scanFast(data, &byShape, &shRaw, &sh) {
+				in.intern(&byShape, &shRaw)
+				slow, err := decodeGoJSON(data)
+				if err != nil {
+					t.Fatalf("by shape, the fast path accepted what go-json refuses (%v): %q", err, data)
+				}
+				if byShape != slow {
+					t.Fatalf("by shape %+v, go-json %+v: %q", byShape, slow, data)
+				}
 			}
 		}
 		got, gerr := decode(data, "rk", in)
@@ -241,5 +261,50 @@ func TestScanPlainStringMatchesBytewise(t *testing.T) {
 		if gok != wok || gj != wj || string(gs) != string(ws) {
 			t.Fatalf("%q: got %q %d %v, want %q %d %v", data, gs, gj, gok, ws, wj, wok)
 		}
+	}
+}
+
+// A message of the last one's layout is read by its shape; anything else
+// is read key by key, and either way as go-json reads it.
+func TestShapeReadsMessagesOfTheSameLayout(t *testing.T) {
+	base := `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`
+	for _, tc := range []struct {
+		name, body string
+		byShape    bool
+	}{
+		{"other values", `{"node_id": "web_22", "deployment_id": "bank", "name": "memory", "metric": -1e3, "host": "10.0.0.7", "time": 1763856001.5}`, true},
+		{"other spacing", `{"node_id":"web_1","deployment_id":"shop","name":"cpu","metric":73.5,"host":"h1","time":1763856000}`, false},
+		{"more space after a colon", `{"node_id":  "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`, false},
+		{"keys in another order", `{"deployment_id": "shop", "node_id": "web_1", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`, false},
+		{"a key more", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000, "ttl": 30}`, false},
+		{"a key fewer", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1"}`, false},
+		{"space before the end", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000 } `, true},
+		{"something after the end", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000} x`, false},
+		{"a key repeated after the last", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000, "host": "h2"}`, false},
+		{"a semicolon for a comma", `{"node_id": "web_1"; "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`, false},
+		{"no brace", ` "node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`, false},
+		{"an escape in a value", `{"node_id": "web_1", "deployment_id": "sh\u006fp", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`, false},
+		{"a string for a number", `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": "73.5", "host": "h1", "time": 1763856000}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in interner
+			if _, err := decode([]byte(base), "", &in); err != nil {
+				t.Fatal(err)
+			}
+			var f fields
+			var raw rawStrings
+			if got := in.shape.scan([]byte(tc.body), &f, &raw); got != tc.byShape {
+				t.Errorf("read by shape: %v, want %v", got, tc.byShape)
+			}
+			got, gerr := decode([]byte(tc.body), "", &in)
+			var want Metric
+			wf, werr := decodeGoJSON([]byte(tc.body))
+			if werr == nil {
+				want, werr = wf.check("")
+			}
+			if (gerr == nil) != (werr == nil) || got != want {
+				t.Errorf("decoded %+v (%v), go-json %+v (%v)", got, gerr, want, werr)
+			}
+		})
 	}
 }

@@ -312,7 +312,7 @@ func TestIdentitiesKeepTheirStringsAndFindTheirSeries(t *testing.T) {
 		body := msg("shop", "percent", "h1", 1, 1e9)
 		var f fields
 		var raw rawStrings
-		if !scanFast(body, &f, &raw) {
+		if !scanFast(body, &f, &raw, nil) {
 			t.Fatal("not scanned")
 		}
 		_, h, ok := in.known(&raw)
