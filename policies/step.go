@@ -164,7 +164,7 @@ type Instance struct {
 	// untils are its conditions' cooldowns: when each ends (a condition
 	// not there has none).
 	untils []condUntil
-	shared   *float64 // the deployment's flag, set by Pipeline.Add
+	shared *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
 	pause       *Pause
