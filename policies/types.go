@@ -417,10 +417,12 @@ func pattern(p string) (*regexp.Regexp, error) {
 // fetched together): the evaluator, its scope and, for the few
 // conditions and reductions most types have, their arrays.
 type hclAlloc struct {
-	e     hclEvaluator
-	sc    scope
-	conds [2]condition
-	slots [4]slot
+	e        hclEvaluator
+	sc       scope
+	conds    [2]condition
+	slots    [4]slot
+	res      [2]Result
+	readings [4]Reading
 }
 
 // within is buf[:n] when n fits in it, else a new slice of n.
@@ -442,6 +444,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	e := &a.e
 	e.params, e.scope, e.fns = params, sc, blueprints.ConditionFunctions(sc)
 	e.conds = within(a.conds[:], len(p.Type.Conditions))
+	e.res, sc.readings = a.res[:0], a.readings[:0]
 	e.ctx = &hcl.EvalContext{Variables: map[string]cty.Value{"param": params}, Functions: e.fns}
 	c := newCompiler(params)
 	all := true
