@@ -196,9 +196,12 @@ type histPoint struct {
 func (in *Instance) remember(now float64, results []Result) {
 	var p histPoint
 	p.t = now
-	for _, r := range results {
-		for _, rd := range r.Values {
-			k, v := rd.Label, rd.Value
+	// Results and readings by index, not copied: an evaluator has just
+	// written them, and a copy's wide loads wait for those stores.
+	for ri := range results {
+		vals := results[ri].Values
+		for vi := range vals {
+			k, v := vals[vi].Label, vals[vi].Value
 			i := slices.Index(in.histKeys, k)
 			if i < 0 && len(in.histKeys) < historyKeys {
 				in.histKeys = append(in.histKeys, k)
@@ -437,7 +440,8 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 	}
 	in.start(now)
 	in.remember(now, results)
-	for _, r := range results {
+	for i := range results {
+		r := &results[i]
 		if !r.Known || !r.Holds {
 			continue
 		}
@@ -503,9 +507,9 @@ func (in *Instance) Check(w *Windows, now float64, out []Decision) ([]Decision, 
 // "trigger" fire, once per cooldown while it lasts.
 func (in *Instance) missing(results []Result, now float64, out []Decision) []Decision {
 	unknown := ""
-	for _, r := range results {
-		if !r.Known {
-			unknown = r.Condition
+	for i := range results {
+		if !results[i].Known {
+			unknown = results[i].Condition
 			break
 		}
 	}
