@@ -377,10 +377,13 @@ func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 		q.sel = w.selectionOf(&q, &s.sel)
 		m.v, m.hosts, m.ok = w.MeanHosts(q)
 	}
-	r := Result{Condition: "scale"}
+	// Written field by field: a struct made aside and copied here is
+	// read back in wide loads that wait for its narrow stores.
+	r := &s.res[0]
+	r.Condition, r.Known, r.Holds, r.Values = "scale", m.ok, false, nil
 	if value, hosts := m.v, m.hosts; m.ok {
-		r.Known = true
-		s.vals = [2]Reading{{"value", value}, {"hosts", hosts}}
+		s.vals[0].Label, s.vals[0].Value = "value", value
+		s.vals[1].Label, s.vals[1].Value = "hosts", hosts
 		r.Values = s.vals[:]
 		if s.up {
 			r.Holds = hosts < s.limit && s.threshold < value
@@ -388,7 +391,6 @@ func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
 			r.Holds = hosts > s.limit && s.threshold > value
 		}
 	}
-	s.res[0] = r
 	return s.res[:], nil
 }
 

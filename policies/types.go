@@ -523,7 +523,9 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 		if c.float != nil {
 			if fv, ok := c.float(sc); ok {
 				e.floats++
-				out = append(out, Result{Condition: c.name, Known: fv.known, Holds: fv.known && fv.b, Values: sc.current()})
+				out = append(out, Result{}) // and filled in place (see scaleThreshold)
+				r := &out[len(out)-1]
+				r.Condition, r.Known, r.Holds, r.Values = c.name, fv.known, fv.known && fv.b, sc.current()
 				continue
 			}
 			e.fallbacks++
