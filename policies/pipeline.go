@@ -238,10 +238,9 @@ func (p *Pipeline) apply(m *Metric, out []Decision, id *ident) ([]Decision, erro
 	sources := p.failingSources(m.DeploymentID)
 	for _, in := range p.readers(s, list) {
 		p.Evaluations++
-		in.sources = sources
 		first := len(out)
 		var err error
-		if out, err = in.Step(p.Windows, m.Time, out); err != nil {
+		if out, err = in.step(p.Windows, m.Time, sources, out); err != nil {
 			return out, fmt.Errorf("policy %s/%s: %w", m.DeploymentID, in.Name, err)
 		}
 		for i := first; i < len(out); i++ {
@@ -305,10 +304,9 @@ func (p *Pipeline) tick(nowOf func(deployment string) float64, out []Decision) (
 		now := nowOf(dep)
 		sources := p.failingSources(dep)
 		for _, in := range list {
-			in.sources = sources
 			first := len(out)
 			var err error
-			if out, err = in.Check(p.Windows, now, out); err != nil {
+			if out, err = in.check(p.Windows, now, sources, out); err != nil {
 				return out, fmt.Errorf("policy %s/%s: %w", dep, in.Name, err)
 			}
 			for i := first; i < len(out); i++ {

@@ -125,13 +125,11 @@ const MissingDataRepeat = 60
 // Instance is a policy being evaluated: its evaluator and its cooldowns,
 // kept per condition (scale up and scale down cool down separately).
 type Instance struct {
-	// What every evaluation reads and writes comes first (a metric finds
-	// its policies cold: fewer cache lines, less waiting).
+	// What every evaluation reads and writes comes first, then what a
+	// condition that holds reads (a metric finds its policies cold: the
+	// fewer cache lines, the less waiting).
 	Eval Evaluator
 	Name string
-	// sources are the failing sources of its deployment, for the cause
-	// of missing data.
-	sources string
 	// graceUntil is when the start-up grace ends (set at the first
 	// evaluation); missingSince is when its data went missing (0 while
 	// it is there).
@@ -142,12 +140,24 @@ type Instance struct {
 	// the newest point is cur (while hasCur), the older ones are in the
 	// ring ring, whose oldest is at histHead once it is full. The newest
 	// is kept apart, beside what every evaluation reads: an evaluation
-	// writes it and reads nothing else of the history.
-	hasCur   bool
-	histKeys []string
-	cur      histPoint
+	// writes it, and writes the ring only when the second changes.
+	hasCur      bool
+	cur         histPoint
+	histKeys    []string
+	ring        []histPoint
+	histHead    int
+	HistorySize int
 
-	Cooldown float64 // seconds, per condition
+	Cooldown float64  // seconds, per condition
+	shared   *float64 // the deployment's flag, set by Pipeline.Add
+	// pause, when set, holds back every firing (without starting a
+	// cooldown) until it expires.
+	pause *Pause
+	// untils are its conditions' cooldowns: when each ends (a condition
+	// not there has none); most policies' fit in untilBuf.
+	untils   []condUntil
+	untilBuf [2]condUntil
+
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
 	Shared bool
@@ -161,16 +171,6 @@ type Instance struct {
 	minHosts int
 	nodes    map[string]bool // its target's (nil: every node)
 	up       string          // the condition that scales up, for OnMissing "scale_up"
-	// untils are its conditions' cooldowns: when each ends (a condition
-	// not there has none).
-	untils []condUntil
-	shared *float64 // the deployment's flag, set by Pipeline.Add
-	// pause, when set, holds back every firing (without starting a
-	// cooldown) until it expires.
-	pause       *Pause
-	ring        []histPoint
-	histHead    int
-	HistorySize int
 }
 
 // Point is a policy's window values at an evaluation.
@@ -372,6 +372,9 @@ func (in *Instance) setUntil(cond string, until float64) {
 			return
 		}
 	}
+	if in.untils == nil {
+		in.untils = in.untilBuf[:0]
+	}
 	in.untils = append(in.untils, condUntil{cond, until})
 }
 
@@ -434,6 +437,12 @@ func (in *Instance) gate(d *Decision, now float64) {
 // or held back and why), and what its missing data decided. The
 // decisions' Values are the evaluator's, valid until it evaluates again.
 func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, error) {
+	return in.step(w, now, "", out)
+}
+
+// step is Step; sources are the failing sources of its deployment, for
+// the cause of missing data.
+func (in *Instance) step(w *Windows, now float64, sources string, out []Decision) ([]Decision, error) {
 	results, err := in.Eval.Evaluate(w, now)
 	if err != nil {
 		return out, err
@@ -451,7 +460,7 @@ func (in *Instance) Step(w *Windows, now float64, out []Decision) ([]Decision, e
 		d.Time, d.Policy, d.Condition, d.Values = now, in.Name, r.Condition, Values(r.Values)
 		in.gate(d, now)
 	}
-	return in.missing(results, now, out), nil
+	return in.missing(results, now, sources, out), nil
 }
 
 // keepStart carries old's start (grace, missing data) over to in: the same
@@ -493,19 +502,24 @@ func (in *Instance) reads(s *series) bool {
 // evaluator's state is left as it is): orch serve calls it every second, so
 // a source that stopped is noticed though no metric arrives.
 func (in *Instance) Check(w *Windows, now float64, out []Decision) ([]Decision, error) {
+	return in.check(w, now, "", out)
+}
+
+// check is Check, with its deployment's failing sources (step).
+func (in *Instance) check(w *Windows, now float64, sources string, out []Decision) ([]Decision, error) {
 	results, err := peek(in.Eval, w, now)
 	if err != nil {
 		return out, err
 	}
 	in.start(now)
-	return in.missing(results, now, out), nil
+	return in.missing(results, now, sources, out), nil
 }
 
 // missing handles a policy with a condition whose window has no data
 // (missing data is never a zero, so that condition does not hold). After
 // the start-up grace: "hold" records it when it starts; "scale_up" and
 // "trigger" fire, once per cooldown while it lasts.
-func (in *Instance) missing(results []Result, now float64, out []Decision) []Decision {
+func (in *Instance) missing(results []Result, now float64, sources string, out []Decision) []Decision {
 	unknown := ""
 	for i := range results {
 		if !results[i].Known {
@@ -514,15 +528,17 @@ func (in *Instance) missing(results []Result, now float64, out []Decision) []Dec
 		}
 	}
 	if unknown == "" || now < in.graceUntil {
-		in.missingSince = 0
+		if in.missingSince != 0 {
+			in.missingSince = 0
+		}
 		return out
 	}
 	cause := "no data in the window of condition " + unknown
 	if in.minHosts > 1 {
 		cause = fmt.Sprintf("fewer than %d hosts (min_hosts) in the window of condition %s", in.minHosts, unknown)
 	}
-	if in.sources != "" {
-		cause += " (" + in.sources + ")"
+	if sources != "" {
+		cause += " (" + sources + ")"
 	}
 	first := in.missingSince == 0
 	if first {
