@@ -192,55 +192,66 @@ type histPoint struct {
 }
 
 // remember adds an evaluation's values to the history: one point a
-// second, the latest evaluation of that second, in a ring.
+// second, the latest evaluation of that second, in a ring. The point is
+// written in place, field by field: one made aside and copied is read
+// back in wide loads, which wait for its narrow stores and every store
+// before them (cold lines of other policies).
 func (in *Instance) remember(now float64, results []Result) {
-	var p histPoint
-	p.t = now
-	// Results and readings by index, not copied: an evaluator has just
-	// written them, and a copy's wide loads wait for those stores.
+	// Which of the history's values the results set (results and
+	// readings by index, not copied, for the same reason).
+	var set uint8
 	for ri := range results {
 		vals := results[ri].Values
 		for vi := range vals {
-			k, v := vals[vi].Label, vals[vi].Value
-			i := slices.Index(in.histKeys, k)
-			if i < 0 && len(in.histKeys) < historyKeys {
-				in.histKeys = append(in.histKeys, k)
-				i = len(in.histKeys) - 1
-			}
-			if i >= 0 {
-				p.v[i], p.set = v, p.set|1<<i
+			if i := in.histKey(vals[vi].Label); i >= 0 {
+				set |= 1 << i
 			}
 		}
 	}
-	if p.set == 0 {
+	if set == 0 {
 		return
 	}
-	if in.hasCur && math.Floor(in.cur.t) == math.Floor(now) {
-		in.cur = p
-		return
+	if in.hasCur && math.Floor(in.cur.t) != math.Floor(now) {
+		in.pushCur()
 	}
-	if in.hasCur {
-		in.push(in.cur)
+	in.cur.t, in.cur.set, in.hasCur = now, set, true
+	for ri := range results {
+		vals := results[ri].Values
+		for vi := range vals {
+			if i := in.histKey(vals[vi].Label); i >= 0 {
+				in.cur.v[i] = vals[vi].Value
+			}
+		}
 	}
-	in.cur, in.hasCur = p, true
 }
 
-// push adds a point to the ring of older points (HistorySize-1 of them:
-// with the newest, HistorySize).
-func (in *Instance) push(p histPoint) {
+// histKey is the index of a value's label in the history (-1: it has
+// historyKeys others).
+func (in *Instance) histKey(label string) int {
+	i := slices.Index(in.histKeys, label)
+	if i < 0 && len(in.histKeys) < historyKeys {
+		in.histKeys = append(in.histKeys, label)
+		i = len(in.histKeys) - 1
+	}
+	return i
+}
+
+// pushCur adds the newest point to the ring of older points
+// (HistorySize-1 of them: with the newest, HistorySize).
+func (in *Instance) pushCur() {
 	size := in.HistorySize
 	if size <= 0 {
 		size = 120
 	}
 	n := len(in.ring)
 	if n < size-1 {
-		in.ring = append(in.ring, p)
+		in.ring = append(in.ring, in.cur)
 		return
 	}
 	if n == 0 {
 		return
 	}
-	in.ring[in.histHead] = p
+	in.ring[in.histHead] = in.cur
 	if in.histHead++; in.histHead == n {
 		in.histHead = 0
 	}
