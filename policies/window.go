@@ -212,6 +212,9 @@ type series struct {
 	big     int
 	expires float64
 	host    string // key.host
+	// win is its last window's count and sum (window), until the series
+	// changes or a window moves past one of its samples.
+	win winMemo
 	// base is the number of samples compacted away before samples[0]
 	// (base+i names a sample for as long as the series lives); edits
 	// counts the late samples inserted before others, which renumber
@@ -235,6 +238,41 @@ type series struct {
 	matched []patternMatch
 }
 
+// winMemo is a series' samples in a window (from, to]: how many, their
+// sum, and the times that bound the window's moves keeping them the same:
+// the live sample before them (before), their first and last, and the
+// sample after them (after).
+type winMemo struct {
+	ok                         bool
+	n                          int
+	sum                        float64
+	before, first, last, after float64
+}
+
+// window is the count and sum of the samples in (from, to]. A window over
+// a series that no metric changed since its last read, moved on by less
+// than the time to its samples' neighbours, is what it was: the samples
+// (cold, in another deployment's turn) are not read.
+func (s *series) window(from, to float64) (int, float64) {
+	c := &s.win
+	if c.ok && c.before <= from && to < c.after && (c.n == 0 || from < c.first && c.last <= to) {
+		return c.n, c.sum
+	}
+	lo, hi := s.span(from, to)
+	c.ok, c.n, c.sum = true, hi-lo, 0
+	c.before, c.after = math.Inf(-1), math.Inf(1)
+	if lo > s.head {
+		c.before = s.samples[lo-1].t
+	}
+	if hi < len(s.samples) {
+		c.after = s.samples[hi].t
+	}
+	if hi > lo {
+		c.sum, c.first, c.last = s.sum(lo, hi), s.samples[lo].t, s.samples[hi-1].t
+	}
+	return c.n, c.sum
+}
+
 // bigValue is the magnitude from which a sample makes prefix sums inexact
 // for the samples around it.
 const bigValue = 1 << 24
@@ -242,6 +280,7 @@ const bigValue = 1 << 24
 // add inserts a sample in time order (a late one is rare: the prefix sums
 // after it are recomputed).
 func (s *series) add(t, v float64) {
+	s.win.ok = false
 	if math.Abs(v) >= bigValue {
 		s.big++
 	}
@@ -282,11 +321,15 @@ func (s *series) recum(i int) {
 // as many), at a copy of the live samples per eighth of them dropped; the
 // prefix sums restart, keeping them small.
 func (s *series) trim(before float64, max int) {
+	head := s.head
 	for s.head < len(s.samples) && s.samples[s.head].t <= before {
 		s.head++
 	}
 	if over := len(s.samples) - s.head - max; over > 0 {
 		s.head += over
+	}
+	if s.head != head {
+		s.win.ok = false
 	}
 	if s.head == 0 || 8*s.head < len(s.samples) {
 		return
@@ -569,13 +612,22 @@ func (w *Windows) selected(q *Query) []*series {
 // each calls fn with every series of the query that has samples in the
 // window, and their span [lo, hi).
 func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
+	from := q.Now - q.Seconds
+	w.eachSeries(q, func(s *series) {
+		if lo, hi := s.span(from, q.Now); hi > lo {
+			fn(s, lo, hi)
+		}
+	})
+}
+
+// eachSeries calls fn with each series q selects that has not gone stale.
+func (w *Windows) eachSeries(q Query, fn func(s *series)) {
 	var list []*series
 	if q.sel != nil {
 		list = w.selected(&q)
 	} else {
 		list = w.candidates(&q)
 	}
-	from := q.Now - q.Seconds
 	for _, s := range list {
 		if q.sel == nil && !q.selects(s) {
 			continue
@@ -583,9 +635,7 @@ func (w *Windows) each(q Query, fn func(s *series, lo, hi int)) {
 		if s.expires < q.Now {
 			continue // stale: the source stopped reporting
 		}
-		if lo, hi := s.span(from, q.Now); hi > lo {
-			fn(s, lo, hi)
-		}
+		fn(s)
 	}
 }
 
@@ -667,7 +717,12 @@ func (hs *hostSet) add(host string, n int, sum float64) {
 // scale.clj's by-host grouping does).
 func (w *Windows) hostAggs(q Query, hs *hostSet) *hostSet {
 	hs.hosts, hs.index = hs.hosts[:0], nil
-	w.each(q, func(s *series, lo, hi int) { hs.add(s.host, hi-lo, s.sum(lo, hi)) })
+	from := q.Now - q.Seconds
+	w.eachSeries(q, func(s *series) {
+		if n, sum := s.window(from, q.Now); n > 0 {
+			hs.add(s.host, n, sum)
+		}
+	})
 	return hs
 }
 

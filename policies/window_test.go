@@ -458,3 +458,47 @@ func TestLastPairServesOnlyItsOwnWindowUnchanged(t *testing.T) {
 		})
 	}
 }
+
+// A series' window memo gives what span and sum give, whatever moved in
+// between: windows sliding by more or less than the gaps between samples,
+// samples added (late ones too), trimmed and compacted away.
+func TestWindowMemoMatchesSpanAndSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := range 300 {
+		s := &series{}
+		at, now := 1000.0, 1000.0
+		for step := range 400 {
+			switch op := rng.IntN(10); {
+			case op < 4:
+				at += float64(rng.IntN(4))
+				s.add(at, float64(rng.IntN(100)))
+			case op == 4:
+				s.add(at-float64(rng.IntN(20)), float64(rng.IntN(100))) // late
+			case op == 5:
+				s.trim(now-float64(rng.IntN(30)), 4+rng.IntN(60))
+			case op == 6 && rng.IntN(50) == 0:
+				s.add(at, bigValue*2) // sums loop while it is live
+			}
+			now = max(now, at) + float64(rng.IntN(3))
+			seconds := float64(1 + rng.IntN(15))
+			from := now - seconds
+			if rng.IntN(4) == 0 {
+				from = now - float64(1+rng.IntN(15)) // another window length
+			}
+			to := now
+			if rng.IntN(3) == 0 {
+				to -= float64(rng.IntN(6)) // a window ending before the newest sample
+				from = min(from, to)
+			}
+			n, sum := s.window(from, to)
+			lo, hi := s.span(from, to)
+			wn, wsum := hi-lo, 0.0
+			if hi > lo {
+				wsum = s.sum(lo, hi)
+			}
+			if n != wn || sum != wsum {
+				t.Fatalf("round %d step %d, window (%g, %g]: memo %d %v, span and sum %d %v", round, step, from, to, n, sum, wn, wsum)
+			}
+		}
+	}
+}
