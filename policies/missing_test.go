@@ -403,6 +403,16 @@ func TestHistoryKeepsTheLatestPointOfEachSecond(t *testing.T) {
 	if !equalFloats(got, []float64{3, 4, 5.2}) {
 		t.Fatalf("history %v, want [3 4 5.2]", got)
 	}
+	// A label is one value however its string was made, and a label
+	// beyond the history's keys is left out.
+	in = &Instance{}
+	labels := []string{"a", "b", "c", "d"}
+	in.remember(1, []Result{{Values: []Reading{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}}}})
+	in.remember(2, []Result{{Values: []Reading{{strings.Repeat("b", 1), 20}, {string([]byte("a")), 10}, {"e", 50}}}})
+	h = in.History()
+	if len(h) != 2 || len(h[1].Values) != 2 || h[1].Values["a"] != 10 || h[1].Values["b"] != 20 || len(h[0].Values) != len(labels) {
+		t.Fatalf("history %+v, want a and b at 2, %v at 1", h, labels)
+	}
 	// Every size keeps the newest points, oldest first.
 	for _, size := range []int{1, 2, 5, 120} {
 		in := &Instance{HistorySize: size}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/zclconf/go-cty/cty"
 
@@ -193,18 +194,20 @@ type histPoint struct {
 
 // remember adds an evaluation's values to the history: one point a
 // second, the latest evaluation of that second, in a ring. The point is
-// written in place, field by field: one made aside and copied is read
-// back in wide loads, which wait for its narrow stores and every store
-// before them (cold lines of other policies).
+// written in place: one made aside and copied is read back in wide
+// loads, which wait for its narrow stores and every store before them
+// (cold lines of other policies).
 func (in *Instance) remember(now float64, results []Result) {
-	// Which of the history's values the results set (results and
-	// readings by index, not copied, for the same reason).
+	// The history's values the results set (results and readings by
+	// index, not copied, for the same reason).
 	var set uint8
+	var v [historyKeys]float64
 	for ri := range results {
 		vals := results[ri].Values
 		for vi := range vals {
 			if i := in.histKey(vals[vi].Label); i >= 0 {
 				set |= 1 << i
+				v[i] = vals[vi].Value
 			}
 		}
 	}
@@ -215,19 +218,22 @@ func (in *Instance) remember(now float64, results []Result) {
 		in.pushCur()
 	}
 	in.cur.t, in.cur.set, in.hasCur = now, set, true
-	for ri := range results {
-		vals := results[ri].Values
-		for vi := range vals {
-			if i := in.histKey(vals[vi].Label); i >= 0 {
-				in.cur.v[i] = vals[vi].Value
-			}
+	for i := range historyKeys {
+		if set&(1<<i) != 0 {
+			in.cur.v[i] = v[i]
 		}
 	}
 }
 
 // histKey is the index of a value's label in the history (-1: it has
-// historyKeys others).
+// historyKeys others). A policy's labels are mostly the very strings
+// it reported before: their data is compared only when it is not.
 func (in *Instance) histKey(label string) int {
+	for i, k := range in.histKeys {
+		if unsafe.StringData(k) == unsafe.StringData(label) && len(k) == len(label) {
+			return i
+		}
+	}
 	i := slices.Index(in.histKeys, label)
 	if i < 0 && len(in.histKeys) < historyKeys {
 		in.histKeys = append(in.histKeys, label)
