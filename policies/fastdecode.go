@@ -41,6 +41,13 @@ func (w *wire) fields() fields {
 // The known keys, in the order of fieldKeys' bits.
 var fieldKeys = [...]string{"node_id", "node_name", "deployment_id", "name", "path", "metric", "unit", "type", "host", "service", "time", "ttl"}
 
+// The numbers' indexes in fieldKeys.
+const (
+	fieldMetric = 5
+	fieldTime   = 10
+	fieldTTL    = 11
+)
+
 // interner keeps one copy of the strings messages repeat (hosts, nodes,
 // services), so decoding them allocates nothing. It is bounded: when full
 // it starts again.
@@ -160,10 +167,14 @@ func (f *fields) set(k int, v string) {
 	}
 }
 
-// fill sets f's strings from the identity.
-func (id *ident) fill(f *fields) {
-	f.NodeID, f.NodeName, f.DeploymentID, f.Name, f.Path = id.strs[0], id.strs[1], id.strs[2], id.strs[3], id.strs[4]
-	f.Unit, f.Type, f.Host, f.Service = id.strs[5], id.strs[6], id.strs[7], id.strs[8]
+// metric makes m of the identity's strings and f's numbers.
+func (id *ident) metric(m *Metric, f *fields) {
+	m.NodeID, m.NodeName, m.DeploymentID, m.Name, m.Path = id.strs[0], id.strs[1], id.strs[2], id.strs[3], id.strs[4]
+	m.Unit, m.Type, m.Host, m.Service = id.strs[5], id.strs[6], id.strs[7], id.strs[8]
+	m.Value, m.Time, m.TTL = f.metric, f.time, 0
+	if f.hasTTL {
+		m.TTL = f.ttl
+	}
 }
 
 const (
@@ -306,8 +317,8 @@ func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
 
 // scanField scans the value of known key k at data[i:].
 func scanField(data []byte, i, k int, f *fields, raw *rawStrings) (int, bool) {
-	switch fieldKeys[k] {
-	case "metric", "time", "ttl":
+	switch k {
+	case fieldMetric, fieldTime, fieldTTL:
 		num, j, ok := scanNumber(data, i)
 		if !ok {
 			return 0, false
@@ -319,10 +330,10 @@ func scanField(data []byte, i, k int, f *fields, raw *rawStrings) (int, bool) {
 				return 0, false
 			}
 		}
-		switch fieldKeys[k] {
-		case "metric":
+		switch k {
+		case fieldMetric:
 			f.metric, f.hasMetric = v, true
-		case "time":
+		case fieldTime:
 			f.time, f.hasTime = v, true
 		default:
 			f.ttl, f.hasTTL = v, true

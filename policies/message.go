@@ -67,12 +67,19 @@ func decode(data []byte, routingKey string, in *interner) (Metric, error) {
 	return m, err
 }
 
-// decodeIdent is decode, and the message's identity when in keeps one
-// (a message of a known identity takes its strings from there: it
-// interns nothing).
+// decodeIdent is decode, and the message's identity when in keeps one.
 func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, error) {
+	var m Metric
+	id, err := decodeInto(data, routingKey, in, &m)
+	return m, id, err
+}
+
+// decodeInto is decodeIdent into m. A message of a known identity takes
+// its strings from there (it interns nothing), and has only its numbers
+// checked: its strings passed when the identity was kept.
+func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident, error) {
 	if len(data) > MaxMessageSize {
-		return Metric{}, nil, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
+		return nil, &MalformedError{Kind: "too-large", Detail: fmt.Sprintf("%d bytes, at most %d", len(data), MaxMessageSize)}
 	}
 	var f fields
 	var raw rawStrings
@@ -83,25 +90,28 @@ func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, 
 	if !scanFast(data, &f, &raw, sh) {
 		var err error
 		if f, err = decodeGoJSON(data); err != nil {
-			return Metric{}, nil, err
+			return nil, err
 		}
-		m, err := f.check(routingKey)
-		return m, nil, err
+		*m, err = f.check(routingKey)
+		return nil, err
 	}
 	id, h, identifiable := in.known(&raw)
 	if id != nil {
-		id.fill(&f)
-	} else {
-		in.intern(&f, &raw)
+		if err := f.checkNumbers(); err != nil {
+			return nil, err
+		}
+		id.metric(m, &f)
+		return id, nil
 	}
-	m, err := f.check(routingKey)
-	if err != nil {
-		return m, nil, err
+	in.intern(&f, &raw)
+	var err error
+	if *m, err = f.check(routingKey); err != nil {
+		return nil, err
 	}
-	if id == nil && identifiable {
-		id = in.keep(h, &m)
+	if identifiable {
+		id = in.keep(h, m)
 	}
-	return m, id, nil
+	return id, nil
 }
 
 // decodeGoJSON decodes any message go-json accepts.
@@ -124,20 +134,16 @@ func (w *fields) check(routingKey string) (Metric, error) {
 		w.DeploymentID = routingKey
 	}
 	switch {
-	case !w.hasMetric:
-		return Metric{}, &MalformedError{Kind: "missing", Detail: "no metric value"}
-	case !w.hasTime:
-		return Metric{}, &MalformedError{Kind: "missing", Detail: "no time"}
+	case !w.hasMetric || !w.hasTime:
+		return Metric{}, w.checkNumbers()
 	case w.DeploymentID == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no deployment_id (and no routing key)"}
 	case w.Host == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no host"}
 	case w.Name == "" && w.Path == "":
 		return Metric{}, &MalformedError{Kind: "missing", Detail: "no name or path"}
-	case w.time <= 0 || w.time > MaxTime:
-		return Metric{}, &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
 	}
-	if err := valueProblem(w.metric); err != nil {
+	if err := w.checkNumbers(); err != nil {
 		return Metric{}, err
 	}
 	m := Metric{
@@ -151,6 +157,23 @@ func (w *fields) check(routingKey string) (Metric, error) {
 		m.Service = fmt.Sprintf("%s.%s.%s.%s.%s", m.DeploymentID, m.NodeName, m.NodeID, m.Name, m.Path)
 	}
 	return m, nil
+}
+
+// checkNumbers refuses a message without its numbers or with one out of
+// range (check's order: missing, then time, then value).
+func (w *fields) checkNumbers() error {
+	switch {
+	case !w.hasMetric:
+		return &MalformedError{Kind: "missing", Detail: "no metric value"}
+	case !w.hasTime:
+		return &MalformedError{Kind: "missing", Detail: "no time"}
+	case w.time <= 0 || w.time > MaxTime:
+		return &MalformedError{Kind: "value", Detail: "time must be epoch seconds"}
+	}
+	if err := valueProblem(w.metric); err != nil {
+		return err
+	}
+	return nil
 }
 
 // Encode writes a metric as the Diamond handler does.

@@ -195,6 +195,14 @@ func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
 			}
 		}
 		got, gerr := decode(data, "rk", in)
+		// Again: a message of an identity now known (its strings from
+		// there, its numbers checked alone) decodes the same.
+		again, aerr := decode(data, "rk", in)
+		ak, _ := IsMalformed(aerr)
+		gk0, _ := IsMalformed(gerr)
+		if (aerr == nil) != (gerr == nil) || ak != gk0 || again != got {
+			t.Fatalf("decoded again %+v (%v), first %+v (%v): %q", again, aerr, got, gerr, data)
+		}
 		var want Metric
 		var werr error
 		if len(data) > MaxMessageSize {

@@ -129,14 +129,14 @@ func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Dec
 	if first(body) == '{' && len(body) <= MaxMessageSize {
 		// Diamond's: one metric, whose identity (its strings, its
 		// series) is mostly known.
-		m, id, err := decodeIdent(body, routingKey, &p.strings)
+		p.metrics = append(p.metrics[:0], Metric{})
+		id, err := decodeInto(body, routingKey, &p.strings, &p.metrics[0])
 		if err != nil {
 			if kind, ok := IsMalformed(err); ok {
 				p.Malformed[kind]++
 			}
 			return out, err
 		}
-		p.metrics = append(p.metrics[:0], m)
 		return p.apply(&p.metrics[0], out, id)
 	}
 	// Several (collectd's). Values skipped or refused are counted; the

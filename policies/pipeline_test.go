@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -305,6 +306,23 @@ func TestIdentitiesKeepTheirStringsAndFindTheirSeries(t *testing.T) {
 		}
 		if c.Unit != "bytes" || idc == ida {
 			t.Fatalf("a unit the hash leaves out: %+v, identity %p (the other's %p)", c, idc, ida)
+		}
+	})
+	t.Run("a known identity still has its numbers checked", func(t *testing.T) {
+		var in interner
+		if _, _, err := decodeIdent(msg("shop", "percent", "h1", 1, 1e9), "", &in); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ body, kind string }{
+			{`{"node_id":"web_1","node_name":"web","deployment_id":"shop","name":"cpu","path":"total","unit":"percent","type":"GAUGE","host":"h1","service":"shop.web.web_1.cpu.total","time":1000000000}`, "missing"},
+			{`{"node_id":"web_1","node_name":"web","deployment_id":"shop","name":"cpu","path":"total","metric":1,"unit":"percent","type":"GAUGE","host":"h1","service":"shop.web.web_1.cpu.total"}`, "missing"},
+			{string(msg("shop", "percent", "h1", 1, -5)), "value"},
+			{strings.Replace(string(msg("shop", "percent", "h1", 1, 1e9)), `"metric":1`, `"metric":1e300`, 1), "value"},
+		} {
+			_, _, err := decodeIdent([]byte(tc.body), "", &in)
+			if kind, _ := IsMalformed(err); kind != tc.kind {
+				t.Errorf("%s: %v, want a %s error", tc.body, err, tc.kind)
+			}
 		}
 	})
 	t.Run("a hash shared by another identity is not taken for it", func(t *testing.T) {
