@@ -370,7 +370,7 @@ func (s *scaleThreshold) Reads() []*blueprints.WindowSpec {
 }
 
 func (s *scaleThreshold) Evaluate(w *Windows, now float64) ([]Result, error) {
-	m, seen := s.sel.lastPair(w, s.window, now, s.target.MinHosts)
+	m, seen := s.sel.recall(w, memoKey{fn: meanHostsFn, seconds: s.window, now: now, minHosts: s.target.MinHosts})
 	if !seen {
 		q := s.target.query("", s.window, now)
 		q.Pattern = s.selector

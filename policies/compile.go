@@ -424,7 +424,7 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 	key := reduceKey{e.Name, spec.Metric, spec.Pattern, spec.Duration, arg}
 	pair := e.Name == "mean" || e.Name == "hosts"
 	if pair {
-		key.fn = "mean+hosts"
+		key.fn = meanHostsFn
 	}
 	slot := slices.Index(c.slots, key)
 	if slot < 0 {

@@ -338,15 +338,17 @@ func (s *scope) reduceCompiled(red windowReduction) (float64, bool) {
 	return r.v, r.ok
 }
 
-// reduceInto computes a compiled reduction into its slot: mean and
-// hosts from the selection's last pair when another policy read them
-// at this time, else through a query.
+// reduceInto computes a compiled reduction into its slot: from the
+// selection's memo when another policy read it at this time, else
+// through a query.
 func (s *scope) reduceInto(sl *slot, red windowReduction) {
+	k := memoKey{fn: red.fn, seconds: red.seconds, now: s.now, arg: red.arg, minHosts: s.target.MinHosts}
 	if red.pair {
-		if m, seen := sl.sel.lastPair(s.w, red.seconds, s.now, s.target.MinHosts); seen {
-			sl.r, sl.hosts = reduced{m.v, m.ok}, m.hosts
-			return
-		}
+		k.fn, k.arg = meanHostsFn, 0 // as MeanHosts keeps it
+	}
+	if m, seen := sl.sel.recall(s.w, k); seen {
+		sl.r, sl.hosts = reduced{m.v, m.ok}, m.hosts
+		return
 	}
 	q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
 	switch {

@@ -75,11 +75,6 @@ type selection struct {
 	memoGen  uint64
 	memo     []memoEntry
 	memoMany map[memoKey]memoized
-	// pair is the mean and hosts read last (MeanHosts), at the windows'
-	// generation pairGen: what most policies of a metric read, found
-	// without a query (lastPair).
-	pair    memoEntry
-	pairGen uint64
 }
 
 // smallMemo is how many reductions a selection's memo scans before it
@@ -133,6 +128,9 @@ func (w *Windows) selectionOf(q *Query, cache **selection) *selection {
 	return sel
 }
 
+// meanHostsFn names MeanHosts' pair in a memo.
+const meanHostsFn = "mean+hosts"
+
 // remembered returns the memo of a reduction of q over the selection
 // (nil: none, nothing memoized).
 func (sel *selection) remembered(fn string, q *Query, arg float64) (memoKey, memoized, bool) {
@@ -147,13 +145,25 @@ func (sel *selection) remembered(fn string, q *Query, arg float64) (memoKey, mem
 		sel.memoGen = sel.w.gen
 	}
 	k := memoKey{fn: fn, seconds: q.Seconds, now: q.Now, arg: arg, minHosts: q.MinHosts}
+	m, seen := sel.recall(sel.w, k)
+	return k, m, seen
+}
+
+// recall is the memo of reduction k over the selection, in w and while
+// nothing changed there since it was made (false: ask Reduce or
+// MeanHosts). It needs no query: the other policies reading a window
+// at a time take what the first computed.
+func (sel *selection) recall(w *Windows, k memoKey) (memoized, bool) {
+	if sel == nil || sel.w != w || sel.gone || sel.memoGen != w.gen {
+		return memoized{}, false
+	}
 	for i := range sel.memo {
 		if sel.memo[i].k == k {
-			return k, sel.memo[i].m, true
+			return sel.memo[i].m, true
 		}
 	}
 	m, seen := sel.memoMany[k]
-	return k, m, seen
+	return m, seen
 }
 
 // keep memoizes a reduction remembered did not know.
@@ -169,19 +179,6 @@ func (sel *selection) keep(k memoKey, m memoized) {
 		sel.memoMany = map[memoKey]memoized{}
 	}
 	sel.memoMany[k] = m
-}
-
-// lastPair is MeanHosts over the selection's window of seconds at now
-// for policies of minHosts, when it was the last one read and nothing has
-// changed since (ok false: ask MeanHosts).
-func (sel *selection) lastPair(w *Windows, seconds, now float64, minHosts int) (m memoized, ok bool) {
-	if sel == nil || sel.w != w || sel.gone || sel.pairGen != w.gen {
-		return memoized{}, false
-	}
-	if k := &sel.pair.k; k.now != now || k.seconds != seconds || k.minHosts != minHosts {
-		return memoized{}, false
-	}
-	return sel.pair.m, true
 }
 
 // seriesKey names a series: a host's metric (its name and path as sent,
@@ -746,13 +743,10 @@ func (w *Windows) MeanHosts(q Query) (mean, hosts float64, ok bool) {
 	if q.sel == nil {
 		q.sel = w.selectionOf(&q, nil)
 	}
-	k, m, seen := q.sel.remembered("mean+hosts", &q, 0)
+	k, m, seen := q.sel.remembered(meanHostsFn, &q, 0)
 	if !seen {
 		m.v, m.hosts, m.ok = w.meanHosts(q)
 		q.sel.keep(k, m)
-	}
-	if q.sel != nil {
-		q.sel.pair, q.sel.pairGen = memoEntry{k, m}, w.gen
 	}
 	return m.v, m.hosts, m.ok
 }

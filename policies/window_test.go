@@ -419,24 +419,31 @@ func TestSpanFindsTheWindowsSamples(t *testing.T) {
 	}
 }
 
-// A selection's last mean and hosts serve only the same window (seconds,
-// time, min_hosts) while nothing changed: any other read, or a metric
-// added in between, computes again.
-func TestLastPairServesOnlyItsOwnWindowUnchanged(t *testing.T) {
+// A selection's memo serves a reduction without a query only for the
+// same reduction (function, length, time, argument, min_hosts) in the
+// same windows, while nothing changed: any other read, or a metric added
+// in between, computes again.
+func TestRecallServesOnlyTheSameReductionUnchanged(t *testing.T) {
+	pair := func(seconds, now float64, minHosts int) memoKey {
+		return memoKey{fn: meanHostsFn, seconds: seconds, now: now, minHosts: minHosts}
+	}
 	for _, tc := range []struct {
-		name              string
-		change            func(w *Windows)
-		seconds, now      float64
-		minHosts          int
-		served            bool
-		wantMean, wantHst float64
+		name   string
+		change func(w *Windows) *Windows
+		k      memoKey
+		served bool
+		want   memoized
 	}{
-		{"the same window", func(*Windows) {}, 20, 110, 0, true, 20, 2},
-		{"another length", func(*Windows) {}, 5, 110, 0, false, 0, 0},
-		{"another time", func(*Windows) {}, 20, 111, 0, false, 0, 0},
-		{"another min_hosts", func(*Windows) {}, 20, 110, 3, false, 0, 0},
-		{"a metric added since", func(w *Windows) { w.Add(metric("shop", "web", "c", "cpu", 90, 110)) }, 20, 110, 0, false, 0, 0},
-		{"the deployment dropped", func(w *Windows) { w.Drop("shop") }, 20, 110, 0, false, 0, 0},
+		{"the same mean and hosts", func(w *Windows) *Windows { return w }, pair(20, 110, 0), true, memoized{v: 20, hosts: 2, ok: true}},
+		{"the same max", func(w *Windows) *Windows { return w }, memoKey{fn: "max", seconds: 20, now: 110}, true, memoized{v: 30, ok: true}},
+		{"another function", func(w *Windows) *Windows { return w }, memoKey{fn: "min", seconds: 20, now: 110}, false, memoized{}},
+		{"another argument", func(w *Windows) *Windows { return w }, memoKey{fn: "max", seconds: 20, now: 110, arg: 1}, false, memoized{}},
+		{"another length", func(w *Windows) *Windows { return w }, pair(5, 110, 0), false, memoized{}},
+		{"another time", func(w *Windows) *Windows { return w }, pair(20, 111, 0), false, memoized{}},
+		{"another min_hosts", func(w *Windows) *Windows { return w }, pair(20, 110, 3), false, memoized{}},
+		{"a metric added since", func(w *Windows) *Windows { w.Add(metric("shop", "web", "c", "cpu", 90, 110)); return w }, pair(20, 110, 0), false, memoized{}},
+		{"the deployment dropped", func(w *Windows) *Windows { w.Drop("shop"); return w }, pair(20, 110, 0), false, memoized{}},
+		{"other windows", func(*Windows) *Windows { return NewWindows(600) }, pair(20, 110, 0), false, memoized{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewWindows(600)
@@ -450,10 +457,12 @@ func TestLastPairServesOnlyItsOwnWindowUnchanged(t *testing.T) {
 			if mean, hosts, ok := w.MeanHosts(q); !ok || mean != 20 || hosts != 2 {
 				t.Fatalf("MeanHosts %v %v %v", mean, hosts, ok)
 			}
-			tc.change(w)
-			m, served := sel.lastPair(w, tc.seconds, tc.now, tc.minHosts)
-			if served != tc.served || served && (m.v != tc.wantMean || m.hosts != tc.wantHst || !m.ok) {
-				t.Errorf("served %v %+v, want %v (mean %v, hosts %v)", served, m, tc.served, tc.wantMean, tc.wantHst)
+			if v, ok := w.Reduce("max", q, 0); !ok || v != 30 {
+				t.Fatalf("max %v %v", v, ok)
+			}
+			m, served := sel.recall(tc.change(w), tc.k)
+			if served != tc.served || served && m != tc.want {
+				t.Errorf("served %v %+v, want %v %+v", served, m, tc.served, tc.want)
 			}
 		})
 	}
