@@ -63,18 +63,13 @@ func Decode(data []byte, routingKey string) (Metric, error) { return decode(data
 
 // decode is Decode, its strings interned by in (nil: none).
 func decode(data []byte, routingKey string, in *interner) (Metric, error) {
-	m, _, err := decodeIdent(data, routingKey, in)
+	var m Metric
+	_, err := decodeInto(data, routingKey, in, &m)
 	return m, err
 }
 
-// decodeIdent is decode, and the message's identity when in keeps one.
-func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, error) {
-	var m Metric
-	id, err := decodeInto(data, routingKey, in, &m)
-	return m, id, err
-}
-
-// decodeInto is decodeIdent into m. A message of a known identity takes
+// decodeInto is decode into m, and the message's identity when in keeps
+// one (nil: none). A message of a known identity takes
 // its strings from there (it interns nothing), and has only its numbers
 // checked: its strings passed when the identity was kept.
 func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident, error) {

@@ -126,7 +126,7 @@ func (p *Pipeline) readers(s *series, list []*Instance) []*Instance {
 // pipeline's next call: a caller keeping one copies them (Values.Clone).
 func (p *Pipeline) Ingest(body []byte, routingKey string, out []Decision) ([]Decision, error) {
 	p.vals = p.vals[:0]
-	if first(body) == '{' && len(body) <= MaxMessageSize {
+	if first(body) == '{' {
 		// Diamond's: one metric, whose identity (its strings, its
 		// series) is mostly known.
 		p.metrics = append(p.metrics[:0], Metric{})

@@ -279,6 +279,13 @@ func withSelector(pol *blueprints.PlanPolicy, sel string) *blueprints.PlanPolicy
 	return &cp
 }
 
+// decodeIdent is decodeInto returning the metric.
+func decodeIdent(data []byte, routingKey string, in *interner) (Metric, *ident, error) {
+	var m Metric
+	id, err := decodeInto(data, routingKey, in, &m)
+	return m, id, err
+}
+
 // A message of a known identity takes its strings and its series from
 // there: never another identity's (one differing in a field the hash
 // leaves out, or sharing its hash), and never a series that is gone.
