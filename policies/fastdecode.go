@@ -41,11 +41,20 @@ func (w *wire) fields() fields {
 // The known keys, in the order of fieldKeys' bits.
 var fieldKeys = [...]string{"node_id", "node_name", "deployment_id", "name", "path", "metric", "unit", "type", "host", "service", "time", "ttl"}
 
-// The numbers' indexes in fieldKeys.
+// The fields' indexes in fieldKeys.
 const (
-	fieldMetric = 5
-	fieldTime   = 10
-	fieldTTL    = 11
+	fieldNodeID = iota
+	fieldNodeName
+	fieldDeploymentID
+	fieldName
+	fieldPath
+	fieldMetric
+	fieldUnit
+	fieldType
+	fieldHost
+	fieldService
+	fieldTime
+	fieldTTL
 )
 
 // interner keeps one copy of the strings messages repeat (hosts, nodes,
@@ -73,7 +82,7 @@ type ident struct {
 }
 
 // stringFields are the string fields' indexes in fieldKeys.
-var stringFields = [...]int{0, 1, 2, 3, 4, 6, 7, 8, 9}
+var stringFields = [...]int{fieldNodeID, fieldNodeName, fieldDeploymentID, fieldName, fieldPath, fieldUnit, fieldType, fieldHost, fieldService}
 
 // rawStrings are a message's string fields as scanned, by fieldKeys'
 // index (nil: absent), before interning.
@@ -86,7 +95,7 @@ const maxIdents = 1 << 16
 // may have one at all (it names its deployment and service, none of its
 // strings too long to intern) and under which hash.
 func (in *interner) known(raw *rawStrings) (id *ident, h uint64, ok bool) {
-	if in == nil || len(raw[2]) == 0 || len(raw[9]) == 0 {
+	if in == nil || len(raw[fieldDeploymentID]) == 0 || len(raw[fieldService]) == 0 {
 		return nil, 0, false
 	}
 	for _, k := range stringFields {
@@ -97,9 +106,9 @@ func (in *interner) known(raw *rawStrings) (id *ident, h uint64, ok bool) {
 	if in.idents == nil {
 		in.idents, in.seed = map[uint64]*ident{}, maphash.MakeSeed()
 	}
-	h = maphash.Bytes(in.seed, raw[2])
-	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[9])
-	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[8])
+	h = maphash.Bytes(in.seed, raw[fieldDeploymentID])
+	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[fieldService])
+	h = h*0x9e3779b97f4a7c15 ^ maphash.Bytes(in.seed, raw[fieldHost])
 	id = in.idents[h]
 	if id == nil {
 		return nil, h, true
@@ -146,23 +155,23 @@ func (in *interner) field(k int, s []byte) string {
 // set sets string field k.
 func (f *fields) set(k int, v string) {
 	switch k {
-	case 0:
+	case fieldNodeID:
 		f.NodeID = v
-	case 1:
+	case fieldNodeName:
 		f.NodeName = v
-	case 2:
+	case fieldDeploymentID:
 		f.DeploymentID = v
-	case 3:
+	case fieldName:
 		f.Name = v
-	case 4:
+	case fieldPath:
 		f.Path = v
-	case 6:
+	case fieldUnit:
 		f.Unit = v
-	case 7:
+	case fieldType:
 		f.Type = v
-	case 8:
+	case fieldHost:
 		f.Host = v
-	case 9:
+	case fieldService:
 		f.Service = v
 	}
 }
@@ -352,38 +361,38 @@ func knownKey(key []byte) int {
 	var k int
 	switch len(key) {
 	case 3:
-		k = 11 // ttl
+		k = fieldTTL
 	case 4:
 		switch key[0] {
 		case 'n':
-			k = 3 // name
+			k = fieldName
 		case 'p':
-			k = 4 // path
+			k = fieldPath
 		case 'u':
-			k = 6 // unit
+			k = fieldUnit
 		case 't':
 			if key[1] == 'y' {
-				k = 7 // type
+				k = fieldType
 			} else {
-				k = 10 // time
+				k = fieldTime
 			}
 		case 'h':
-			k = 8 // host
+			k = fieldHost
 		default:
 			return -1
 		}
 	case 6:
-		k = 5 // metric
+		k = fieldMetric
 	case 7:
 		if key[0] == 'n' {
-			k = 0 // node_id
+			k = fieldNodeID
 		} else {
-			k = 9 // service
+			k = fieldService
 		}
 	case 9:
-		k = 1 // node_name
+		k = fieldNodeName
 	case 13:
-		k = 2 // deployment_id
+		k = fieldDeploymentID
 	default:
 		return -1
 	}
