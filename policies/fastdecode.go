@@ -328,14 +328,9 @@ func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
 func scanField(data []byte, i, k int, f *fields, raw *rawStrings) (int, bool) {
 	switch k {
 	case fieldMetric, fieldTime, fieldTTL:
-		num, j, ok := scanNumber(data, i)
+		v, j, ok := scanInt(data, i)
 		if !ok {
-			return 0, false
-		}
-		v, ok := exactFloat(num)
-		if !ok {
-			var err error
-			if v, err = strconv.ParseFloat(unsafe.String(unsafe.SliceData(num), len(num)), 64); err != nil {
+			if v, j, ok = scanFloat(data, i); !ok {
 				return 0, false
 			}
 		}
@@ -525,6 +520,56 @@ func scanNumber(data []byte, i int) ([]byte, int, bool) {
 		i = j
 	}
 	return data[start:i], i, true
+}
+
+// scanFloat reads any JSON number at data[i:].
+func scanFloat(data []byte, i int) (float64, int, bool) {
+	num, j, ok := scanNumber(data, i)
+	if !ok {
+		return 0, 0, false
+	}
+	v, ok := exactFloat(num)
+	if !ok {
+		var err error
+		if v, err = strconv.ParseFloat(unsafe.String(unsafe.SliceData(num), len(num)), 64); err != nil {
+			return 0, 0, false
+		}
+	}
+	return v, j, true
+}
+
+// scanInt reads the number at data[i:] in one pass when it is an integer
+// of at most 15 digits (most are: times, counters, percentages), exact in
+// a float64; anything else (a fraction, an exponent, more digits, not a
+// number) is left to scanNumber (ok false).
+func scanInt(data []byte, i int) (float64, int, bool) {
+	j := i
+	neg := j < len(data) && data[j] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	var mant uint64
+	for j < len(data) && j-start <= 15 {
+		d := data[j] - '0'
+		if d > 9 {
+			break
+		}
+		mant = mant*10 + uint64(d)
+		j++
+	}
+	n := j - start
+	if n == 0 || n > 15 || n > 1 && data[start] == '0' {
+		return 0, 0, false
+	}
+	if j < len(data) && (data[j] == '.' || data[j] == 'e' || data[j] == 'E' || data[j]-'0' <= 9) {
+		return 0, 0, false
+	}
+	v := float64(mant)
+	if neg {
+		v = -v
+	}
+	return v, j, true
 }
 
 // exactFloat converts a JSON number without an exponent whose digits

@@ -274,6 +274,33 @@ func TestScanPlainStringMatchesBytewise(t *testing.T) {
 
 // A message of the last one's layout is read by its shape; anything else
 // is read key by key, and either way as go-json reads it.
+// scanInt reads an integer of up to 15 digits in one pass, exactly as
+// the general path reads it, and leaves every other number to it.
+func TestScanIntTakesOnlyShortIntegers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"0", true}, {"-0", true}, {"45,", true}, {"1700000123}", true}, {"-17 ", true},
+		{"123456789012345", true}, {"1234567890123456", false}, {"999999999999999999", false},
+		{"01", false}, {"-01", false}, {"1.5", false}, {"1e5", false}, {"2E1", false},
+		{"-", false}, {"", false}, {"x", false}, {"--1", false}, {"+1", false},
+	} {
+		v, j, ok := scanInt([]byte(tc.in), 0)
+		if ok != tc.want {
+			t.Errorf("%q: ok %v, want %v", tc.in, ok, tc.want)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		fv, fj, fok := scanFloat([]byte(tc.in), 0)
+		if !fok || fv != v || math.Signbit(fv) != math.Signbit(v) || fj != j {
+			t.Errorf("%q: %v up to %d, the general path %v up to %d (%v)", tc.in, v, j, fv, fj, fok)
+		}
+	}
+}
+
 func TestShapeReadsMessagesOfTheSameLayout(t *testing.T) {
 	base := `{"node_id": "web_1", "deployment_id": "shop", "name": "cpu", "metric": 73.5, "host": "h1", "time": 1763856000}`
 	for _, tc := range []struct {
