@@ -1,7 +1,7 @@
 # orch: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: build demo demo-files test unit check bench fuzz clean env-up env-down env-status
+.PHONY: build demo demo-files test unit check bench cost fuzz clean env-up env-down env-status
 
 build: ## build bin/orch
 	$(GO) build -o bin/orch ./cmd/orch
@@ -34,6 +34,9 @@ env-status: ## exit 0 when the environment runs; prints its env file
 
 bench: ## benchmarks (not part of test; the broker and kubernetes ones need make env-up)
 	$(GO) test -run XXX -bench . -benchmem ./blueprints ./policies ./orchestrator ./workflows ./plugins/kubernetes
+
+cost: ## what a metric costs the pipeline in instructions and cache misses (callgrind; REV=commit to compare; needs valgrind)
+	hack/pipeline-cost.sh $(REV)
 
 fuzz: ## fuzz the blueprint parser, the metric decoder and the window reductions (FUZZTIME each, default 10m)
 	hack/fuzz.sh

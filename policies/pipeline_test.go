@@ -74,7 +74,25 @@ func BenchmarkPipeline1000Policies(b *testing.B) {
 	}
 }
 
+// BenchmarkPipelineIngest: the same pipelines and messages, Ingest alone
+// (no decode floor between its chunks): what hack/pipeline-cost.sh counts
+// under callgrind, where timing means nothing but instructions and cache
+// misses are exact.
+func BenchmarkPipelineIngest(b *testing.B) {
+	for _, shape := range []struct{ deployments, perDeployment int }{{1000, 1}, {100, 10}} {
+		b.Run(fmt.Sprintf("%dx%d", shape.deployments, shape.perDeployment), func(b *testing.B) {
+			benchIngest(b, shape.deployments, shape.perDeployment, 1, false, false)
+		})
+	}
+}
+
 func benchPipeline(b *testing.B, deployments, perDeployment, metrics int, interpret bool) {
+	benchIngest(b, deployments, perDeployment, metrics, interpret, true)
+}
+
+// benchIngest times Ingest over pre-encoded messages; floors: with the
+// decode floor timed between its chunks (x-decode).
+func benchIngest(b *testing.B, deployments, perDeployment, metrics int, interpret, floors bool) {
 	pols := resolvePolicies(&testing.T{}, scaleCLJ)
 	p := NewPipeline(60)
 	for d := 0; d < deployments; d++ {
@@ -118,7 +136,10 @@ func benchPipeline(b *testing.B, deployments, perDeployment, metrics int, interp
 	// bodies of its own (so neither warms the cache for the pipeline):
 	// go-json's (what x-decode divides by, as when the targets were set)
 	// and the fast path's that Ingest takes.
-	jsonBodies, fastBodies := cloneBodies(bodies), cloneBodies(bodies)
+	var jsonBodies, fastBodies [][]byte
+	if floors {
+		jsonBodies, fastBodies = cloneBodies(bodies), cloneBodies(bodies)
+	}
 	var goJSON, fast time.Duration
 	var in interner
 	// The setup's garbage collected before the clock starts: a collection
@@ -130,6 +151,15 @@ func benchPipeline(b *testing.B, deployments, perDeployment, metrics int, interp
 	var ds []Decision
 	for lo := 0; lo < n; lo += floorChunk {
 		hi := min(lo+floorChunk, n)
+		if !floors {
+			for i := lo; i < hi; i++ {
+				var err error
+				if ds, err = p.Ingest(bodies[i], keys[i], ds[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			continue
+		}
 		b.StopTimer()
 		start := time.Now()
 		for i := lo; i < hi; i++ {
