@@ -79,6 +79,10 @@ type ident struct {
 	strs [len(stringFields)]string
 	w    *Windows
 	s    *series
+	// next is the identity after it among those whose messages begin
+	// with the same bytes (shape.byPrefix), in shape generation gen.
+	next *ident
+	gen  uint64
 }
 
 // stringFields are the string fields' indexes in fieldKeys.
@@ -125,6 +129,7 @@ func (in *interner) known(raw *rawStrings) (id *ident, h uint64, ok bool) {
 func (in *interner) keep(h uint64, m *Metric) *ident {
 	if len(in.idents) >= maxIdents {
 		clear(in.idents)
+		clear(in.shape.byPrefix)
 	}
 	id := &ident{strs: [...]string{m.NodeID, m.NodeName, m.DeploymentID, m.Name, m.Path, m.Unit, m.Type, m.Host, m.Service}}
 	in.idents[h] = id
@@ -229,7 +234,7 @@ func scanFast(data []byte, f *fields, raw *rawStrings, sh *shape) bool {
 	var seen uint16
 	// The shape: where each known field's literal starts (the end of the
 	// value before) and its value starts.
-	var steps [len(fieldKeys)]struct{ k, lit, val int }
+	var steps [len(fieldKeys)]scannedStep
 	n, end := 0, 0
 	for {
 		key, j, ok := scanPlainString(data, i)
@@ -274,11 +279,7 @@ func scanFast(data []byte, f *fields, raw *rawStrings, sh *shape) bool {
 				return false
 			}
 			if sh != nil {
-				sh.lits, sh.steps = sh.lits[:0], sh.steps[:0]
-				for _, st := range steps[:n] {
-					sh.lits = append(sh.lits, data[st.lit:st.val]...)
-					sh.steps = append(sh.steps, shapeStep{k: st.k, end: len(sh.lits)})
-				}
+				sh.learn(data, steps[:n])
 			}
 			return true
 		default:
@@ -298,10 +299,217 @@ func scanFast(data []byte, f *fields, raw *rawStrings, sh *shape) bool {
 type shape struct {
 	lits  []byte
 	steps []shapeStep
+	// prefix is how many bytes every message of the shape has before its
+	// first number (0: it has none), suffix how many before its last
+	// number, when it ends with one, after the number before (0: it does
+	// not end with a number). Both are the same in every message of an
+	// identity, and together mostly tell identities apart (a Diamond
+	// message's deployment and node are at its start, its host and
+	// service before its time).
+	prefix, suffix int
+	// byPrefix are the identities of messages of the shape by a hash of
+	// their first prefix bytes, each chained to the next of the same
+	// hash (identified); gen counts the shapes learned.
+	byPrefix map[uint64]*ident
+	gen      uint64
 }
 
 // shapeStep is a field of a shape; its literal ends at lits[end].
 type shapeStep struct{ k, end int }
+
+// scannedStep is a known field scanned key by key: where its literal
+// starts (the end of the value before) and its value starts.
+type scannedStep struct{ k, lit, val int }
+
+// learn makes the shape the layout of data, scanned key by key.
+func (sh *shape) learn(data []byte, steps []scannedStep) {
+	sh.lits, sh.steps = sh.lits[:0], sh.steps[:0]
+	sh.prefix, sh.suffix, sh.gen = 0, 0, sh.gen+1
+	clear(sh.byPrefix)
+	quotes, since := 0, 0 // since: the bytes at least since the last number
+	for _, st := range steps {
+		lit := data[st.lit:st.val]
+		sh.lits = append(sh.lits, lit...)
+		sh.steps = append(sh.steps, shapeStep{k: st.k, end: len(sh.lits)})
+		since += len(lit)
+		if stringIndex[st.k] >= 0 {
+			quotes += 2 // an empty string's, at least
+			since += 2
+			sh.suffix = 0
+			continue
+		}
+		if sh.prefix == 0 {
+			sh.prefix = len(sh.lits) + quotes
+		}
+		sh.suffix, since = since, 0
+	}
+}
+
+// key is the hash identified finds an identity of a message of the shape
+// by: of its first prefix bytes, and of the suffix bytes before its last
+// number (false: data cannot be of the shape).
+func (sh *shape) key(data []byte, seed maphash.Seed) (uint64, bool) {
+	if sh.prefix == 0 || len(data) < sh.prefix {
+		return 0, false
+	}
+	h := maphash.Bytes(seed, data[:sh.prefix])
+	if sh.suffix == 0 {
+		return h, true
+	}
+	end := lastNumber(data)
+	if end < sh.suffix {
+		return 0, false
+	}
+	return h*0x9e3779b97f4a7c15 ^ maphash.Bytes(seed, data[end-sh.suffix:end]), true
+}
+
+// lastNumber is where the number that ends data's object starts (-1:
+// it does not end with one).
+func lastNumber(data []byte) int {
+	i := len(data)
+	for i > 0 && isSpace(data[i-1]) {
+		i--
+	}
+	if i == 0 || data[i-1] != '}' {
+		return -1
+	}
+	i--
+	for i > 0 && isSpace(data[i-1]) {
+		i--
+	}
+	j := i
+	for j > 0 && numberByte[data[j-1]] {
+		j--
+	}
+	if j == i {
+		return -1
+	}
+	return j
+}
+
+// numberByte marks the bytes a JSON number is written with.
+var numberByte = func() (t [256]bool) {
+	for _, c := range "0123456789.eE+-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// maxChain is how many identities beginning with the same bytes (a
+// node's hosts, say) identified tries.
+const maxChain = 8
+
+// identified finds the identity of a message of the shape without
+// scanning its strings: the identities whose messages begin with its
+// first bytes are each compared with it (the shape's literals and the
+// identity's strings, in the shape's order); f gets its numbers. nil:
+// none is its identity (f is then to be cleared).
+func (sh *shape) identified(data []byte, f *fields, seed maphash.Seed) *ident {
+	if len(sh.byPrefix) == 0 {
+		return nil
+	}
+	h, ok := sh.key(data, seed)
+	if !ok {
+		return nil
+	}
+	id := sh.byPrefix[h]
+	for n := 0; id != nil && n < maxChain; n++ {
+		if sh.scanAs(data, f, id) {
+			return id
+		}
+		*f = fields{}
+		id = id.next
+	}
+	return nil
+}
+
+// scanAs fills f's numbers from data when it is a message of the shape
+// and of identity id: its literals, id's strings, numbers between them.
+// What it accepts, scan accepts with the same fields: id's strings came
+// from a plain string scan (or are absent: then empty, and a message
+// with the field empty is the same metric).
+func (sh *shape) scanAs(data []byte, f *fields, id *ident) bool {
+	var raw rawStrings
+	i, lo := 0, 0
+	for _, st := range sh.steps {
+		lit := sh.lits[lo:st.end]
+		lo = st.end
+		if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != string(lit) {
+			return false
+		}
+		i += len(lit)
+		j := stringIndex[st.k]
+		if j < 0 {
+			var ok bool
+			if i, ok = scanField(data, i, st.k, f, &raw); !ok {
+				return false
+			}
+			continue
+		}
+		s := id.strs[j]
+		if len(data)-i < len(s)+2 || data[i] != '"' || string(data[i+1:i+1+len(s)]) != s || data[i+1+len(s)] != '"' {
+			return false
+		}
+		i += len(s) + 2
+	}
+	i = skipSpace(data, i)
+	return i < len(data) && data[i] == '}' && skipSpace(data, i+1) == len(data)
+}
+
+// identify puts id first among the identities beginning with data's
+// first bytes, when data is of the shape and of id (so identified finds
+// it). An identity identified passed over (more than maxChain before
+// it) comes first again; a chain keeps maxChain*4 (the rest are found
+// the slow way, and put first again by it).
+func (sh *shape) identify(id *ident, data []byte, seed maphash.Seed) {
+	h, ok := sh.key(data, seed)
+	if !ok {
+		return
+	}
+	// Its strings the shape has not are empty: data, of id, has none.
+	indexed := id.gen == sh.gen
+	id.gen = sh.gen
+	var f fields
+	if !sh.scanAs(data, &f, id) {
+		if !indexed {
+			id.gen = 0
+		}
+		return
+	}
+	if sh.byPrefix == nil {
+		sh.byPrefix = map[uint64]*ident{}
+	}
+	head := sh.byPrefix[h]
+	if indexed {
+		// Out of where it is (if it is still chained).
+		for p, n := &head, 0; *p != nil && n < maxChain*4; p, n = &(*p).next, n+1 {
+			if *p == id {
+				*p = id.next
+				break
+			}
+		}
+	}
+	id.next = head
+	sh.byPrefix[h] = id
+	for p, n := id, 1; p != nil; p, n = p.next, n+1 {
+		if n == maxChain*4 {
+			p.next = nil
+			break
+		}
+	}
+}
+
+// stringIndex is each known field's index in stringFields (-1: a
+// number).
+var stringIndex = func() (idx [len(fieldKeys)]int) {
+	for k := range idx {
+		idx[k] = -1
+	}
+	for j, k := range stringFields {
+		idx[k] = j
+	}
+	return idx
+}()
 
 // scan fills f and raw from data of the shape (false: not of it).
 func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
@@ -642,3 +850,6 @@ func skipPlainValue(data []byte, i int) (int, bool) {
 }
 
 func hasPrefix(b []byte, s string) bool { return len(b) >= len(s) && string(b[:len(s)]) == s }
+
+// isSpace reports whether c is JSON whitespace.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -81,6 +81,14 @@ func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident
 	var sh *shape
 	if in != nil {
 		sh = &in.shape
+		if id := sh.identified(data, &f, in.seed); id != nil {
+			if err := f.checkNumbers(); err != nil {
+				return nil, err
+			}
+			id.metric(m, &f)
+			return id, nil
+		}
+		f = fields{}
 	}
 	if !scanFast(data, &f, &raw, sh) {
 		var err error
@@ -96,6 +104,7 @@ func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident
 			return nil, err
 		}
 		id.metric(m, &f)
+		in.shape.identify(id, data, in.seed)
 		return id, nil
 	}
 	in.intern(&f, &raw)
@@ -105,6 +114,7 @@ func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident
 	}
 	if identifiable {
 		id = in.keep(h, m)
+		in.shape.identify(id, data, in.seed)
 	}
 	return id, nil
 }

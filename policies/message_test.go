@@ -2,6 +2,7 @@ package policies
 
 import (
 	stdjson "encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -217,6 +218,17 @@ func FuzzDecodeFastMatchesGoJSON(f *testing.F) {
 		if (gerr == nil) != (werr == nil) || gk != wk || got != want {
 			t.Fatalf("decode %+v (%v), go-json %+v (%v): %q", got, gerr, want, werr, data)
 		}
+		// Beside the known identity of the Diamond message (data, often a
+		// mutation of it, is compared with it by its layout): the same.
+		in2 := &interner{}
+		if _, err := decode([]byte(diamondMessage), "rk", in2); err != nil {
+			t.Fatal(err)
+		}
+		got2, gerr2 := decode(data, "rk", in2)
+		gk2, _ := IsMalformed(gerr2)
+		if (gerr2 == nil) != (werr == nil) || gk2 != wk || got2 != want {
+			t.Fatalf("beside a known identity, decode %+v (%v), go-json %+v (%v): %q", got2, gerr2, want, werr, data)
+		}
 	})
 }
 
@@ -342,4 +354,130 @@ func TestShapeReadsMessagesOfTheSameLayout(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A message of a known identity in the shape's layout is identified by
+// its first bytes and those before its last number, and compared, not
+// scanned: only the identity it is is taken, and what it decodes to is
+// what go-json decodes.
+func TestShapeIdentifiesMessagesOfKnownIdentities(t *testing.T) {
+	msg := func(node, host, unit, service string, v, at float64) string {
+		return fmt.Sprintf(`{"node_id": %q, "deployment_id": "shop", "name": "cpu", "metric": %v, "unit": %q, "host": %q, "service": %q, "time": %v}`,
+			node, v, unit, host, service, at)
+	}
+	known := []string{
+		msg("web_1", "h1", "percent", "shop.web.web_1.cpu", 1, 1e9),
+		msg("web_1", "h2", "percent", "shop.web.web_1.cpu", 1, 1e9),
+		msg("web_2", "h1", "percent", "shop.web.web_2.cpu", 1, 1e9),
+	}
+	for _, tc := range []struct {
+		name, body string
+		identified bool
+	}{
+		{"a known identity with other numbers", msg("web_1", "h2", "percent", "shop.web.web_1.cpu", 73.5, 1e9+7), true},
+		{"another known identity of the same first bytes", msg("web_1", "h1", "percent", "shop.web.web_1.cpu", -2, 1e9+1), true},
+		{"a number written otherwise", msg("web_2", "h1", "percent", "shop.web.web_2.cpu", 1.25e2, 1.5e9), true},
+		{"another host", msg("web_1", "h3", "percent", "shop.web.web_1.cpu", 1, 1e9), false},
+		{"a longer host", msg("web_1", "h22", "percent", "shop.web.web_1.cpu", 1, 1e9), false},
+		{"another unit, between the numbers", msg("web_1", "h1", "bytes", "shop.web.web_1.cpu", 1, 1e9), false},
+		{"another node, at the start", msg("web_3", "h1", "percent", "shop.web.web_1.cpu", 1, 1e9), false},
+		{"an escape where the identity has a plain byte", strings.Replace(msg("web_1", "h1", "percent", "shop.web.web_1.cpu", 1, 1e9), `"h1"`, `"\u00681"`, 1), false},
+		{"not a number where one was", strings.Replace(msg("web_1", "h1", "percent", "shop.web.web_1.cpu", 1, 1e9), `"metric": 1`, `"metric": true`, 1), false},
+		{"a value out of range", msg("web_1", "h1", "percent", "shop.web.web_1.cpu", 1e300, 1e9), true},
+		{"something after the end", msg("web_1", "h1", "percent", "shop.web.web_1.cpu", 1, 1e9) + " x", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in interner
+			ids := map[*ident]string{}
+			for _, body := range known {
+				var m Metric
+				id, err := decodeInto([]byte(body), "", &in, &m)
+				if err != nil || id == nil {
+					t.Fatalf("%s: %v (identity %v)", body, err, id)
+				}
+				ids[id] = body
+			}
+			if len(in.shape.byPrefix) != len(known) {
+				t.Errorf("%d chains for %d identities whose starts or hosts differ", len(in.shape.byPrefix), len(known))
+			}
+			var f fields
+			id := in.shape.identified([]byte(tc.body), &f, in.seed)
+			if (id != nil) != tc.identified {
+				t.Fatalf("identified %v, want %v", id != nil, tc.identified)
+			}
+			if id != nil {
+				if _, ok := ids[id]; !ok {
+					t.Fatalf("identified an identity not kept")
+				}
+				if id.strs[stringIndex[fieldHost]] != hostOf(t, tc.body) {
+					t.Fatalf("identified %s's identity", ids[id])
+				}
+			}
+			got, gerr := decode([]byte(tc.body), "", &in)
+			var want Metric
+			wf, werr := decodeGoJSON([]byte(tc.body))
+			if werr == nil {
+				want, werr = wf.check("")
+			}
+			if (gerr == nil) != (werr == nil) || got != want {
+				t.Errorf("decoded %+v (%v), go-json %+v (%v)", got, gerr, want, werr)
+			}
+		})
+	}
+	t.Run("identities beyond a chain's length are found again", func(t *testing.T) {
+		// Hosts tell them apart, but neither at the start nor just
+		// before the time (a long service is there): one chain.
+		var in interner
+		service := "shop.web.web_1.cpu." + strings.Repeat("x", 64)
+		host := func(i int) string { return fmt.Sprintf("h%03d", i) }
+		body := func(i int, v float64) []byte { return []byte(msg("web_1", host(i), "percent", service, v, 1e9+v)) }
+		for i := range 3 * maxChain * 4 {
+			var m Metric
+			if _, err := decodeInto(body(i, 0), "", &in, &m); err != nil || m.Host != host(i) {
+				t.Fatalf("%s: %+v (%v)", body(i, 0), m, err)
+			}
+		}
+		for _, id := range in.shape.byPrefix {
+			n := 0
+			for ; id != nil && n <= 3*maxChain*4; id = id.next {
+				n++
+			}
+			if n != maxChain*4 {
+				t.Errorf("a chain of %d identities, want %d", n, maxChain*4)
+			}
+		}
+		var f fields
+		if in.shape.identified(body(0, 1), &f, in.seed) != nil {
+			t.Fatal("an identity cut off its chain is identified")
+		}
+		var m Metric
+		if _, err := decodeInto(body(0, 1), "", &in, &m); err != nil || m.Host != host(0) || m.Value != 1 {
+			t.Fatalf("%+v (%v)", m, err) // found the slow way: put first
+		}
+		if id := in.shape.identified(body(0, 2), &f, in.seed); id == nil || id.strs[stringIndex[fieldHost]] != host(0) {
+			t.Error("an identity cut off its chain is not identified after it is seen again")
+		}
+	})
+	t.Run("a shape learned again forgets the identities of the last one", func(t *testing.T) {
+		var in interner
+		var m Metric
+		for _, body := range []string{known[0], `{"deployment_id":"shop","node_id":"web_1","name":"cpu","metric":1,"host":"h1","time":1}`} {
+			if _, err := decodeInto([]byte(body), "", &in, &m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var f fields
+		if in.shape.identified([]byte(known[0]), &f, in.seed) != nil {
+			t.Error("identified by a shape that is not its")
+		}
+	})
+}
+
+// hostOf is a message's host, by go-json.
+func hostOf(t *testing.T, body string) string {
+	f, err := decodeGoJSON([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Host
 }
