@@ -4,7 +4,8 @@
 # run to run, where timing on a shared machine moves by 10-20%. Compare two
 # commits with it before trusting a small timing difference.
 #
-# Usage: hack/pipeline-cost.sh [REV] (default: the working tree). Runs
+# Usage: hack/pipeline-cost.sh [REV] (default: the working tree; a commit
+# from 300ae91 on, which added the benchmark). Runs
 # BenchmarkPipelineIngest (1000x1 and 100x10) under callgrind twice, with
 # N1 and N2 messages (default 20000, 60000), and reports the difference per
 # message, so the setup and each series' first message cancel out. Needs
@@ -61,6 +62,8 @@ def read(path):
             costs.setdefault(name, dict(zip(events, (0 if t == '.' else int(t.replace(',', '')) for t in nums))))
     return costs
 a, na, b, nb = read(sys.argv[1]), int(sys.argv[2]), read(sys.argv[3]), int(sys.argv[4])
+if '(*Pipeline).Ingest' not in a or '(*Pipeline).Ingest' not in b:
+    sys.exit('pipeline-cost: no Pipeline.Ingest in the profile (a commit before BenchmarkPipelineIngest, 300ae91, has not the benchmark)')
 parts = ['(*Pipeline).Ingest', 'decodeInto', '(*Pipeline).apply', '(*Instance).step',
          '(*hclEvaluator).Evaluate', '(*scaleThreshold).Evaluate', '(*Windows).MeanHosts', '(*Instance).remember']
 print('%-28s %8s %7s %6s' % ('', 'Ir', 'D1', 'LL'))
