@@ -430,30 +430,7 @@ func (sh *shape) identified(data []byte, f *fields, seed maphash.Seed) *ident {
 // with the field empty is the same metric).
 func (sh *shape) scanAs(data []byte, f *fields, id *ident) bool {
 	var raw rawStrings
-	i, lo := 0, 0
-	for _, st := range sh.steps {
-		lit := sh.lits[lo:st.end]
-		lo = st.end
-		if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != string(lit) {
-			return false
-		}
-		i += len(lit)
-		j := stringIndex[st.k]
-		if j < 0 {
-			var ok bool
-			if i, ok = scanField(data, i, st.k, f, &raw); !ok {
-				return false
-			}
-			continue
-		}
-		s := id.strs[j]
-		if len(data)-i < len(s)+2 || data[i] != '"' || string(data[i+1:i+1+len(s)]) != s || data[i+1+len(s)] != '"' {
-			return false
-		}
-		i += len(s) + 2
-	}
-	i = skipSpace(data, i)
-	return i < len(data) && data[i] == '}' && skipSpace(data, i+1) == len(data)
+	return sh.read(data, f, &raw, id)
 }
 
 // identify puts id first among the identities beginning with data's
@@ -513,6 +490,12 @@ var stringIndex = func() (idx [len(fieldKeys)]int) {
 
 // scan fills f and raw from data of the shape (false: not of it).
 func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
+	return sh.read(data, f, raw, nil)
+}
+
+// read is scan; with id, the strings are compared with id's instead of
+// scanned (scanAs).
+func (sh *shape) read(data []byte, f *fields, raw *rawStrings, id *ident) bool {
 	if len(sh.steps) == 0 {
 		return false
 	}
@@ -523,8 +506,17 @@ func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
 		if len(data)-i < len(lit) || string(data[i:i+len(lit)]) != string(lit) {
 			return false
 		}
+		i += len(lit)
+		if j := stringIndex[st.k]; id != nil && j >= 0 {
+			s := id.strs[j]
+			if len(data)-i < len(s)+2 || data[i] != '"' || string(data[i+1:i+1+len(s)]) != s || data[i+1+len(s)] != '"' {
+				return false
+			}
+			i += len(s) + 2
+			continue
+		}
 		var ok bool
-		if i, ok = scanField(data, i+len(lit), st.k, f, raw); !ok {
+		if i, ok = scanField(data, i, st.k, f, raw); !ok {
 			return false
 		}
 	}

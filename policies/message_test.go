@@ -343,15 +343,7 @@ func TestShapeReadsMessagesOfTheSameLayout(t *testing.T) {
 			if got := in.shape.scan([]byte(tc.body), &f, &raw); got != tc.byShape {
 				t.Errorf("read by shape: %v, want %v", got, tc.byShape)
 			}
-			got, gerr := decode([]byte(tc.body), "", &in)
-			var want Metric
-			wf, werr := decodeGoJSON([]byte(tc.body))
-			if werr == nil {
-				want, werr = wf.check("")
-			}
-			if (gerr == nil) != (werr == nil) || got != want {
-				t.Errorf("decoded %+v (%v), go-json %+v (%v)", got, gerr, want, werr)
-			}
+			decodesAsGoJSON(t, &in, tc.body)
 		})
 	}
 }
@@ -413,15 +405,7 @@ func TestShapeIdentifiesMessagesOfKnownIdentities(t *testing.T) {
 					t.Fatalf("identified %s's identity", ids[id])
 				}
 			}
-			got, gerr := decode([]byte(tc.body), "", &in)
-			var want Metric
-			wf, werr := decodeGoJSON([]byte(tc.body))
-			if werr == nil {
-				want, werr = wf.check("")
-			}
-			if (gerr == nil) != (werr == nil) || got != want {
-				t.Errorf("decoded %+v (%v), go-json %+v (%v)", got, gerr, want, werr)
-			}
+			decodesAsGoJSON(t, &in, tc.body)
 		})
 	}
 	t.Run("identities beyond a chain's length are found again", func(t *testing.T) {
@@ -480,4 +464,18 @@ func hostOf(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return f.Host
+}
+
+// decodesAsGoJSON checks that body decodes by in as go-json decodes it.
+func decodesAsGoJSON(t *testing.T, in *interner, body string) {
+	t.Helper()
+	got, gerr := decode([]byte(body), "", in)
+	var want Metric
+	wf, werr := decodeGoJSON([]byte(body))
+	if werr == nil {
+		want, werr = wf.check("")
+	}
+	if (gerr == nil) != (werr == nil) || got != want {
+		t.Errorf("decoded %+v (%v), go-json %+v (%v)", got, gerr, want, werr)
+	}
 }
