@@ -400,10 +400,9 @@ var numberByte = func() (t [256]bool) {
 const maxChain = 8
 
 // identified finds the identity of a message of the shape without
-// scanning its strings: the identities whose messages begin with its
-// first bytes are each compared with it (the shape's literals and the
-// identity's strings, in the shape's order); f gets its numbers. nil:
-// none is its identity (f is then to be cleared).
+// scanning its strings: the identities of its key (its first bytes and
+// those before its last number) are each compared with it (read); f gets
+// its numbers. nil: none is its identity (f is then to be cleared).
 func (sh *shape) identified(data []byte, f *fields, seed maphash.Seed) *ident {
 	if len(sh.byPrefix) == 0 {
 		return nil
@@ -414,23 +413,13 @@ func (sh *shape) identified(data []byte, f *fields, seed maphash.Seed) *ident {
 	}
 	id := sh.byPrefix[h]
 	for n := 0; id != nil && n < maxChain; n++ {
-		if sh.scanAs(data, f, id) {
+		if sh.read(data, f, nil, id) {
 			return id
 		}
 		*f = fields{}
 		id = id.next
 	}
 	return nil
-}
-
-// scanAs fills f's numbers from data when it is a message of the shape
-// and of identity id: its literals, id's strings, numbers between them.
-// What it accepts, scan accepts with the same fields: id's strings came
-// from a plain string scan (or are absent: then empty, and a message
-// with the field empty is the same metric).
-func (sh *shape) scanAs(data []byte, f *fields, id *ident) bool {
-	var raw rawStrings
-	return sh.read(data, f, &raw, id)
 }
 
 // identify puts id first among the identities beginning with data's
@@ -443,11 +432,10 @@ func (sh *shape) identify(id *ident, data []byte, seed maphash.Seed) {
 	if !ok {
 		return
 	}
-	// Its strings the shape has not are empty: data, of id, has none.
 	indexed := id.gen == sh.gen
 	id.gen = sh.gen
 	var f fields
-	if !sh.scanAs(data, &f, id) {
+	if !sh.read(data, &f, nil, id) {
 		if !indexed {
 			id.gen = 0
 		}
@@ -493,8 +481,13 @@ func (sh *shape) scan(data []byte, f *fields, raw *rawStrings) bool {
 	return sh.read(data, f, raw, nil)
 }
 
-// read is scan; with id, the strings are compared with id's instead of
-// scanned (scanAs).
+// read is scan; with id, it reads a message of the shape and of identity
+// id: the strings are compared with id's instead of scanned, and only f's
+// numbers are filled (raw is not written: it may be nil). What it then
+// accepts, scan accepts with the same fields: id's strings came from a
+// plain string scan, so the comparison ends where the scan would (or
+// are absent, then empty, and a message with the field empty is the
+// same metric; a string the shape has not is one id's messages have not).
 func (sh *shape) read(data []byte, f *fields, raw *rawStrings, id *ident) bool {
 	if len(sh.steps) == 0 {
 		return false
@@ -625,13 +618,8 @@ func lower(c byte) byte {
 }
 
 func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
+	for i < len(data) && isSpace(data[i]) {
+		i++
 	}
 	return i
 }
@@ -741,7 +729,7 @@ func scanFloat(data []byte, i int) (float64, int, bool) {
 // scanInt reads the number at data[i:] in one pass when it is an integer
 // of at most 15 digits (most are: times, counters, percentages), exact in
 // a float64; anything else (a fraction, an exponent, more digits, not a
-// number) is left to scanNumber (ok false).
+// number) is left to scanFloat (ok false).
 func scanInt(data []byte, i int) (float64, int, bool) {
 	j := i
 	neg := j < len(data) && data[j] == '-'
