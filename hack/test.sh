@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 testenv() { (cd hack/testenv && go run ./cmd/testenv "$@"); }
+# The environment tool's own tests first: it decides what runs.
+(cd hack/testenv && go test -count=1 ./cmd/testenv)
 started=0
 if ! testenv status >/dev/null 2>&1; then
   testenv up

@@ -44,9 +44,13 @@ type compiler struct {
 	ctx *hcl.EvalContext // param and the functions, for folding constants
 	fns map[string]function.Function
 	// reads are the windows of the reductions compiled, each once;
-	// slots the reductions, each once (windowReduction.slot).
-	reads []*blueprints.WindowSpec
-	slots []reduceKey
+	// slots the reductions, each once (windowReduction.slot), and
+	// slotReds the first reduction of each.
+	reads    []*blueprints.WindowSpec
+	slots    []reduceKey
+	slotReds []*windowReduction
+	// fnodes are the parts compiled for the float path (fnode).
+	fnodes map[hclsyntax.Expression]*fastNode
 }
 
 func newCompiler(params cty.Value) *compiler {
@@ -427,15 +431,22 @@ func (c *compiler) reductionOf(e *hclsyntax.FunctionCallExpr) (*windowReduction,
 		key.fn = meanHostsFn
 	}
 	slot := slices.Index(c.slots, key)
-	if slot < 0 {
-		slot = len(c.slots)
-		c.slots = append(c.slots, key)
-	}
-	red := &windowReduction{fn: e.Name, metric: spec.Metric, seconds: spec.Duration, byPattern: spec.Pattern != "", arg: arg, label: reductionLabel(e.Name, spec, arg), slot: slot, pair: pair}
+	red := &windowReduction{fn: e.Name, metric: spec.Metric, seconds: spec.Duration, byPattern: spec.Pattern != "", arg: arg, label: reductionLabel(e.Name, spec, arg), pair: pair}
 	if spec.Pattern != "" {
 		red.re, _ = pattern(spec.Pattern)
 	}
+	if slot < 0 {
+		slot = len(c.slots)
+		c.slots = append(c.slots, key)
+		c.slotReds = append(c.slotReds, red)
+	}
+	red.slot = slot
 	return red, nil
+}
+
+// read is how an evaluation reads the reduction from its slot.
+func (r *windowReduction) read() fread {
+	return fread{label: r.label, slot: int32(r.slot), hosts: r.fn == "hosts"}
 }
 
 // reduction compiles a window reduction (nil, nil: a min or max over
@@ -445,8 +456,9 @@ func (c *compiler) reduction(e *hclsyntax.FunctionCallExpr) (compiled, error) {
 	if red == nil || err != nil {
 		return nil, err
 	}
+	rd := red.read()
 	return func(s *scope) (cty.Value, error) {
-		v, ok := s.reduceCompiled(*red)
+		v, ok := s.reduceCompiled(rd)
 		if !ok || math.IsNaN(v) {
 			return cty.UnknownVal(cty.Number), nil
 		}

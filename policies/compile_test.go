@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -26,20 +27,36 @@ func interpreted(ev Evaluator) Evaluator {
 // withoutFloats is ev with the float path off: the cty closures only.
 func withoutFloats(ev Evaluator) Evaluator { return copyEvaluator(ev.(*hclEvaluator), false) }
 
+// withoutFlat is ev with the float path's closures in place of its flat
+// comparisons.
+func withoutFlat(ev Evaluator) Evaluator {
+	he := ev.(*hclEvaluator)
+	cp := copyEvaluator(he, false)
+	for i := range cp.conds {
+		cp.conds[i].float = he.conds[i].float
+	}
+	return cp
+}
+
 // copyEvaluator is a copy of he with its own scope, without its float
 // paths and (interpret) its closures.
 func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 	cp := *he
+	cold := *he.hclCold
+	cp.hclCold = &cold
 	cp.conds = slices.Clone(he.conds)
 	for i := range cp.conds {
 		if interpret {
 			cp.conds[i].compiled = nil
 		}
-		cp.conds[i].float = nil
+		cp.conds[i].float, cp.conds[i].flat = nil, terms{}
 	}
 	sc := *he.scope
 	sc.memo = map[reduceKey]reduced{}
 	sc.slots = slices.Clone(sc.slots)
+	// Results and readings of its own: he's are written in place, and
+	// would be the copy's too.
+	cp.res, sc.readings = nil, nil
 	cp.scope = &sc
 	cp.fns = blueprints.ConditionFunctions(&sc)
 	cp.ctx = &hcl.EvalContext{Variables: he.ctx.Variables, Functions: cp.fns}
@@ -47,8 +64,9 @@ func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 }
 
 // diffFloats counts the evaluations of the differential test that the
-// float path decided, and those it gave back to cty.
-var diffFloats struct{ floats, fallbacks int64 }
+// float path decided, and those it gave back to cty, and the conditions
+// it compiled, and of those the flat ones (comparisons joined).
+var diffFloats struct{ floats, fallbacks, conds, flat int64 }
 
 // condGen writes random conditions over two metrics' windows, literals
 // and parameters: numbers, comparisons, logic, ?:, functions.
@@ -122,6 +140,33 @@ func (g *condGen) boolean(depth int) string {
 	return "(" + g.num(depth-1) + " " + op + " " + g.num(depth-1) + ")"
 }
 
+// chain writes what most conditions are: comparisons of reductions with
+// literals joined all by && or all by || (flat on the float path), at
+// times in parentheses, or under a ?: that always takes one branch.
+func (g *condGen) chain() string {
+	join := []string{" && ", " || "}[g.r.IntN(2)]
+	var b strings.Builder
+	for i := range 1 + g.r.IntN(4) {
+		if i > 0 {
+			b.WriteString(join)
+		}
+		red, lit := genReductions[g.r.IntN(len(genReductions))], genLiterals[g.r.IntN(len(genLiterals))]
+		op := []string{">", ">=", "<", "<=", "==", "!="}[g.r.IntN(6)]
+		if g.r.IntN(2) == 0 {
+			red, lit = lit, red
+		}
+		fmt.Fprintf(&b, "(%s %s %s)", red, op, lit)
+	}
+	c := b.String()
+	switch g.r.IntN(4) {
+	case 0:
+		return "(" + c + ")"
+	case 1:
+		return "(param.on ? " + c + " : " + c + ")"
+	}
+	return c
+}
+
 const diffBlueprint = `
 node "web" {}
 workflow "scale" { uses = "test.scale" }
@@ -164,6 +209,15 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 	}
 	slow := interpreted(fast)
 	closures := withoutFloats(fast)
+	tree := withoutFlat(fast)
+	for _, c := range fast.(*hclEvaluator).conds {
+		if c.float != nil {
+			diffFloats.conds++
+		}
+		if c.flat.list != nil {
+			diffFloats.flat++
+		}
+	}
 	defer func() {
 		he := fast.(*hclEvaluator)
 		diffFloats.floats += he.floats
@@ -185,7 +239,7 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 		for _, ev := range []struct {
 			name string
 			e    Evaluator
-		}{{"compiled", fast}, {"compiled without floats", closures}} {
+		}{{"compiled", fast}, {"compiled without floats", closures}, {"compiled, the float path's closures only", tree}} {
 			got, gerr := ev.e.Evaluate(w, now)
 			if (werr != nil) != (gerr != nil) {
 				tb.Fatalf("conditions %q: interpreter error %v, %s error %v", conds, werr, ev.name, gerr)
@@ -226,7 +280,65 @@ func TestCompiledConditionsMatchTheInterpreter(t *testing.T) {
 	if f, b := diffFloats.floats, diffFloats.fallbacks; f < 3*b || f < int64(n) {
 		t.Errorf("the float path decided %d evaluations and gave %d back to cty", f, b)
 	}
-	t.Logf("float path: %d evaluations decided, %d given back to cty", diffFloats.floats, diffFloats.fallbacks)
+	// So are its flat comparisons.
+	if diffFloats.flat < diffFloats.conds/10 {
+		t.Errorf("of %d conditions on the float path, %d are flat comparisons", diffFloats.conds, diffFloats.flat)
+	}
+	t.Logf("float path: %d evaluations decided, %d given back to cty; %d conditions, %d flat", diffFloats.floats, diffFloats.fallbacks, diffFloats.conds, diffFloats.flat)
+}
+
+// Comparisons joined all by && or all by || are evaluated flat, and give
+// what the interpreter and the float path's closures give (missing data,
+// == against decimals, each comparison's value recorded).
+func TestFlatComparisonsMatchTheInterpreter(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	g := &condGen{r: r}
+	before := diffFloats.flat
+	for range 200 * diffScale {
+		checkSame(t, []string{g.chain(), g.chain()}, r, 20)
+	}
+	if flat := diffFloats.flat - before; flat < 300*int64(diffScale) {
+		t.Errorf("%d of 400 generated conditions are flat", flat)
+	}
+}
+
+// Which conditions are flat: comparisons of a reduction with a constant,
+// one or joined all by && or all by ||.
+func TestWhichConditionsAreFlat(t *testing.T) {
+	cases := []struct {
+		when  string
+		terms int // 0: not flat
+		or    bool
+	}{
+		{`mean(window("cpu", "30s")) > param.t`, 1, false},
+		{`0.1 < mean(window("cpu", "30s"))`, 1, false},
+		{`(mean(window("cpu", "30s")) > 1 && (count(window("cpu", "30s")) >= 3)) && max(window("mem", "10s")) != 2`, 3, false},
+		{`mean(window("cpu", "30s")) > 1 || mean(window("cpu", "30s")) < -1`, 2, true},
+		{`param.on ? hosts(window("cpu", "30s")) < 5 && 70 < mean(window("cpu", "30s")) : hosts(window("cpu", "30s")) > 5 && 70 > mean(window("cpu", "30s"))`, 2, false},
+		{`mean(window("cpu", "30s")) > 1 && count(window("cpu", "30s")) > 1 || max(window("cpu", "30s")) > 1`, 0, false},
+		{`mean(window("cpu", "30s")) + 1 > 2`, 0, false},
+		{`mean(window("cpu", "30s")) > max(window("mem", "10s"))`, 0, false},
+		{`!(mean(window("cpu", "30s")) > 1)`, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.when, func(t *testing.T) {
+			plan, diags := resolveSource(fmt.Sprintf(diffBlueprint, "  condition \"c0\" { when = "+c.when+" }\n"))
+			if diags.HasErrors() {
+				t.Fatal(diags)
+			}
+			ev, err := Compile(Target{Deployment: "shop"}, plan.Policies[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			cd := ev.(*hclEvaluator).conds[0]
+			if cd.float == nil {
+				t.Fatal("not on the float path")
+			}
+			if len(cd.flat.list) != c.terms || c.terms > 0 && cd.flat.or != c.or {
+				t.Errorf("%d terms (or %v), want %d (or %v)", len(cd.flat.list), cd.flat.or, c.terms, c.or)
+			}
+		})
+	}
 }
 
 // The conditions people write are compiled; what the compiler does not
@@ -272,4 +384,37 @@ func FuzzCompiledConditions(f *testing.F) {
 		g := &condGen{r: r}
 		checkSame(t, []string{g.boolean(1 + r.IntN(4))}, r, 5)
 	})
+}
+
+// An evaluation of one condition reading one slot (a mean and hosts
+// pair, say) touches 8 cache lines of its policy's allocation: the
+// evaluator, the scope, two readings, the slot, the condition's hot part
+// (name, flat terms, float path) and its result. A field added or moved
+// that spreads them fails here.
+func TestHCLAllocLayout(t *testing.T) {
+	// The object's data starts this far into a 64-byte aligned block
+	// (hclAlloc's comment).
+	const header = 8
+	var a hclAlloc
+	lines := map[uintptr]bool{}
+	touch := func(off, size uintptr) {
+		off += header
+		for l := off / 64; l <= (off+size-1)/64; l++ {
+			lines[l] = true
+		}
+	}
+	var c condition
+	touch(unsafe.Offsetof(a.e), unsafe.Offsetof(a.e.hclCold))
+	touch(unsafe.Offsetof(a.sc), unsafe.Offsetof(a.sc.target)+unsafe.Offsetof(a.sc.target.MinHosts)+unsafe.Sizeof(a.sc.target.MinHosts))
+	touch(unsafe.Offsetof(a.readings), 2*unsafe.Sizeof(Reading{}))
+	touch(unsafe.Offsetof(a.slots), unsafe.Sizeof(slot{}))
+	touch(unsafe.Offsetof(a.conds), unsafe.Offsetof(c.float)+unsafe.Sizeof(c.float))
+	touch(unsafe.Offsetof(a.res), unsafe.Sizeof(Result{}))
+	if len(lines) > 8 {
+		t.Errorf("an evaluation touches %d lines of hclAlloc, want 8", len(lines))
+	}
+	// The size class keeps the blocks 64-byte aligned.
+	if size := unsafe.Sizeof(a) + header; size > 896 || size <= 768 {
+		t.Errorf("hclAlloc is %d bytes with its header: its size class is no longer 896, a multiple of 64 (check its alignment, and this test)", size)
+	}
 }

@@ -67,9 +67,9 @@ type fastNode struct {
 	fn    fastFn
 	kind  fastKind
 	konst *fconst
-	// red is the window reduction fn reads, when that is all it does: a
-	// comparison with a constant reads it without calling fn.
-	red *windowReduction
+	// red is the read of the window reduction fn reads, when that is
+	// all it does: a comparison with a constant reads it without fn.
+	red *fread
 }
 
 // fconst is a constant number: its nearest float64 (exact or not), the
@@ -77,11 +77,9 @@ type fastNode struct {
 // text at 53 bits is the constant's text (eqOK false: none is), which is
 // what == with a window value means.
 type fconst struct {
-	f, lo, hi float64
-	exact     bool
-	prec      uint32
-	eq        float64
-	eqOK      bool
+	f, lo, hi, eq float64
+	prec          uint32
+	exact, eqOK   bool
 }
 
 func newFconst(v cty.Value) (*fconst, bool) {
@@ -114,6 +112,130 @@ func newFconst(v cty.Value) (*fconst, bool) {
 	return c, true
 }
 
+// cmpTerm is a comparison of a window reduction with a constant, as a
+// condition that is one, or several joined all by && or all by ||,
+// evaluates it (most conditions are): one line of memory, read in place
+// of three closures. Its read is fread's fields.
+type cmpTerm struct {
+	k     fconst
+	label string
+	slot  int32
+	hosts bool
+	op    cmpOp
+}
+
+// constComparison is l op r as one term when one side is a window
+// reduction alone and the other a constant (nil: it is not).
+func constComparison(op cmpOp, l, r *fastNode) *cmpTerm {
+	l, r, op = constRight(op, l, r)
+	if r.konst == nil || l.red == nil {
+		return nil
+	}
+	return &cmpTerm{k: *r.konst, label: l.red.label, slot: l.red.slot, hosts: l.red.hosts, op: op}
+}
+
+// constRight turns a comparison with a constant on the left around:
+// c < x is x > c.
+func constRight(op cmpOp, l, r *fastNode) (*fastNode, *fastNode, cmpOp) {
+	if l.konst != nil && r.konst == nil {
+		return r, l, flipped[op]
+	}
+	return l, r, op
+}
+
+// eval is the term's comparison on the float path.
+func (t *cmpTerm) eval(s *scope) (fval, bool) {
+	a, ok := reductionValue(s, fread{t.label, t.slot, t.hosts})
+	return compareConst(t.op, a, ok, &t.k)
+}
+
+// terms is a condition's comparisons: one, or several joined all by &&
+// (or false) or all by || (or true).
+type terms struct {
+	list []cmpTerm
+	or   bool
+}
+
+// eval is the float path of the comparisons joined: what the closures of
+// the same && or || tree give. Every comparison is read, as HCL reads
+// both sides of && and ||, in the order written; && and || are
+// associative, so the tree's shape does not matter.
+func (ts *terms) eval(s *scope) (fval, bool) {
+	decided, unknown := false, false
+	for i := range ts.list {
+		v, ok := ts.list[i].eval(s)
+		switch {
+		case !ok:
+			return fval{}, false
+		case !v.known:
+			unknown = true
+		case v.b == ts.or:
+			decided = true
+		}
+	}
+	switch {
+	case decided:
+		return fval{b: ts.or, known: true}, true
+	case unknown:
+		return fval{}, true
+	}
+	return fval{b: !ts.or, known: true}, true
+}
+
+// flat compiles a condition whose float path exists into its terms when
+// it is comparisons of reductions with constants joined all by && or all
+// by || (nil: it is not).
+func (c *compiler) flat(e hclsyntax.Expression) *terms {
+	ts := &terms{}
+	logic := 0 // 1: &&, 2: ||
+	var walk func(e hclsyntax.Expression) bool
+	walk = func(e hclsyntax.Expression) bool {
+		switch e := e.(type) {
+		case *hclsyntax.ParenthesesExpr:
+			return walk(e.Expression)
+		case *hclsyntax.ConditionalExpr:
+			// As fconditional compiles it: only one that always takes
+			// a branch.
+			if c.takes(e, true) {
+				return walk(e.TrueResult)
+			}
+			return c.takes(e, false) && walk(e.FalseResult)
+		case *hclsyntax.BinaryOpExpr:
+			if e.Op == hclsyntax.OpLogicalAnd || e.Op == hclsyntax.OpLogicalOr {
+				l := 1
+				if e.Op == hclsyntax.OpLogicalOr {
+					l = 2
+				}
+				if logic != 0 && logic != l {
+					return false
+				}
+				logic = l
+				return walk(e.LHS) && walk(e.RHS)
+			}
+			op, isCmp := cmpOps[e.Op]
+			if !isCmp {
+				return false
+			}
+			l, r := c.operands(e, fastNum, true)
+			if l == nil {
+				return false
+			}
+			t := constComparison(op, l, r)
+			if t == nil {
+				return false
+			}
+			ts.list = append(ts.list, *t)
+			return true
+		}
+		return false
+	}
+	if !walk(e) {
+		return nil
+	}
+	ts.or = logic == 2
+	return ts
+}
+
 // fast compiles the float path of a condition's `when`, or returns nil.
 func (c *compiler) fast(e hclsyntax.Expression) fastFn {
 	n := c.fnode(e)
@@ -123,7 +245,21 @@ func (c *compiler) fast(e hclsyntax.Expression) fastFn {
 	return n.fn
 }
 
+// fnode compiles a part once: fconditional, takes and flat ask for the
+// same parts again, and a constant's fconst costs a decimal text.
 func (c *compiler) fnode(e hclsyntax.Expression) *fastNode {
+	if n, seen := c.fnodes[e]; seen {
+		return n
+	}
+	n := c.compileFnode(e)
+	if c.fnodes == nil {
+		c.fnodes = map[hclsyntax.Expression]*fastNode{}
+	}
+	c.fnodes[e] = n
+	return n
+}
+
+func (c *compiler) compileFnode(e hclsyntax.Expression) *fastNode {
 	if !readsWindows(e) {
 		v, err := c.constant(e)
 		if err != nil || v.IsNull() {
@@ -292,31 +428,20 @@ func sumExact(a, b, r float64) bool {
 
 // comparison compiles < <= > >= == != over numbers (either side may be a
 // constant that is not a float64).
-func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
-	// Constants on the left are turned around: c < x is x > c.
-	flip := map[*hclsyntax.Operation]*hclsyntax.Operation{
-		hclsyntax.OpLessThan: hclsyntax.OpGreaterThan, hclsyntax.OpGreaterThan: hclsyntax.OpLessThan,
-		hclsyntax.OpLessThanOrEqual: hclsyntax.OpGreaterThanOrEqual, hclsyntax.OpGreaterThanOrEqual: hclsyntax.OpLessThanOrEqual,
-		hclsyntax.OpEqual: hclsyntax.OpEqual, hclsyntax.OpNotEqual: hclsyntax.OpNotEqual,
-	}
-	if l.konst != nil && r.konst == nil {
-		l, r, op = r, l, flip[op]
-	}
-	lf := l.fn
-	if k := r.konst; k != nil && l.red != nil {
+func comparison(hop *hclsyntax.Operation, l, r *fastNode) fastFn {
+	op := cmpOps[hop]
+	if t := constComparison(op, l, r); t != nil {
 		// A condition's comparisons of a window with a number are most
-		// of what it evaluates: one closure holding the reduction and
-		// the constant by value, one object read instead of three.
-		red, kc := *l.red, *k
-		return func(s *scope) (fval, bool) {
-			a, ok := reductionValue(s, red)
-			return compareConst(op, a, ok, kc)
-		}
+		// of what it evaluates: the read, the constant and the
+		// operator in one line of memory.
+		return t.eval
 	}
+	l, r, op = constRight(op, l, r)
+	lf := l.fn
 	if k := r.konst; k != nil && lf != nil {
 		return func(s *scope) (fval, bool) {
 			a, ok := lf(s)
-			return compareConst(op, a, ok, *k)
+			return compareConst(op, a, ok, k)
 		}
 	}
 	rf := r.fn
@@ -338,7 +463,7 @@ func comparison(op *hclsyntax.Operation, l, r *fastNode) fastFn {
 }
 
 // compareConst compares a (ok: as its operand gave it) with constant k.
-func compareConst(op *hclsyntax.Operation, a fval, ok bool, k fconst) (fval, bool) {
+func compareConst(op cmpOp, a fval, ok bool, k *fconst) (fval, bool) {
 	if !ok {
 		return fval{}, false
 	}
@@ -365,17 +490,38 @@ func compareConst(op *hclsyntax.Operation, a fval, ok bool, k fconst) (fval, boo
 	return fval{b: compare(op, less, greater, eq), known: true}, true
 }
 
-func compare(op *hclsyntax.Operation, less, greater, eq bool) bool {
+// cmpOp is a comparison operator.
+type cmpOp uint8
+
+const (
+	cmpLT cmpOp = iota
+	cmpLE
+	cmpGT
+	cmpGE
+	cmpEQ
+	cmpNE
+)
+
+var (
+	cmpOps = map[*hclsyntax.Operation]cmpOp{
+		hclsyntax.OpLessThan: cmpLT, hclsyntax.OpLessThanOrEqual: cmpLE, hclsyntax.OpGreaterThan: cmpGT,
+		hclsyntax.OpGreaterThanOrEqual: cmpGE, hclsyntax.OpEqual: cmpEQ, hclsyntax.OpNotEqual: cmpNE,
+	}
+	// flipped is a comparison with its sides swapped.
+	flipped = [...]cmpOp{cmpLT: cmpGT, cmpLE: cmpGE, cmpGT: cmpLT, cmpGE: cmpLE, cmpEQ: cmpEQ, cmpNE: cmpNE}
+)
+
+func compare(op cmpOp, less, greater, eq bool) bool {
 	switch op {
-	case hclsyntax.OpLessThan:
+	case cmpLT:
 		return less
-	case hclsyntax.OpLessThanOrEqual:
+	case cmpLE:
 		return less || eq
-	case hclsyntax.OpGreaterThan:
+	case cmpGT:
 		return greater
-	case hclsyntax.OpGreaterThanOrEqual:
+	case cmpGE:
 		return greater || eq
-	case hclsyntax.OpEqual:
+	case cmpEQ:
 		return eq
 	}
 	return !eq
@@ -518,8 +664,8 @@ var fastFuncs = map[string]bool{"abs": true, "ceil": true, "floor": true, "signu
 
 // reductionValue is a window reduction on the float path: unknown for no
 // data, back to cty for an infinity.
-func reductionValue(s *scope, red windowReduction) (fval, bool) {
-	v, ok := s.reduceCompiled(red)
+func reductionValue(s *scope, rd fread) (fval, bool) {
+	v, ok := s.reduceCompiled(rd)
 	if !ok || math.IsNaN(v) {
 		return fval{prec: prec53}, true
 	}
@@ -539,8 +685,9 @@ func (c *compiler) fcall(e *hclsyntax.FunctionCallExpr) *fastNode {
 			return nil
 		}
 		if red != nil {
-			rv := *red
-			return &fastNode{kind: fastNum, red: red, fn: func(s *scope) (fval, bool) { return reductionValue(s, rv) }}
+			rd := red.read()
+			read := rd // the closure's own copy
+			return &fastNode{kind: fastNum, red: &rd, fn: func(s *scope) (fval, bool) { return reductionValue(s, read) }}
 		}
 	}
 	if !fastFuncs[e.Name] || len(e.Args) == 0 {

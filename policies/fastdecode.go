@@ -402,7 +402,8 @@ const maxChain = 8
 // identified finds the identity of a message of the shape without
 // scanning its strings: the identities of its key (its first bytes and
 // those before its last number) are each compared with it (read); f gets
-// its numbers. nil: none is its identity (f is then to be cleared).
+// its numbers. nil: none is its identity, and f is zero (a read that
+// failed part way is cleared; f is given zero).
 func (sh *shape) identified(data []byte, f *fields, seed maphash.Seed) *ident {
 	if len(sh.byPrefix) == 0 {
 		return nil

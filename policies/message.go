@@ -88,7 +88,6 @@ func decodeInto(data []byte, routingKey string, in *interner, m *Metric) (*ident
 			id.metric(m, &f)
 			return id, nil
 		}
-		f = fields{}
 	}
 	if !scanFast(data, &f, &raw, sh) {
 		var err error

@@ -199,29 +199,26 @@ type histPoint struct {
 // (cold lines of other policies).
 func (in *Instance) remember(now float64, results []Result) {
 	// The history's values the results set (results and readings by
-	// index, not copied, for the same reason).
+	// index, not copied, for the same reason), each stored as it is
+	// found: the point of an earlier second goes to the ring at the
+	// first.
 	var set uint8
-	var v [historyKeys]float64
 	for ri := range results {
 		vals := results[ri].Values
 		for vi := range vals {
-			if i := in.histKey(vals[vi].Label); i >= 0 {
-				set |= 1 << i
-				v[i] = vals[vi].Value
+			i := in.histKey(vals[vi].Label)
+			if i < 0 {
+				continue
 			}
+			if set == 0 && in.hasCur && math.Floor(in.cur.t) != math.Floor(now) {
+				in.pushCur()
+			}
+			set |= 1 << i
+			in.cur.v[i] = vals[vi].Value
 		}
 	}
-	if set == 0 {
-		return
-	}
-	if in.hasCur && math.Floor(in.cur.t) != math.Floor(now) {
-		in.pushCur()
-	}
-	in.cur.t, in.cur.set, in.hasCur = now, set, true
-	for i := range historyKeys {
-		if set&(1<<i) != 0 {
-			in.cur.v[i] = v[i]
-		}
+	if set != 0 {
+		in.cur.t, in.cur.set, in.hasCur = now, set, true
 	}
 }
 

@@ -197,17 +197,25 @@ func Compile(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 	return compileHCL(t, p)
 }
 
-// hclEvaluator evaluates a policy type written in the blueprint.
+// hclEvaluator evaluates a policy type written in the blueprint. What an
+// evaluation reads comes first.
 type hclEvaluator struct {
-	conds  []condition
-	params cty.Value
-	scope  *scope
-	fns    map[string]function.Function
-	// floats and fallbacks count the evaluations the float paths decided,
-	// and those they gave back to the cty closures.
-	floats, fallbacks int64
-	ctx               *hcl.EvalContext
-	res               []Result
+	scope *scope
+	conds []condition
+	res   []Result
+	// floats counts the evaluations the float paths decided.
+	floats int64
+	*hclCold
+}
+
+// hclCold is what a compiled evaluation does not read.
+type hclCold struct {
+	// fallbacks counts the evaluations the float paths gave back to the
+	// cty closures.
+	fallbacks int64
+	params    cty.Value
+	fns       map[string]function.Function
+	ctx       *hcl.EvalContext
 	// reads are the windows its conditions read, all of them compiled
 	// (nil: one is interpreted, so any window may be read, or none is).
 	reads []*blueprints.WindowSpec
@@ -217,7 +225,10 @@ type hclEvaluator struct {
 // what an evaluation reads of it, in one array.
 type condition struct {
 	name string
-	// float is its float path (nil: none).
+	// flat is its float path when it is comparisons of reductions with
+	// constants (flat.list nil: it is not); float its float path
+	// (nil: none).
+	flat  terms
 	float fastFn
 	// compiled is it compiled (nil: HCL's interpreter runs it, for the
 	// reason in why).
@@ -232,9 +243,9 @@ func (e *hclEvaluator) Reads() []*blueprints.WindowSpec { return e.reads }
 // scope answers the window functions for one policy: it binds them to the
 // policy's deployment and nodes and to the evaluation time.
 type scope struct {
-	target Target
-	w      *Windows
-	now    float64
+	w   *Windows
+	now float64
+	gen uint64 // the evaluation's number (a slot is valid at its gen)
 	// readings are this evaluation's values, of every condition, the
 	// current condition's from mark.
 	readings []Reading
@@ -246,20 +257,33 @@ type scope struct {
 	// A compiled reduction has a slot instead, valid while its gen is
 	// the evaluation's. nil until an interpreted condition reads a
 	// window (a compiled policy never touches it).
-	memo  map[reduceKey]reduced
-	slots []slot
-	gen   uint64
+	memo   map[reduceKey]reduced
+	slots  []slot
+	target Target
 }
 
-// slot is a compiled reduction's: its value at evaluation gen, and its
-// window's selection (one allocation, read together). mean and hosts of a
-// window share one (hosts is the pair's second value), as they are
-// computed together.
+// slot is a compiled reduction's: its value at evaluation gen, its
+// window's selection, and what computing it reads (red; its window's
+// seconds and whether it is a pair here, as they are read each
+// evaluation): one line of memory. mean and hosts of a window share one
+// (hosts is the pair's second value), as they are computed together.
 type slot struct {
-	r     reduced
-	hosts float64
-	gen   uint64
-	sel   *selection
+	r       reduced
+	hosts   float64
+	gen     uint64
+	sel     *selection
+	seconds float64
+	red     *windowReduction
+	pair    bool
+}
+
+// fread is a compiled reduction as a condition reads it: its slot, which
+// of a mean and hosts pair (hosts), and its label among the condition's
+// values.
+type fread struct {
+	label string
+	slot  int32
+	hosts bool
 }
 
 type reduceKey struct {
@@ -321,40 +345,40 @@ func (s *scope) widen(seconds float64) {
 }
 
 // reduceCompiled is Reduce for a compiled reduction, memoized in its slot.
-func (s *scope) reduceCompiled(red windowReduction) (float64, bool) {
-	sl := &s.slots[red.slot]
+func (s *scope) reduceCompiled(rd fread) (float64, bool) {
+	sl := &s.slots[rd.slot]
 	if sl.gen != s.gen {
-		s.widen(red.seconds)
-		s.reduceInto(sl, red)
+		s.widen(sl.seconds)
+		s.reduceInto(sl)
 		sl.gen = s.gen
 	}
 	r := sl.r
-	if red.fn == "hosts" {
+	if rd.hosts {
 		r.v = sl.hosts
 	}
 	if r.ok {
-		s.note(red.label, r.v)
+		s.note(rd.label, r.v)
 	}
 	return r.v, r.ok
 }
 
-// reduceInto computes a compiled reduction into its slot: from the
-// selection's memo when another policy read it at this time, else
-// through a query.
-func (s *scope) reduceInto(sl *slot, red windowReduction) {
-	k := memoKey{fn: red.fn, seconds: red.seconds, now: s.now, arg: red.arg, minHosts: s.target.MinHosts}
-	if red.pair {
-		k.fn, k.arg = meanHostsFn, 0 // as MeanHosts keeps it
+// reduceInto computes a slot's reduction: from the selection's memo when
+// another policy read it at this time, else through a query.
+func (s *scope) reduceInto(sl *slot) {
+	k := memoKey{fn: meanHostsFn, seconds: sl.seconds, now: s.now, minHosts: s.target.MinHosts} // as MeanHosts keeps it
+	if !sl.pair {
+		k.fn, k.arg = sl.red.fn, sl.red.arg
 	}
 	if m, seen := sl.sel.recall(s.w, k); seen {
 		sl.r, sl.hosts = reduced{m.v, m.ok}, m.hosts
 		return
 	}
+	red := sl.red
 	q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
 	switch {
 	case !ok:
 		sl.r = reduced{}
-	case red.pair:
+	case sl.pair:
 		sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
 	default:
 		sl.r.v, sl.r.ok = s.w.Reduce(red.fn, q, red.arg)
@@ -417,14 +441,22 @@ func pattern(p string) (*regexp.Regexp, error) {
 // hclAlloc is what an evaluation of a user-defined policy reads, in one
 // allocation (a metric's evaluation finds it cold: adjacent memory is
 // fetched together): the evaluator, its scope and, for the few
-// conditions and reductions most types have, their arrays.
+// conditions and reductions most types have, their arrays. The order
+// and the padding put what an evaluation of one condition reading one
+// slot touches on 8 cache lines (TestHCLAllocLayout): the object's
+// size class (896) is a multiple of 64 and its data starts 8 bytes in
+// (Go's heap header of an object over 512 bytes with pointers), so the
+// first slot, the first condition's hot part and the first result each
+// sit on a line of their own.
 type hclAlloc struct {
 	e        hclEvaluator
 	sc       scope
-	conds    [2]condition
-	slots    [4]slot
-	res      [2]Result
+	_        [8]byte
 	readings [4]Reading
+	slots    [2]slot
+	conds    [2]condition
+	res      [2]Result
+	cold     hclCold
 }
 
 // within is buf[:n] when n fits in it, else a new slice of n.
@@ -444,6 +476,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		params = cty.EmptyObjectVal
 	}
 	e := &a.e
+	e.hclCold = &a.cold
 	e.params, e.scope, e.fns = params, sc, blueprints.ConditionFunctions(sc)
 	e.conds = within(a.conds[:], len(p.Type.Conditions))
 	e.res, sc.readings = a.res[:0], a.readings[:0]
@@ -461,10 +494,17 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		}
 		ec.compiled = fn
 		if se, ok := cond.When.(hclsyntax.Expression); ok {
-			ec.float = c.fast(se)
+			if ec.float = c.fast(se); ec.float != nil {
+				if ts := c.flat(se); ts != nil {
+					ec.flat = *ts
+				}
+			}
 		}
 	}
 	sc.slots = within(a.slots[:], len(c.slots))
+	for i, red := range c.slotReds {
+		sc.slots[i] = slot{seconds: red.seconds, red: red, pair: red.pair}
+	}
 	if all {
 		// None read (constant conditions): every metric evaluates it,
 		// as before windows were indexed.
@@ -523,7 +563,14 @@ func (e *hclEvaluator) Evaluate(w *Windows, now float64) ([]Result, error) {
 		c := &e.conds[i]
 		sc.mark = len(sc.readings)
 		if c.float != nil {
-			if fv, ok := c.float(sc); ok {
+			var fv fval
+			var ok bool
+			if c.flat.list != nil {
+				fv, ok = c.flat.eval(sc)
+			} else {
+				fv, ok = c.float(sc)
+			}
+			if ok {
 				e.floats++
 				out = append(out, Result{}) // and filled in place (see scaleThreshold)
 				r := &out[len(out)-1]

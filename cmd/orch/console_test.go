@@ -141,10 +141,12 @@ func TestConsoleInABrowser(t *testing.T) {
 			}
 		}
 	}()
-	timer := time.AfterFunc(4*time.Minute, func() { _ = cmd.Process.Kill() })
+	// The steps are read to the end before Wait, which closes the pipe
+	// (the last step, "done", could otherwise go unread).
+	timer := time.AfterFunc(4*time.Minute, func() { _ = cmd.Process.Kill(); _ = stdout.Close() })
+	<-done
 	err = cmd.Wait()
 	timer.Stop()
-	<-done
 	t.Logf("browser steps:\n%s\nscreenshots in %s", strings.Join(steps, "\n"), shots)
 	if err != nil || len(steps) == 0 || steps[len(steps)-1] != "done" {
 		t.Fatalf("the browser test failed (%v):\n%s\nserve:\n%s", err, stderr.String(), serve.output())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +13,20 @@ import (
 	"github.com/orchhq/orch/internal/testenv"
 )
 
+// serveProc is an orch serve the test started. Its output is written
+// here by exec's own copier, so a Wait that returns has all of it: a
+// pipe read by the test could lose the last lines, Wait closing the pipe
+// before they were read.
 type serveProc struct {
 	cmd *exec.Cmd
 	mu  sync.Mutex
 	out strings.Builder
+}
+
+func (s *serveProc) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.Write(p)
 }
 
 func (s *serveProc) output() string {
@@ -30,19 +39,13 @@ func startServe(t *testing.T, state string, args ...string) *serveProc {
 	t.Helper()
 	// Tests run in parallel: each serve's API takes any free port.
 	s := &serveProc{cmd: exec.Command(orchBin, append([]string{"--state", state, "serve", "--api-addr", "127.0.0.1:0"}, args...)...)}
-	stdout, _ := s.cmd.StdoutPipe()
-	s.cmd.Stderr = s.cmd.Stdout
+	s.cmd.Stdout, s.cmd.Stderr = s, s
+	// A process that inherited the output and outlives orch would hold
+	// Wait up: the output is then cut after this long.
+	s.cmd.WaitDelay = 10 * time.Second
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.out.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-		}
-	}()
 	testenv.WaitFor(t, "orch serve consuming", 60*time.Second, func() bool { return strings.Contains(s.output(), "metric intake connected") })
 	return s
 }

@@ -181,17 +181,24 @@ func alive(name string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	if syscall.Kill(pid, 0) != nil {
-		return pid, false
+	// ours finds a process that is gone as not running. A pid file that
+	// outlived a reboot names whatever process got that pid since: a
+	// reused pid of another program is not ours.
+	return pid, ours(pid)
+}
+
+// ours reports whether process pid is one of this environment's: a live
+// process (not a zombie) running one of the cached binaries, or an sshd
+// with this environment's config.
+func ours(pid int) bool {
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil {
+		return false
+	} else if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
+		return false
 	}
-	// A zombie or a reused pid of another program is not ours.
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		fields := strings.Fields(string(stat))
-		if len(fields) > 2 && fields[2] == "Z" {
-			return pid, false
-		}
-	}
-	return pid, true
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.HasPrefix(exe, cacheBin()+"/") || strings.Contains(string(cmdline), path("ssh", "sshd_config"))
 }
 
 // start runs a process in its own session, logging to logs/NAME.log.
@@ -813,21 +820,12 @@ func leftovers() []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if strings.HasPrefix(exe, cacheBin()+"/") || bytesContains(cmdline, path("ssh", "sshd_config")) {
-			if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-				if f := strings.Fields(string(stat)); len(f) > 2 && f[2] == "Z" {
-					continue
-				}
-			}
+		if ours(pid) {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
-
-func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 
 func status() error {
 	var down []string
