@@ -82,7 +82,10 @@ type MessageSink interface {
 // BrokerSource names the broker among a deployment's metric sources.
 const BrokerSource = "broker"
 
-// Stats are the intake's counters.
+// Stats are the intake's counters. A delivery is counted as Received
+// once the intake is done with it (applied, skipped, rejected or
+// requeued), after any other counter it moves, so a reader that sees
+// Received reach N also sees what the Nth delivery did.
 type Stats struct {
 	Received, Malformed, Reconnects int64
 }
@@ -279,7 +282,7 @@ func (in *Intake) connectedNow() {
 // deliver applies one delivery and reports whether it is to be
 // acknowledged; a malformed one is rejected, a failed one requeued.
 func (in *Intake) deliver(ctx context.Context, d amqp.Delivery) bool {
-	in.received.Add(1)
+	defer in.received.Add(1)
 	if _, ok := d.Headers[PolledHeader]; ok {
 		// serve's own copy of what it polled, for recordings: applied
 		// when it was polled.
