@@ -418,3 +418,32 @@ func TestHCLAllocLayout(t *testing.T) {
 		t.Errorf("hclAlloc is %d bytes with its header: its size class is no longer 896, a multiple of 64 (check its alignment, and this test)", size)
 	}
 }
+
+func TestInstanceLayout(t *testing.T) {
+	var in Instance
+	// What every evaluation reads and writes (step, start, remember and
+	// missing) is on the first two lines; the object is allocated alone,
+	// in a size class that keeps it 64-byte aligned.
+	hot := []struct {
+		name      string
+		off, size uintptr
+	}{
+		{"Eval", unsafe.Offsetof(in.Eval), unsafe.Sizeof(in.Eval)},
+		{"missingSince", unsafe.Offsetof(in.missingSince), 8},
+		{"lastSecond", unsafe.Offsetof(in.lastSecond), 8},
+		{"ring", unsafe.Offsetof(in.ring), unsafe.Sizeof(in.ring)},
+		{"last", unsafe.Offsetof(in.last), unsafe.Sizeof(in.last)},
+		{"started", unsafe.Offsetof(in.started), 1},
+		{"full", unsafe.Offsetof(in.full), 1},
+		{"nKeys", unsafe.Offsetof(in.nKeys), 1},
+		{"histKeys", unsafe.Offsetof(in.histKeys), unsafe.Sizeof(in.histKeys)},
+	}
+	for _, f := range hot {
+		if f.off+f.size > 2*64 {
+			t.Errorf("%s ends at byte %d: not on the first two lines", f.name, f.off+f.size)
+		}
+	}
+	if size := unsafe.Sizeof(in); size > 320 || size <= 288 {
+		t.Errorf("Instance is %d bytes: its size class is no longer 320, a multiple of 64 (check its layout, and this test)", size)
+	}
+}

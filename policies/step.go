@@ -126,42 +126,49 @@ const MissingDataRepeat = 60
 // Instance is a policy being evaluated: its evaluator and its cooldowns,
 // kept per condition (scale up and scale down cool down separately).
 type Instance struct {
-	// What every evaluation reads and writes comes first, then what a
-	// condition that holds reads (a metric finds its policies cold: the
-	// fewer cache lines, the less waiting).
+	// What every evaluation reads and writes comes first, on two cache
+	// lines, then what a condition that holds reads, then the rest (a
+	// metric finds its policies cold: the fewer lines, the less waiting).
+	// The object is 320 bytes, a size class whose objects start on a
+	// line (TestInstanceLayout).
 	Eval Evaluator
-	Name string
-	// graceUntil is when the start-up grace ends (set at the first
-	// evaluation); missingSince is when its data went missing (0 while
-	// it is there).
-	graceUntil, missingSince float64
-	started                  bool
+	// missingSince is when its data went missing (0 while it is there).
+	missingSince float64
 	// history is the window values of recent evaluations, at most one
-	// point a second and HistorySize points (default 120), for plots:
-	// the newest point is cur (while hasCur), the older ones are in the
-	// ring ring, whose oldest is at histHead once it is full. The newest
-	// is kept apart, beside what every evaluation reads: an evaluation
-	// writes it, and writes the ring only when the second changes.
-	hasCur      bool
-	cur         histPoint
-	histKeys    []string
-	ring        []histPoint
-	histHead    int
-	HistorySize int
+	// point a second and HistorySize points (default 120), for plots, in
+	// the ring ring: the newest is at last, of second lastSecond. The
+	// ring grows to HistorySize, then (full) wraps. The values' labels
+	// are histKeys[:nKeys], in the object itself. An evaluation only
+	// writes the ring.
+	lastSecond float64
+	ring       []histPoint
+	last       int32
+	started    bool
+	full       bool
+	nKeys      uint8
 
-	Cooldown float64  // seconds, per condition
-	shared   *float64 // the deployment's flag, set by Pipeline.Add
+	histKeys [historyKeys]string
+
+	// graceUntil is when the start-up grace ends (set at the first
+	// evaluation).
+	graceUntil  float64
+	HistorySize int
+	Cooldown    float64 // seconds, per condition
+	Name   string
+	shared *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
 	pause *Pause
 	// untils are its conditions' cooldowns: when each ends (a condition
 	// not there has none); most policies' fit in untilBuf.
-	untils   []condUntil
-	untilBuf [2]condUntil
-
+	untils []condUntil
 	// Shared is scale.clj's original cooldown: one flag for every shared
 	// policy of the deployment, not persisted (cooldown_scope = "deployment").
 	Shared bool
+
+	untilBuf [2]condUntil
+	up       string // the condition that scales up, for OnMissing "scale_up"
+
 	// OnMissing is what it does while its data is missing: hold (log it),
 	// scale_up (fire the condition that scales up) or trigger (fire the
 	// missing_data trigger).
@@ -171,7 +178,6 @@ type Instance struct {
 	Delay    float64
 	minHosts int
 	nodes    map[string]bool // its target's (nil: every node)
-	up       string          // the condition that scales up, for OnMissing "scale_up"
 }
 
 // Point is a policy's window values at an evaluation.
@@ -200,83 +206,103 @@ type histPoint struct {
 func (in *Instance) remember(now float64, results []Result) {
 	// The history's values the results set (results and readings by
 	// index, not copied, for the same reason), each stored as it is
-	// found: the point of an earlier second goes to the ring at the
-	// first.
+	// found, in a point of its own when the second is not the newest
+	// point's. A policy's labels are mostly the very strings it reported
+	// before: their data is compared only when they are not.
 	var set uint8
+	var p *histPoint
+	keys := in.histKeys[:in.nKeys]
 	for ri := range results {
 		vals := results[ri].Values
 		for vi := range vals {
-			i := in.histKey(vals[vi].Label)
-			if i < 0 {
-				continue
+			label := vals[vi].Label
+			i := 0
+			for ; i < len(keys); i++ {
+				if unsafe.StringData(keys[i]) == unsafe.StringData(label) && len(keys[i]) == len(label) {
+					break
+				}
 			}
-			if set == 0 && in.hasCur && math.Floor(in.cur.t) != math.Floor(now) {
-				in.pushCur()
+			if i == len(keys) {
+				if i = in.histKey(label); i < 0 {
+					continue
+				}
+				keys = in.histKeys[:in.nKeys]
+			}
+			if p == nil {
+				p = in.point(now)
 			}
 			set |= 1 << i
-			in.cur.v[i] = vals[vi].Value
+			p.v[i] = vals[vi].Value
 		}
 	}
-	if set != 0 {
-		in.cur.t, in.cur.set, in.hasCur = now, set, true
+	if p != nil {
+		p.t, p.set = now, set
 	}
 }
 
-// histKey is the index of a value's label in the history (-1: it has
-// historyKeys others). A policy's labels are mostly the very strings
-// it reported before: their data is compared only when it is not.
+// histKey is the index of a value's label in the history, added if it
+// is new (-1: the history has historyKeys others).
 func (in *Instance) histKey(label string) int {
-	for i, k := range in.histKeys {
-		if unsafe.StringData(k) == unsafe.StringData(label) && len(k) == len(label) {
-			return i
-		}
-	}
-	i := slices.Index(in.histKeys, label)
-	if i < 0 && len(in.histKeys) < historyKeys {
-		in.histKeys = append(in.histKeys, label)
-		i = len(in.histKeys) - 1
+	keys := in.histKeys[:in.nKeys]
+	i := slices.Index(keys, label)
+	if i < 0 && len(keys) < historyKeys {
+		i = len(keys)
+		in.histKeys[i] = label
+		in.nKeys++
 	}
 	return i
 }
 
-// pushCur adds the newest point to the ring of older points
-// (HistorySize-1 of them: with the newest, HistorySize).
-func (in *Instance) pushCur() {
-	size := in.HistorySize
-	if size <= 0 {
-		size = 120
-	}
+// point is the history point of now's second: the newest, or a new one
+// after it (in place of the oldest, once the ring is full).
+func (in *Instance) point(now float64) *histPoint {
 	n := len(in.ring)
-	if n < size-1 {
-		in.ring = append(in.ring, in.cur)
-		return
+	second := math.Floor(now)
+	if n > 0 && in.lastSecond == second {
+		return &in.ring[in.last]
 	}
-	if n == 0 {
-		return
+	in.lastSecond = second
+	if !in.full && n == cap(in.ring) {
+		size := in.HistorySize
+		if size <= 0 {
+			size = 120
+		}
+		if n < size {
+			grown := min(size, max(2*n, 8))
+			in.ring = slices.Grow(in.ring, grown-n)[:n:grown]
+		} else {
+			in.full = true // (or HistorySize lowered: it keeps n)
+		}
 	}
-	in.ring[in.histHead] = in.cur
-	if in.histHead++; in.histHead == n {
-		in.histHead = 0
+	if in.full {
+		if in.last++; int(in.last) == n {
+			in.last = 0
+		}
+	} else {
+		in.ring = in.ring[:n+1]
+		in.last = int32(n)
 	}
+	return &in.ring[in.last]
 }
 
 // History returns the recent points, oldest first.
 func (in *Instance) History() []Point {
-	out := make([]Point, 0, len(in.ring)+1)
+	out := make([]Point, 0, len(in.ring))
 	point := func(hp histPoint) {
 		p := Point{Time: hp.t, Values: map[string]float64{}}
-		for j, k := range in.histKeys {
+		for j, k := range in.histKeys[:in.nKeys] {
 			if hp.set&(1<<j) != 0 {
 				p.Values[k] = hp.v[j]
 			}
 		}
 		out = append(out, p)
 	}
-	for i := range in.ring {
-		point(in.ring[(in.histHead+i)%len(in.ring)])
+	first := 0 // the oldest point
+	if in.full {
+		first = int(in.last) + 1
 	}
-	if in.hasCur {
-		point(in.cur)
+	for i := range in.ring {
+		point(in.ring[(first+i)%len(in.ring)])
 	}
 	return out
 }
