@@ -154,8 +154,8 @@ type Instance struct {
 	graceUntil  float64
 	HistorySize int
 	Cooldown    float64 // seconds, per condition
-	Name   string
-	shared *float64 // the deployment's flag, set by Pipeline.Add
+	Name        string
+	shared      *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
 	pause *Pause
