@@ -17,7 +17,7 @@ import (
 
 // interpreted is ev with every condition left to HCL's interpreter.
 func interpreted(ev Evaluator) Evaluator {
-	he, ok := ev.(*hclEvaluator)
+	he, ok := hclOf(ev)
 	if !ok {
 		return ev
 	}
@@ -25,12 +25,15 @@ func interpreted(ev Evaluator) Evaluator {
 }
 
 // withoutFloats is ev with the float path off: the cty closures only.
-func withoutFloats(ev Evaluator) Evaluator { return copyEvaluator(ev.(*hclEvaluator), false) }
+func withoutFloats(ev Evaluator) Evaluator {
+	he, _ := hclOf(ev)
+	return copyEvaluator(he, false)
+}
 
 // withoutFlat is ev with the float path's closures in place of its flat
 // comparisons.
 func withoutFlat(ev Evaluator) Evaluator {
-	he := ev.(*hclEvaluator)
+	he, _ := hclOf(ev)
 	cp := copyEvaluator(he, false)
 	for i := range cp.conds {
 		cp.conds[i].float = he.conds[i].float
@@ -66,7 +69,7 @@ func copyEvaluator(he *hclEvaluator, interpret bool) *hclEvaluator {
 // diffFloats counts the evaluations of the differential test that the
 // float path decided, and those it gave back to cty, and the conditions
 // it compiled, and of those the flat ones (comparisons joined).
-var diffFloats struct{ floats, fallbacks, conds, flat int64 }
+var diffFloats struct{ floats, fallbacks, conds, flat, flatEvals int64 }
 
 // condGen writes random conditions over two metrics' windows, literals
 // and parameters: numbers, comparisons, logic, ?:, functions.
@@ -192,6 +195,11 @@ var diffValues = []float64{0, 1, 0.1, 0.2, 0.3, 79.9, 80, 80.00000000000001, -3,
 // condition read, or whether it errs. It reports false for conditions orch
 // validate refuses (a constant 0/0, say): nothing to compare.
 func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
+	return checkSameOver(tb, conds, r, rounds, diffValues)
+}
+
+// checkSameOver is checkSame with the windows' values drawn from values.
+func checkSameOver(tb testing.TB, conds []string, r *rand.Rand, rounds int, values []float64) bool {
 	tb.Helper()
 	var decls strings.Builder
 	for i, c := range conds {
@@ -210,7 +218,17 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 	slow := interpreted(fast)
 	closures := withoutFloats(fast)
 	tree := withoutFlat(fast)
-	for _, c := range fast.(*hclEvaluator).conds {
+	full, _ := hclOf(fast)
+	flat, isFlat := fast.(*flatEval)
+	if isFlat {
+		diffFloats.flatEvals++
+	}
+	// The hclEvaluator's own float path, which a flatEval stands in for.
+	hclFloats := withoutFloats(fast).(*hclEvaluator)
+	for i := range hclFloats.conds {
+		hclFloats.conds[i].float, hclFloats.conds[i].flat = full.conds[i].float, full.conds[i].flat
+	}
+	for _, c := range full.conds {
 		if c.float != nil {
 			diffFloats.conds++
 		}
@@ -219,9 +237,11 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 		}
 	}
 	defer func() {
-		he := fast.(*hclEvaluator)
-		diffFloats.floats += he.floats
-		diffFloats.fallbacks += he.fallbacks
+		diffFloats.floats += full.floats
+		diffFloats.fallbacks += full.fallbacks
+		if isFlat {
+			diffFloats.floats += flat.floats
+		}
 	}()
 	for round := range rounds {
 		w := NewWindows(60)
@@ -229,7 +249,7 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 		for _, metric := range []string{"cpu", "mem"} {
 			for h := range r.IntN(4) {
 				for k := range 1 + r.IntN(3) {
-					v := diffValues[r.IntN(len(diffValues))]
+					v := values[r.IntN(len(values))]
 					_ = w.Add(&Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: fmt.Sprintf("h%d", h),
 						Name: metric, Path: "total", Value: v, Time: now - float64(k*7), Service: "shop.web.web_1." + metric + ".total"})
 				}
@@ -239,7 +259,7 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 		for _, ev := range []struct {
 			name string
 			e    Evaluator
-		}{{"compiled", fast}, {"compiled without floats", closures}, {"compiled, the float path's closures only", tree}} {
+		}{{"compiled", fast}, {"compiled without floats", closures}, {"compiled, the float path's closures only", tree}, {"compiled, the hclEvaluator's float path", hclFloats}} {
 			got, gerr := ev.e.Evaluate(w, now)
 			if (werr != nil) != (gerr != nil) {
 				tb.Fatalf("conditions %q: interpreter error %v, %s error %v", conds, werr, ev.name, gerr)
@@ -248,7 +268,7 @@ func checkSame(tb testing.TB, conds []string, r *rand.Rand, rounds int) bool {
 				continue
 			}
 			for i := range want {
-				if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(ValuesMap(want[i].Values), ValuesMap(got[i].Values)) {
+				if want[i].Known != got[i].Known || want[i].Holds != got[i].Holds || !reflect.DeepEqual(ValuesMap(want[i].Values), ValuesMap(got[i].Values)) || len(want[i].Values) != len(got[i].Values) {
 					tb.Fatalf("condition %s: interpreter %+v, %s %+v", conds[i], want[i], ev.name, got[i])
 				}
 			}
@@ -302,6 +322,54 @@ func TestFlatComparisonsMatchTheInterpreter(t *testing.T) {
 	}
 }
 
+// A policy type of one or two flat conditions over at most two windows
+// is evaluated by a flatEval, which gives what the interpreter, the
+// closures and the hclEvaluator's float path give: missing data, == against
+// decimals, each reading recorded once per condition, and an
+// infinite value (a sum past the largest float64) handed to the
+// hclEvaluator.
+func TestFlatEvalMatchesTheInterpreter(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	pools := [][]string{
+		{`mean(window("cpu", "30s"))`, `hosts(window("cpu", "30s"))`},
+		{`mean(services("\\.cpu\\.", "10s"))`, `hosts(services("\\.cpu\\.", "10s"))`, `sum(window("mem", "30s"))`},
+		{`max(window("cpu", param.w))`, `percentile(window("mem", "30s"), param.q)`},
+	}
+	values := append(slices.Clone(diffValues), 1.7e308)
+	before, flatEvals, fallbacks := diffFloats.floats, diffFloats.flatEvals, diffFloats.fallbacks
+	n := 300 * diffScale
+	for range n {
+		pool := pools[r.IntN(len(pools))]
+		cond := func() string {
+			join := []string{" && ", " || "}[r.IntN(2)]
+			var b strings.Builder
+			for i := range 1 + r.IntN(2) {
+				if i > 0 {
+					b.WriteString(join)
+				}
+				red, lit := pool[r.IntN(len(pool))], genLiterals[r.IntN(len(genLiterals))]
+				op := []string{">", ">=", "<", "<=", "==", "!="}[r.IntN(6)]
+				if r.IntN(2) == 0 {
+					red, lit = lit, red
+				}
+				fmt.Fprintf(&b, "(%s %s %s)", red, op, lit)
+			}
+			return b.String()
+		}
+		conds := []string{cond()}
+		if r.IntN(2) == 0 {
+			conds = append(conds, cond())
+		}
+		checkSameOver(t, conds, r, 20, values)
+	}
+	if got := diffFloats.flatEvals - flatEvals; got < int64(n)*9/10 {
+		t.Errorf("%d of %d generated policy types are flatEvals", got, n)
+	}
+	if diffFloats.floats == before || diffFloats.fallbacks == fallbacks {
+		t.Errorf("%d conditions decided on the float path, %d handed back (an infinite sum): want both", diffFloats.floats-before, diffFloats.fallbacks-fallbacks)
+	}
+}
+
 // Which conditions are flat: comparisons of a reduction with a constant,
 // one or joined all by && or all by ||.
 func TestWhichConditionsAreFlat(t *testing.T) {
@@ -330,7 +398,8 @@ func TestWhichConditionsAreFlat(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cd := ev.(*hclEvaluator).conds[0]
+			he, _ := hclOf(ev)
+			cd := he.conds[0]
 			if cd.float == nil {
 				t.Fatal("not on the float path")
 			}
@@ -445,5 +514,26 @@ func TestInstanceLayout(t *testing.T) {
 	}
 	if size := unsafe.Sizeof(in); size > 320 || size <= 288 {
 		t.Errorf("Instance is %d bytes: its size class is no longer 320, a multiple of 64 (check its layout, and this test)", size)
+	}
+}
+
+// An evaluation of a flatEval's one condition reading one slot touches
+// five cache lines: its header, first slot, first condition (terms and
+// readings) and first result, in that order from the start of the
+// object, whose data starts 8 bytes into a 64-byte aligned block (Go's
+// heap header of an object over 512 bytes with pointers; its size class,
+// 576, is a multiple of 64).
+func TestFlatEvalLayout(t *testing.T) {
+	const header = 8
+	var f flatEval
+	end := unsafe.Offsetof(f.res) + unsafe.Sizeof(Result{})
+	if unsafe.Offsetof(f.slot0) > unsafe.Offsetof(f.cond0) || unsafe.Offsetof(f.cond0) > unsafe.Offsetof(f.res) {
+		t.Error("the first slot, the first condition and the results are not in that order")
+	}
+	if lines := (header + end + 63) / 64; lines > 5 {
+		t.Errorf("an evaluation of one condition touches %d lines, want 5", lines)
+	}
+	if size := unsafe.Sizeof(f) + header; size > 576 || size <= 512 {
+		t.Errorf("flatEval is %d bytes with its header: its size class is no longer 576, a multiple of 64 (check its layout, and this test)", size)
 	}
 }

@@ -362,27 +362,33 @@ func (s *scope) reduceCompiled(rd fread) (float64, bool) {
 	return r.v, r.ok
 }
 
-// reduceInto computes a slot's reduction: from the selection's memo when
-// another policy read it at this time, else through a query.
+// reduceInto computes a slot's reduction.
 func (s *scope) reduceInto(sl *slot) {
-	k := memoKey{fn: meanHostsFn, seconds: sl.seconds, now: s.now, minHosts: s.target.MinHosts} // as MeanHosts keeps it
-	if !sl.pair {
-		k.fn, k.arg = sl.red.fn, sl.red.arg
+	sl.r.v, sl.hosts, sl.r.ok = reduceWindow(s.w, s.now, s.target.MinHosts, &s.target, sl.red, sl.seconds, sl.pair, &sl.sel)
+}
+
+// reduceWindow is a compiled reduction of the target's (pair: a mean and
+// hosts, over seconds) at now: from its selection's memo when another
+// policy read it at this time, else through a query (sel keeps the
+// selection). minHosts is the target's, read apart from it: the target
+// itself is read only for a query.
+func reduceWindow(w *Windows, now float64, minHosts int, t *Target, red *windowReduction, seconds float64, pair bool, sel **selection) (v, hosts float64, ok bool) {
+	k := memoKey{fn: meanHostsFn, seconds: seconds, now: now, minHosts: minHosts} // as MeanHosts keeps it
+	if !pair {
+		k.fn, k.arg = red.fn, red.arg
 	}
-	if m, seen := sl.sel.recall(s.w, k); seen {
-		sl.r, sl.hosts = reduced{m.v, m.ok}, m.hosts
-		return
+	if m, seen := (*sel).recall(w, k); seen {
+		return m.v, m.hosts, m.ok
 	}
-	red := sl.red
-	q, ok := s.query(red.metric, red.seconds, red.byPattern, red.re, &sl.sel)
+	q, qok := t.windowQuery(w, now, red.metric, red.seconds, red.byPattern, red.re, sel)
 	switch {
-	case !ok:
-		sl.r = reduced{}
-	case sl.pair:
-		sl.r.v, sl.hosts, sl.r.ok = s.w.MeanHosts(q)
-	default:
-		sl.r.v, sl.r.ok = s.w.Reduce(red.fn, q, red.arg)
+	case !qok:
+		return 0, 0, false
+	case pair:
+		return w.MeanHosts(q)
 	}
+	v, ok = w.Reduce(red.fn, q, red.arg)
+	return v, 0, ok
 }
 
 // note records a value the current condition read (once per label).
@@ -406,19 +412,24 @@ func (s *scope) current() []Reading {
 	return s.readings[s.mark:n:n]
 }
 
-// query is the policy's query of a window of metric (or, byPattern, of
-// the services re matches) over seconds (not ok: its pattern does not
-// compile, so no data); sel is where its selection is kept (nil: looked
-// up).
+// query is the policy's query of a window (Target.windowQuery).
 func (s *scope) query(metric string, seconds float64, byPattern bool, re *regexp.Regexp, sel **selection) (Query, bool) {
-	q := s.target.query(metric, seconds, s.now)
+	return s.target.windowQuery(s.w, s.now, metric, seconds, byPattern, re, sel)
+}
+
+// windowQuery is the target's query of a window of metric (or,
+// byPattern, of the services re matches) over seconds at now (not ok:
+// its pattern does not compile, so no data); sel is where its selection
+// is kept (nil: looked up).
+func (t *Target) windowQuery(w *Windows, now float64, metric string, seconds float64, byPattern bool, re *regexp.Regexp, sel **selection) (Query, bool) {
+	q := t.query(metric, seconds, now)
 	if byPattern {
 		if re == nil {
 			return q, false
 		}
 		q.Pattern = re
 	}
-	q.sel = s.w.selectionOf(&q, sel)
+	q.sel = w.selectionOf(&q, sel)
 	return q, true
 }
 
@@ -510,6 +521,9 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		// as before windows were indexed.
 		e.reads = c.reads
 	}
+	if f := newFlatEval(e); f != nil {
+		return f, nil
+	}
 	return e, nil
 }
 
@@ -539,7 +553,7 @@ func Compilation(plan *blueprints.Plan) []ConditionCompilation {
 		if err != nil {
 			continue
 		}
-		he := ev.(*hclEvaluator)
+		he, _ := hclOf(ev)
 		for _, cd := range he.conds {
 			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.name, Compiled: cd.compiled != nil, Float: cd.float != nil, Why: cd.why})
 		}
