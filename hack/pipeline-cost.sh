@@ -70,7 +70,7 @@ a, na, b, nb = read(sys.argv[1]), int(sys.argv[2]), read(sys.argv[3]), int(sys.a
 if '(*Pipeline).Ingest' not in a or '(*Pipeline).Ingest' not in b:
     sys.exit('pipeline-cost: no Pipeline.Ingest in the profile (a commit before BenchmarkPipelineIngest, 300ae91, has not the benchmark)')
 parts = ['(*Pipeline).Ingest', 'decodeInto', '(*Pipeline).apply', '(*Instance).step',
-         '(*hclEvaluator).Evaluate', '(*scaleThreshold).Evaluate', '(*Windows).MeanHosts', '(*Instance).remember']
+         '(*hclEvaluator).Evaluate', '(*flatEval).Evaluate', '(*scaleThreshold).Evaluate', '(*Windows).MeanHosts', '(*Instance).remember']
 print('%-28s %8s %7s %6s' % ('', 'Ir', 'D1', 'LL'))
 for name in parts:
     if name not in a or name not in b:
