@@ -154,8 +154,9 @@ type Instance struct {
 	graceUntil  float64
 	HistorySize int
 	Cooldown    float64 // seconds, per condition
-	Name        string
-	shared      *float64 // the deployment's flag, set by Pipeline.Add
+
+	Name   string
+	shared *float64 // the deployment's flag, set by Pipeline.Add
 	// pause, when set, holds back every firing (without starting a
 	// cooldown) until it expires.
 	pause *Pause
@@ -468,8 +469,10 @@ func (in *Instance) gate(d *Decision, now float64) {
 		d.Fired = true
 		in.setUntil(d.Condition, now+cooldown)
 	}
-	if f, ok := in.Eval.(firer); ok && d.Fired {
-		f.Fired(d.Condition)
+	if d.Fired {
+		if f, ok := in.Eval.(firer); ok {
+			f.Fired(d.Condition)
+		}
 	}
 }
 
