@@ -146,14 +146,18 @@ func (g *condGen) boolean(depth int) string {
 // chain writes what most conditions are: comparisons of reductions with
 // literals joined all by && or all by || (flat on the float path), at
 // times in parentheses, or under a ?: that always takes one branch.
-func (g *condGen) chain() string {
+func (g *condGen) chain() string { return g.chainOf(genReductions, 4) }
+
+// chainOf is chain of at most most comparisons, each of a reduction of
+// reds.
+func (g *condGen) chainOf(reds []string, most int) string {
 	join := []string{" && ", " || "}[g.r.IntN(2)]
 	var b strings.Builder
-	for i := range 1 + g.r.IntN(4) {
+	for i := range 1 + g.r.IntN(most) {
 		if i > 0 {
 			b.WriteString(join)
 		}
-		red, lit := genReductions[g.r.IntN(len(genReductions))], genLiterals[g.r.IntN(len(genLiterals))]
+		red, lit := reds[g.r.IntN(len(reds))], genLiterals[g.r.IntN(len(genLiterals))]
 		op := []string{">", ">=", "<", "<=", "==", "!="}[g.r.IntN(6)]
 		if g.r.IntN(2) == 0 {
 			red, lit = lit, red
@@ -338,27 +342,12 @@ func TestFlatEvalMatchesTheInterpreter(t *testing.T) {
 	values := append(slices.Clone(diffValues), 1.7e308)
 	before, flatEvals, fallbacks := diffFloats.floats, diffFloats.flatEvals, diffFloats.fallbacks
 	n := 300 * diffScale
+	g := &condGen{r: r}
 	for range n {
 		pool := pools[r.IntN(len(pools))]
-		cond := func() string {
-			join := []string{" && ", " || "}[r.IntN(2)]
-			var b strings.Builder
-			for i := range 1 + r.IntN(2) {
-				if i > 0 {
-					b.WriteString(join)
-				}
-				red, lit := pool[r.IntN(len(pool))], genLiterals[r.IntN(len(genLiterals))]
-				op := []string{">", ">=", "<", "<=", "==", "!="}[r.IntN(6)]
-				if r.IntN(2) == 0 {
-					red, lit = lit, red
-				}
-				fmt.Fprintf(&b, "(%s %s %s)", red, op, lit)
-			}
-			return b.String()
-		}
-		conds := []string{cond()}
+		conds := []string{g.chainOf(pool, 2)}
 		if r.IntN(2) == 0 {
-			conds = append(conds, cond())
+			conds = append(conds, g.chainOf(pool, 2))
 		}
 		checkSameOver(t, conds, r, 20, values)
 	}
