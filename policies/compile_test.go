@@ -511,7 +511,7 @@ func TestInstanceLayout(t *testing.T) {
 // readings) and first result, in that order from the start of the
 // object, whose data starts 8 bytes into a 64-byte aligned block (Go's
 // heap header of an object over 512 bytes with pointers; its size class,
-// 576, is a multiple of 64).
+// 640, is a multiple of 64).
 func TestFlatEvalLayout(t *testing.T) {
 	const header = 8
 	var f flatEval
@@ -522,7 +522,44 @@ func TestFlatEvalLayout(t *testing.T) {
 	if lines := (header + end + 63) / 64; lines > 5 {
 		t.Errorf("an evaluation of one condition touches %d lines, want 5", lines)
 	}
-	if size := unsafe.Sizeof(f) + header; size > 576 || size <= 512 {
-		t.Errorf("flatEval is %d bytes with its header: its size class is no longer 576, a multiple of 64 (check its layout, and this test)", size)
+	if size := unsafe.Sizeof(f) + header; size > 640 || size <= 576 {
+		t.Errorf("flatEval is %d bytes with its header: its size class is no longer 640, a multiple of 64 (check its layout, and this test)", size)
+	}
+}
+
+// A flatEval builds its hclEvaluator only for an evaluation it hands
+// over (an infinite value): a deployed HCL policy is then a few objects,
+// not the hundred its compiled closures and cty values are, which every
+// garbage collection would scan.
+func TestFlatEvalBuildsItsHCLEvaluatorOnlyWhenNeeded(t *testing.T) {
+	pols := resolvePolicies(t, scaleCLJ)
+	ev, err := Compile(Target{Deployment: "shop"}, pols["hcl_up"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := ev.(*flatEval)
+	if !ok {
+		t.Fatalf("scale_clj's type is a %T, want a flatEval", ev)
+	}
+	w := NewWindows(60)
+	add := func(v, at float64) {
+		if err := w.Add(&Metric{DeploymentID: "shop", NodeName: "web", NodeID: "web_1", Host: "h1", Name: "cpu", Path: "total",
+			Value: v, Time: at, Service: "shop.web.web_1.cpu.total"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(90, 1000)
+	res, err := f.Evaluate(w, 1000)
+	if err != nil || len(res) != 1 || !res[0].Known || !res[0].Holds || f.full != nil {
+		t.Fatalf("evaluated %+v, %v; hclEvaluator built: %v (want it held, and not built)", res, err, f.full != nil)
+	}
+	if f.Window() != 10 || len(f.Reads()) != 1 || f.full != nil {
+		t.Fatalf("window %g, reads %v; hclEvaluator built: %v", f.Window(), f.Reads(), f.full != nil)
+	}
+	add(1.7e308, 1001)
+	add(1.7e308, 1002)
+	res, err = f.Evaluate(w, 1002) // the mean is infinite: handed over
+	if err != nil || len(res) != 1 || f.full == nil || f.full.fallbacks == 0 {
+		t.Fatalf("evaluated %+v, %v; hclEvaluator built: %v", res, err, f.full != nil)
 	}
 }

@@ -21,10 +21,14 @@ type flatEval struct {
 	// 280 bytes: five cache lines (TestFlatEvalLayout). Conditions and
 	// slots are fields, not arrays, so the second ones come after.
 
-	// target is the hclEvaluator's, for a query (a reduction no other
+	// target is the policy's, read for a query (a reduction no other
 	// policy computed at this time).
 	target *Target
-	full   *hclEvaluator
+	// full is its conditions compiled as the hclEvaluator, built when
+	// first needed (hcl): an HCL policy's compiled closures, cty values
+	// and functions are a hundred objects, which every garbage
+	// collection would scan and most policies never run.
+	full *hclEvaluator
 	// floats counts the conditions it decided, as the hclEvaluator's
 	// float path counts its own.
 	floats   int64
@@ -39,6 +43,10 @@ type flatEval struct {
 	cond1     flatCond
 	// window is the longest window its terms read.
 	window float64
+	// What building full takes, and what it answers without it.
+	tgt    Target
+	policy *blueprints.PlanPolicy
+	reads  []*blueprints.WindowSpec
 }
 
 // The most conditions and slots a flatEval holds, and terms a condition.
@@ -96,13 +104,15 @@ func (f *flatEval) slot(i uint8) *flatSlot {
 	return &f.slot1
 }
 
-// newFlatEval is he's conditions as a flatEval, when they are all flat
-// and fit (nil: they do not).
-func newFlatEval(he *hclEvaluator) *flatEval {
+// newFlatEval is he's conditions (policy p's, for t) as a flatEval, when
+// they are all flat and fit (nil: they do not). It keeps what it reads of
+// he, not he.
+func newFlatEval(he *hclEvaluator, t Target, p *blueprints.PlanPolicy) *flatEval {
 	if len(he.conds) == 0 || len(he.conds) > flatConds || len(he.scope.slots) > flatSlots || he.reads == nil {
 		return nil
 	}
-	f := &flatEval{full: he, target: &he.scope.target, minHosts: int32(he.scope.target.MinHosts), nconds: uint8(len(he.conds))}
+	f := &flatEval{tgt: t, policy: p, reads: he.reads, minHosts: int32(t.MinHosts), nconds: uint8(len(he.conds))}
+	f.target = &f.tgt
 	for i := range he.scope.slots {
 		sl := &he.scope.slots[i]
 		*f.slot(uint8(i)) = flatSlot{red: sl.red, seconds: sl.seconds, pair: sl.pair}
@@ -177,7 +187,7 @@ func (f *flatEval) Evaluate(w *Windows, now float64) ([]Result, error) {
 				unknown = true
 				continue
 			case math.IsInf(v, 0):
-				return f.full.Evaluate(w, now) // which counts the fallback
+				return f.hcl().Evaluate(w, now) // which counts the fallback
 			}
 			if compare(t.op, v < t.hi, v > t.lo, v == t.eq) == c.or {
 				decided = true
@@ -206,14 +216,26 @@ func (f *flatEval) Evaluate(w *Windows, now float64) ([]Result, error) {
 // Window is the longest window its conditions have read, as the
 // hclEvaluator's: none before its first evaluation.
 func (f *flatEval) Window() float64 {
-	if !f.evaluated {
-		return f.full.Window()
+	var w float64
+	if f.full != nil {
+		w = f.full.Window()
 	}
-	return max(f.window, f.full.Window())
+	if f.evaluated {
+		w = max(w, f.window)
+	}
+	return w
 }
 
 // Reads is every window its conditions read.
-func (f *flatEval) Reads() []*blueprints.WindowSpec { return f.full.Reads() }
+func (f *flatEval) Reads() []*blueprints.WindowSpec { return f.reads }
+
+// hcl is its conditions as the hclEvaluator, built at the first call.
+func (f *flatEval) hcl() *hclEvaluator {
+	if f.full == nil {
+		f.full = buildHCL(f.tgt, f.policy)
+	}
+	return f.full
+}
 
 // hclOf is the hclEvaluator of a user-defined policy's evaluator (false:
 // it is a built-in one).
@@ -222,7 +244,7 @@ func hclOf(ev Evaluator) (*hclEvaluator, bool) {
 	case *hclEvaluator:
 		return e, true
 	case *flatEval:
-		return e.full, true
+		return e.hcl(), true
 	}
 	return nil, false
 }

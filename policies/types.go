@@ -479,6 +479,15 @@ func within[T any](buf []T, n int) []T {
 }
 
 func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
+	e := buildHCL(t, p)
+	if f := newFlatEval(e, t, p); f != nil {
+		return f, nil
+	}
+	return e, nil
+}
+
+// buildHCL compiles a user-defined policy type's conditions for a policy.
+func buildHCL(t Target, p *blueprints.PlanPolicy) *hclEvaluator {
 	a := &hclAlloc{}
 	sc := &a.sc
 	sc.target = t
@@ -521,10 +530,7 @@ func compileHCL(t Target, p *blueprints.PlanPolicy) (Evaluator, error) {
 		// as before windows were indexed.
 		e.reads = c.reads
 	}
-	if f := newFlatEval(e); f != nil {
-		return f, nil
-	}
-	return e, nil
+	return e
 }
 
 // ConditionCompilation says, per condition of a user-defined policy type,
