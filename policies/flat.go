@@ -21,9 +21,6 @@ type flatEval struct {
 	// 280 bytes: five cache lines (TestFlatEvalLayout). Conditions and
 	// slots are fields, not arrays, so the second ones come after.
 
-	// target is the policy's, read for a query (a reduction no other
-	// policy computed at this time).
-	target *Target
 	// full is its conditions compiled as the hclEvaluator, built when
 	// first needed (hcl): an HCL policy's compiled closures, cty values
 	// and functions are a hundred objects, which every garbage
@@ -43,7 +40,9 @@ type flatEval struct {
 	cond1     flatCond
 	// window is the longest window its terms read.
 	window float64
-	// What building full takes, and what it answers without it.
+	// What building full takes, and what it answers without it; tgt
+	// is also read for a query (a reduction no other policy computed
+	// at this time).
 	tgt    Target
 	policy *blueprints.PlanPolicy
 	reads  []*blueprints.WindowSpec
@@ -112,7 +111,6 @@ func newFlatEval(he *hclEvaluator, t Target, p *blueprints.PlanPolicy) *flatEval
 		return nil
 	}
 	f := &flatEval{tgt: t, policy: p, reads: he.reads, minHosts: int32(t.MinHosts), nconds: uint8(len(he.conds))}
-	f.target = &f.tgt
 	for i := range he.scope.slots {
 		sl := &he.scope.slots[i]
 		*f.slot(uint8(i)) = flatSlot{red: sl.red, seconds: sl.seconds, pair: sl.pair}
@@ -172,7 +170,7 @@ func (f *flatEval) Evaluate(w *Windows, now float64) ([]Result, error) {
 				if sl.seconds > w.Horizon {
 					w.Horizon = sl.seconds
 				}
-				sv.v, sv.hosts, sv.ok = reduceWindow(w, now, int(f.minHosts), f.target, sl.red, sl.seconds, sl.pair, &sl.sel)
+				sv.v, sv.hosts, sv.ok = reduceWindow(w, now, int(f.minHosts), &f.tgt, sl.red, sl.seconds, sl.pair, &sl.sel)
 				sv.wasRead = true
 			}
 			v, label := sv.v, sl.labels[0]
