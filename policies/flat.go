@@ -167,9 +167,7 @@ func (f *flatEval) Evaluate(w *Windows, now float64) ([]Result, error) {
 			sv := &vals[t.slot&(flatSlots-1)]
 			sl := f.slot(t.slot)
 			if !sv.wasRead {
-				if sl.seconds > w.Horizon {
-					w.Horizon = sl.seconds
-				}
+				w.keep(sl.seconds)
 				sv.v, sv.hosts, sv.ok = reduceWindow(w, now, int(f.minHosts), &f.tgt, sl.red, sl.seconds, sl.pair, &sl.sel)
 				sv.wasRead = true
 			}

@@ -88,7 +88,7 @@ func NewPipeline(horizon float64) *Pipeline {
 // history as long as its longest window (an hour at least).
 func (p *Pipeline) Add(deployment string, in *Instance) {
 	if w, ok := in.Eval.(windowed); ok {
-		p.Windows.Horizon = max(p.Windows.Horizon, w.Window())
+		p.Windows.keep(w.Window())
 	}
 	if in.Shared {
 		if p.shared == nil {

@@ -334,13 +334,12 @@ func (s *scope) Reduce(fn string, spec *blueprints.WindowSpec, arg float64) (flo
 	return r.v, r.ok
 }
 
-// widen notes a window of seconds read: the longest so far, and a window
-// longer than the history kept keeps that much from now on (the start-up
-// grace covers its first filling).
+// widen notes a window of seconds read: the longest so far, and the
+// history the windows keep (Windows.keep).
 func (s *scope) widen(seconds float64) {
 	s.longest = max(s.longest, seconds)
-	if s.w != nil && seconds > s.w.Horizon {
-		s.w.Horizon = seconds
+	if s.w != nil {
+		s.w.keep(seconds)
 	}
 }
 

@@ -395,6 +395,15 @@ const (
 	DefaultMaxSeriesPerDeployment = 20_000
 )
 
+// keep makes the windows keep at least seconds of history from now on:
+// a window that long is read (the start-up grace covers its first
+// filling).
+func (w *Windows) keep(seconds float64) {
+	if seconds > w.Horizon {
+		w.Horizon = seconds
+	}
+}
+
 // NewWindows returns windows keeping horizon seconds.
 func NewWindows(horizon float64) *Windows {
 	return &Windows{
