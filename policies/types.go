@@ -554,11 +554,7 @@ func Compilation(plan *blueprints.Plan) []ConditionCompilation {
 		if v, _ := p.Properties.UnmarkDeep(); v != cty.NilVal && !v.IsWhollyKnown() {
 			continue
 		}
-		ev, err := compileHCL(Target{Deployment: "validate"}, p)
-		if err != nil {
-			continue
-		}
-		he, _ := hclOf(ev)
+		he := buildHCL(Target{Deployment: "validate"}, p)
 		for _, cd := range he.conds {
 			out = append(out, ConditionCompilation{Policy: p.Name, Condition: cd.name, Compiled: cd.compiled != nil, Float: cd.float != nil, Why: cd.why})
 		}
